@@ -1,0 +1,404 @@
+//! The config file: a strict, typed tree. Unknown keys are errors that name
+//! the key and its line; every default lives in this file; secrets are never
+//! inlined but named by location (env var or file) and read at start-up.
+//!
+//! Parsing ([`Config::from_toml`]) and checking ([`Config::validate`]) are
+//! separate steps so that `hoosh config check` can report both kinds of
+//! mistake.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::params::UnsupportedParamAction;
+use crate::strategy::Strategy;
+
+/// An error in the configuration, with enough context to fix it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("invalid config file {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("invalid config: {0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Listener, limits and shutdown.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// Strategy, retries and failover.
+    #[serde(default)]
+    pub routing: RoutingConfig,
+    /// Circuit breaker thresholds, shared by all providers.
+    #[serde(default)]
+    pub circuit_breaker: BreakerConfig,
+    /// Background health probes.
+    #[serde(default)]
+    pub health: HealthConfig,
+    /// The upstream providers, in priority order of declaration.
+    #[serde(default)]
+    pub providers: Vec<ProviderConfig>,
+    /// Public model names mapped to `provider/model` targets, tried in order.
+    #[serde(default)]
+    pub model_aliases: BTreeMap<String, Vec<String>>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address to bind. A non-loopback address exposes the gateway.
+    pub bind: String,
+    /// TCP port.
+    pub port: u16,
+    /// Largest accepted request body for JSON endpoints, in bytes.
+    pub body_limit_bytes: usize,
+    /// How long in-flight requests and streams may run after SIGINT/SIGTERM.
+    pub shutdown_grace_secs: u64,
+    /// Interval of SSE keep-alive comments on idle streams.
+    pub sse_keepalive_secs: u64,
+    /// Allowed CORS origins; `["*"]` allows any.
+    pub cors_origins: Vec<String>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            bind: "127.0.0.1".into(),
+            port: 8088,
+            body_limit_bytes: 4 * 1024 * 1024,
+            shutdown_grace_secs: 30,
+            sse_keepalive_secs: 15,
+            cors_origins: vec!["*".into()],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RoutingConfig {
+    /// How candidates for a model are ordered.
+    pub strategy: Strategy,
+    /// Extra attempts on the same provider for retryable errors.
+    pub max_retries: u32,
+    /// First backoff delay, doubled each retry, with full jitter.
+    pub retry_base_ms: u64,
+    /// Largest backoff delay.
+    pub retry_max_ms: u64,
+    /// An upstream `Retry-After` longer than this moves on to the next
+    /// provider instead of waiting. Also caps the `Retry-After` sent to clients.
+    pub retry_after_cap_secs: u64,
+    /// What to do with a parameter the chosen provider cannot take.
+    pub unsupported_params: UnsupportedParamAction,
+    /// A lowest-latency sample older than this is stale; the provider is explored again.
+    pub latency_stale_secs: u64,
+}
+
+impl Default for RoutingConfig {
+    fn default() -> Self {
+        RoutingConfig {
+            strategy: Strategy::Priority,
+            max_retries: 1,
+            retry_base_ms: 100,
+            retry_max_ms: 2_000,
+            retry_after_cap_secs: 5,
+            unsupported_params: UnsupportedParamAction::Drop,
+            latency_stale_secs: 60,
+        }
+    }
+}
+
+impl RoutingConfig {
+    pub fn retry_after_cap(&self) -> Duration {
+        Duration::from_secs(self.retry_after_cap_secs)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BreakerConfig {
+    /// Consecutive failures that open the circuit.
+    pub consecutive_failures: u32,
+    /// Failure rate over the last `window` calls that opens the circuit.
+    pub failure_rate: f64,
+    /// Calls remembered for the failure rate.
+    pub window: u32,
+    /// Fewest calls in the window before the rate is judged.
+    pub min_calls: u32,
+    /// How long an open circuit stays open before a half-open probe.
+    pub open_secs: u64,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        BreakerConfig { consecutive_failures: 5, failure_rate: 0.5, window: 20, min_calls: 10, open_secs: 30 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthConfig {
+    /// Seconds between probes; 0 turns probing off.
+    pub interval_secs: u64,
+    /// Deadline of one probe.
+    pub timeout_secs: u64,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        HealthConfig { interval_secs: 30, timeout_secs: 5 }
+    }
+}
+
+/// One upstream. `type` picks the wire family and preset defaults.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    /// Unique name; also usable as a model prefix (`name/model`).
+    pub name: String,
+    /// Preset: openai, azure, deepseek, groq, xai, openrouter, mistral,
+    /// together, fireworks, lmstudio, localai, llamacpp, vllm,
+    /// openai-compatible, anthropic, ollama, gemini.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Base URL; the preset's when absent.
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// Env var holding the API key.
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    /// File holding the API key (trimmed).
+    #[serde(default)]
+    pub api_key_file: Option<PathBuf>,
+    /// Model globs this provider serves (`*`, `?`, `[ab]` anywhere); the preset's when absent.
+    #[serde(default)]
+    pub models: Option<Vec<String>>,
+    /// Lower is tried first.
+    #[serde(default = "default_priority")]
+    pub priority: i32,
+    /// Share for the `weighted` strategy.
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+    /// Runs on this machine or network (wins ties, priced at zero).
+    #[serde(default)]
+    pub local: Option<bool>,
+    /// Set false to keep the provider configured but out of routing.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Extra headers sent upstream (e.g. OpenRouter attribution).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Azure OpenAI `api-version`.
+    #[serde(default)]
+    pub api_version: Option<String>,
+    /// Connect timeout.
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout_secs: u64,
+    /// Time allowed until the first byte of the answer.
+    #[serde(default = "default_first_byte_timeout")]
+    pub first_byte_timeout_secs: u64,
+    /// Largest gap between two chunks of a stream.
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout_secs: u64,
+    /// Deadline of a whole non-streaming call.
+    #[serde(default = "default_total_timeout")]
+    pub total_timeout_secs: u64,
+}
+
+fn default_priority() -> i32 {
+    10
+}
+fn default_weight() -> u32 {
+    1
+}
+fn default_true() -> bool {
+    true
+}
+fn default_connect_timeout() -> u64 {
+    10
+}
+fn default_first_byte_timeout() -> u64 {
+    60
+}
+fn default_idle_timeout() -> u64 {
+    60
+}
+fn default_total_timeout() -> u64 {
+    600
+}
+
+impl ProviderConfig {
+    /// A provider with every optional field at its default.
+    pub fn new(name: impl Into<String>, kind: impl Into<String>) -> Self {
+        ProviderConfig {
+            name: name.into(),
+            kind: kind.into(),
+            base_url: None,
+            api_key_env: None,
+            api_key_file: None,
+            models: None,
+            priority: default_priority(),
+            weight: default_weight(),
+            local: None,
+            enabled: true,
+            headers: BTreeMap::new(),
+            api_version: None,
+            connect_timeout_secs: default_connect_timeout(),
+            first_byte_timeout_secs: default_first_byte_timeout(),
+            idle_timeout_secs: default_idle_timeout(),
+            total_timeout_secs: default_total_timeout(),
+        }
+    }
+
+    /// Reads the API key from the env var or file this provider names.
+    pub fn resolve_api_key(&self) -> Result<Option<String>, ConfigError> {
+        if let Some(var) = &self.api_key_env {
+            return match std::env::var(var) {
+                Ok(v) if !v.trim().is_empty() => Ok(Some(v.trim().to_owned())),
+                _ => Err(ConfigError::Invalid(format!(
+                    "provider `{}`: env var {var} (api_key_env) is not set",
+                    self.name
+                ))),
+            };
+        }
+        if let Some(path) = &self.api_key_file {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                ConfigError::Invalid(format!("provider `{}`: cannot read api_key_file {}: {e}", self.name, path.display()))
+            })?;
+            return Ok(Some(text.trim().to_owned()));
+        }
+        Ok(None)
+    }
+}
+
+impl Config {
+    /// Parses TOML text; `origin` names the file in error messages.
+    pub fn from_toml(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse { path: origin.to_owned(), message: e.to_string() })
+    }
+
+    /// Reads and parses a file (no validation).
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        Self::from_toml(&text, &path.display().to_string())
+    }
+
+    /// Checks what the types cannot: unique names, valid globs, alias targets
+    /// that exist, sane numbers.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut names = std::collections::HashSet::new();
+        for (i, p) in self.providers.iter().enumerate() {
+            if p.name.is_empty() || p.name.contains('/') {
+                return Err(ConfigError::Invalid(format!(
+                    "providers[{i}].name `{}` must be non-empty and contain no `/`",
+                    p.name
+                )));
+            }
+            if !names.insert(p.name.as_str()) {
+                return Err(ConfigError::Invalid(format!("providers[{i}].name `{}` is used twice", p.name)));
+            }
+            if p.api_key_env.is_some() && p.api_key_file.is_some() {
+                return Err(ConfigError::Invalid(format!(
+                    "provider `{}`: set api_key_env or api_key_file, not both",
+                    p.name
+                )));
+            }
+            for g in p.models.iter().flatten() {
+                glob::Pattern::new(g).map_err(|e| {
+                    ConfigError::Invalid(format!("provider `{}`: model pattern `{g}` is not a valid glob: {e}", p.name))
+                })?;
+            }
+            if let Some(url) = &p.base_url
+                && !(url.starts_with("http://") || url.starts_with("https://"))
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "provider `{}`: base_url `{url}` must start with http:// or https://",
+                    p.name
+                )));
+            }
+            if p.weight == 0 {
+                return Err(ConfigError::Invalid(format!("provider `{}`: weight must be at least 1", p.name)));
+            }
+        }
+        for (alias, targets) in &self.model_aliases {
+            if targets.is_empty() {
+                return Err(ConfigError::Invalid(format!("model_aliases.{alias} has no targets")));
+            }
+            for t in targets {
+                let Some((provider, model)) = t.split_once('/') else {
+                    return Err(ConfigError::Invalid(format!(
+                        "model_aliases.{alias}: target `{t}` must be `provider/model`"
+                    )));
+                };
+                if model.is_empty() || !names.contains(provider) {
+                    return Err(ConfigError::Invalid(format!(
+                        "model_aliases.{alias}: target `{t}` names no configured provider"
+                    )));
+                }
+            }
+        }
+        let b = &self.circuit_breaker;
+        if !(0.0..=1.0).contains(&b.failure_rate) || b.window == 0 || b.consecutive_failures == 0 {
+            return Err(ConfigError::Invalid(
+                "circuit_breaker: failure_rate must be in [0,1], window and consecutive_failures at least 1".into(),
+            ));
+        }
+        if self.server.body_limit_bytes < 1024 {
+            return Err(ConfigError::Invalid("server.body_limit_bytes must be at least 1024".into()));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_config_is_defaults() {
+        let c = Config::from_toml("", "t").unwrap();
+        assert_eq!(c.server.port, 8088);
+        assert_eq!(c.server.bind, "127.0.0.1");
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_its_line() {
+        let err = Config::from_toml("[server]\nport = 1\nprot = 2\n", "hoosh.toml").unwrap_err().to_string();
+        assert!(err.contains("prot"), "{err}");
+        assert!(err.contains("line 3"), "{err}");
+        assert!(err.contains("hoosh.toml"), "{err}");
+    }
+
+    #[test]
+    fn alias_to_missing_provider_is_invalid() {
+        let c = Config::from_toml(
+            "[[providers]]\nname='a'\ntype='openai'\n[model_aliases]\nfast=['b/x']\n",
+            "t",
+        )
+        .unwrap();
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("fast") && err.contains("b/x"), "{err}");
+    }
+
+    #[test]
+    fn bad_glob_is_invalid() {
+        let c = Config::from_toml("[[providers]]\nname='a'\ntype='openai'\nmodels=['gpt-[']\n", "t").unwrap();
+        assert!(c.validate().unwrap_err().to_string().contains("gpt-["));
+    }
+
+    #[test]
+    fn duplicate_names_are_invalid() {
+        let c = Config::from_toml(
+            "[[providers]]\nname='a'\ntype='openai'\n[[providers]]\nname='a'\ntype='groq'\n",
+            "t",
+        )
+        .unwrap();
+        assert!(c.validate().unwrap_err().to_string().contains("used twice"));
+    }
+}

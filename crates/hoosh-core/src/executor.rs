@@ -1,0 +1,226 @@
+//! Runs one request against an ordered candidate list: retries with jittered
+//! backoff on retryable errors, honours a short `Retry-After`, moves to the
+//! next candidate on failures another provider may not have, and stops at
+//! once on errors that are the caller's (a malformed request).
+//!
+//! All of this happens before the first byte reaches the client: a stream is
+//! only handed back once its first chunk has arrived, so a provider that
+//! fails before producing anything is failed over like a non-streaming call.
+//! After that, an upstream failure ends the stream with an error item.
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use hoosh_types::openai::{ChatCompletionRequest, ChatCompletionResponse};
+use tokio::time::{Duration, Instant};
+
+use crate::backoff::Backoff;
+use crate::config::RoutingConfig;
+use crate::error::{ErrorKind, ProviderError};
+use crate::params::{self, DroppedParams};
+use crate::provider::{ChunkStream, EmbedRequest, EmbedResponse};
+use crate::router::{Candidate, ProviderEntry};
+
+/// A successful call and how it was obtained.
+#[derive(Debug)]
+pub struct Outcome<T> {
+    pub value: T,
+    pub entry: Arc<ProviderEntry>,
+    /// The model name the provider was asked for.
+    pub model: String,
+    /// Calls made, across all candidates.
+    pub attempts: u32,
+    pub dropped: DroppedParams,
+}
+
+/// Every candidate failed; `error` is the last failure.
+#[derive(Debug)]
+pub struct Failure {
+    pub error: ProviderError,
+    pub attempts: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct Executor {
+    cfg: RoutingConfig,
+    backoff: Backoff,
+}
+
+impl Executor {
+    pub fn new(cfg: RoutingConfig) -> Self {
+        let backoff = Backoff {
+            base: Duration::from_millis(cfg.retry_base_ms),
+            cap: Duration::from_millis(cfg.retry_max_ms),
+        };
+        Executor { cfg, backoff }
+    }
+
+    /// A non-streaming chat completion.
+    pub async fn chat(
+        &self,
+        candidates: &[Candidate],
+        req: &ChatCompletionRequest,
+    ) -> Result<Outcome<ChatCompletionResponse>, Failure> {
+        self.run(candidates, Some(req), |entry, model, dropped| async move {
+            let req = with_model(req, &model);
+            entry.provider.chat(&req, &dropped).await
+        })
+        .await
+    }
+
+    /// A streaming chat completion; the returned stream already holds its
+    /// first chunk, and is guarded by the provider's idle timeout.
+    pub async fn chat_stream(
+        &self,
+        candidates: &[Candidate],
+        req: &ChatCompletionRequest,
+    ) -> Result<Outcome<ChunkStream>, Failure> {
+        self.run(candidates, Some(req), |entry, model, dropped| async move {
+            let req = with_model(req, &model);
+            let first_byte = entry.timeouts.first_byte;
+            let deadline = Instant::now() + first_byte;
+            let timeout = || ProviderError::new(ErrorKind::Timeout, format!("no first byte within {first_byte:?}"));
+            let mut stream = tokio::time::timeout_at(deadline, entry.provider.chat_stream(&req, &dropped))
+                .await
+                .map_err(|_| timeout())??;
+            let first = match tokio::time::timeout_at(deadline, stream.next()).await {
+                Err(_) => return Err(timeout()),
+                Ok(None) => return Err(ProviderError::invalid_response("the stream ended before its first chunk")),
+                Ok(Some(Err(e))) => return Err(e),
+                Ok(Some(Ok(chunk))) => chunk,
+            };
+            let rest = guard_stream(stream, entry.clone());
+            let whole: ChunkStream = Box::pin(futures_util::stream::once(async { Ok(first) }).chain(rest));
+            Ok(whole)
+        })
+        .await
+    }
+
+    pub async fn embed(&self, candidates: &[Candidate], req: &EmbedRequest) -> Result<Outcome<EmbedResponse>, Failure> {
+        self.run(candidates, None, |entry, model, _dropped| async move {
+            let mut r = req.clone();
+            r.model = model;
+            entry.provider.embed(&r).await
+        })
+        .await
+    }
+
+    async fn run<T, F, Fut>(
+        &self,
+        candidates: &[Candidate],
+        chat: Option<&ChatCompletionRequest>,
+        call: F,
+    ) -> Result<Outcome<T>, Failure>
+    where
+        F: Fn(Arc<ProviderEntry>, String, DroppedParams) -> Fut,
+        Fut: Future<Output = Result<T, ProviderError>>,
+    {
+        let mut attempts = 0u32;
+        let mut last: Option<ProviderError> = None;
+        // Prefer the available ones; when none is, force the best candidate anyway.
+        let available: Vec<&Candidate> = candidates.iter().filter(|c| c.entry.stats.available()).collect();
+        let (list, forced): (Vec<&Candidate>, bool) = if available.is_empty() {
+            (candidates.iter().take(1).collect(), true)
+        } else {
+            (available, false)
+        };
+        for cand in list {
+            let entry = &cand.entry;
+            let dropped = match chat {
+                Some(req) => match params::plan(req, entry.provider.param_support(), self.cfg.unsupported_params) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        last = Some(e.with_provider(entry.name()));
+                        continue;
+                    }
+                },
+                None => DroppedParams::default(),
+            };
+            for retry in 0..=self.cfg.max_retries {
+                if !forced && !entry.stats.try_acquire() {
+                    break;
+                }
+                attempts += 1;
+                let started = Instant::now();
+                let result = {
+                    let _in_flight = entry.stats.begin();
+                    call(entry.clone(), cand.model.clone(), dropped.clone()).await
+                };
+                match result {
+                    Ok(value) => {
+                        entry.stats.record_success(started.elapsed());
+                        return Ok(Outcome { value, entry: entry.clone(), model: cand.model.clone(), attempts, dropped });
+                    }
+                    Err(e) => {
+                        let e = e.with_provider(entry.name());
+                        entry.stats.record_failure(e.kind, &e.message);
+                        tracing::warn!(provider = entry.name(), model = %cand.model, attempt = attempts, error = %e, "provider call failed");
+                        if !e.kind.try_next() {
+                            return Err(Failure { error: e, attempts });
+                        }
+                        let wait = match e.retry_after {
+                            Some(ra) if ra > self.cfg.retry_after_cap() => None,
+                            Some(ra) => Some(ra),
+                            None => Some(self.backoff.delay(retry)),
+                        };
+                        let again = e.retryable() && retry < self.cfg.max_retries;
+                        last = Some(e);
+                        match wait {
+                            Some(d) if again => tokio::time::sleep(d).await,
+                            _ => break,
+                        }
+                    }
+                }
+            }
+        }
+        let error = last.unwrap_or_else(|| {
+            ProviderError::new(ErrorKind::Upstream, "every provider for this model is unavailable (circuit open)")
+        });
+        Err(Failure { error, attempts })
+    }
+}
+
+fn with_model<'a>(req: &'a ChatCompletionRequest, model: &str) -> Cow<'a, ChatCompletionRequest> {
+    if req.model == model {
+        Cow::Borrowed(req)
+    } else {
+        let mut r = req.clone();
+        r.model = model.to_owned();
+        Cow::Owned(r)
+    }
+}
+
+/// Wraps the rest of a started stream: enforces the idle timeout between
+/// chunks, keeps the provider counted as in flight until the stream ends or is
+/// dropped, and reports a mid-stream failure to the provider's breaker.
+fn guard_stream(stream: ChunkStream, entry: Arc<ProviderEntry>) -> ChunkStream {
+    struct State {
+        inner: ChunkStream,
+        entry: Arc<ProviderEntry>,
+        _in_flight: crate::stats::InFlightOwned,
+        done: bool,
+    }
+    let in_flight = entry.stats.begin_owned();
+    let state = State { inner: stream, entry, _in_flight: in_flight, done: false };
+    Box::pin(futures_util::stream::unfold(state, |mut st| async move {
+        if st.done {
+            return None;
+        }
+        let idle = st.entry.timeouts.idle;
+        let item = match tokio::time::timeout(idle, st.inner.next()).await {
+            Ok(Some(item)) => item,
+            Ok(None) => return None,
+            Err(_) => Err(ProviderError::new(
+                ErrorKind::Timeout,
+                format!("the upstream sent nothing for {idle:?} in the middle of a stream"),
+            )),
+        };
+        if let Err(e) = &item {
+            st.done = true;
+            st.entry.stats.record_failure(ErrorKind::StreamInterrupted, &e.message);
+        }
+        Some((item.map_err(|e| e.with_provider(st.entry.name())), st))
+    }))
+}

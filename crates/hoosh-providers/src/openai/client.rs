@@ -1,0 +1,147 @@
+//! The OpenAI-compatible provider: URLs, auth, and the HTTP calls.
+
+use async_trait::async_trait;
+use futures_util::StreamExt;
+use hoosh_core::params::{DroppedParams, ParamSupport};
+use hoosh_core::{Capabilities, ChunkStream, EmbedRequest, EmbedResponse, ErrorKind, Provider, ProviderError};
+use hoosh_types::openai::{ChatCompletionRequest, ChatCompletionResponse};
+use hoosh_types::unix_now;
+
+use super::{convert, wire};
+use crate::adapter::AdapterConfig;
+use crate::http;
+use crate::presets::Auth;
+use crate::sse::sse_events;
+
+/// Azure's `api-version` when the config names none.
+const AZURE_DEFAULT_API_VERSION: &str = "2024-10-21";
+
+pub struct OpenAiProvider {
+    cfg: AdapterConfig,
+    support: ParamSupport,
+}
+
+impl OpenAiProvider {
+    pub fn new(cfg: AdapterConfig) -> Self {
+        let support = cfg.param_support();
+        OpenAiProvider { cfg, support }
+    }
+
+    fn url(&self, endpoint: &str, model: &str) -> String {
+        let base = &self.cfg.base_url;
+        match self.cfg.preset.auth {
+            Auth::AzureApiKey => {
+                let version = self.cfg.api_version.as_deref().unwrap_or(AZURE_DEFAULT_API_VERSION);
+                format!("{base}/openai/deployments/{model}/{endpoint}?api-version={version}")
+            }
+            Auth::Bearer => format!("{base}/{endpoint}"),
+        }
+    }
+
+    fn request(&self, method: reqwest::Method, url: String) -> reqwest::RequestBuilder {
+        let mut req = self.cfg.http.request(method, url);
+        if let Some(key) = &self.cfg.api_key {
+            req = match self.cfg.preset.auth {
+                Auth::Bearer => req.bearer_auth(key),
+                Auth::AzureApiKey => req.header("api-key", key),
+            };
+        }
+        self.cfg.with_headers(req)
+    }
+}
+
+#[async_trait]
+impl Provider for OpenAiProvider {
+    fn name(&self) -> &str {
+        &self.cfg.name
+    }
+
+    fn family(&self) -> &'static str {
+        "openai"
+    }
+
+    fn is_local(&self) -> bool {
+        self.cfg.local
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities { chat: true, embeddings: true, tools: true, vision: true }
+    }
+
+    fn param_support(&self) -> &ParamSupport {
+        &self.support
+    }
+
+    async fn chat(&self, req: &ChatCompletionRequest, dropped: &DroppedParams) -> Result<ChatCompletionResponse, ProviderError> {
+        let body = convert::chat_body(req, dropped, self.cfg.preset, false)?;
+        let resp = http::send(self.request(reqwest::Method::POST, self.url("chat/completions", &req.model)).json(&body)).await?;
+        let w: wire::ChatResponse = http::json(resp).await?;
+        Ok(convert::chat_response(w, &req.model))
+    }
+
+    async fn chat_stream(&self, req: &ChatCompletionRequest, dropped: &DroppedParams) -> Result<ChunkStream, ProviderError> {
+        let body = convert::chat_body(req, dropped, self.cfg.preset, true)?;
+        let resp = http::send(self.request(reqwest::Method::POST, self.url("chat/completions", &req.model)).json(&body)).await?;
+        let model = req.model.clone();
+        let fallback_id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
+        let created = unix_now();
+        let events = sse_events(resp);
+        // State: (events, saw [DONE] or finish_reason)
+        let stream = futures_util::stream::unfold((Box::pin(events), false, false), move |(mut events, mut finished, ended)| {
+            let model = model.clone();
+            let fallback_id = fallback_id.clone();
+            async move {
+                if ended {
+                    return None;
+                }
+                loop {
+                    match events.next().await {
+                        None if finished => return None,
+                        None => {
+                            let e = ProviderError::new(ErrorKind::StreamInterrupted, "the upstream stream ended before [DONE]");
+                            return Some((Err(e), (events, finished, true)));
+                        }
+                        Some(Err(e)) => return Some((Err(e), (events, finished, true))),
+                        Some(Ok(ev)) => {
+                            let data = ev.data.trim();
+                            if data == "[DONE]" {
+                                return None;
+                            }
+                            let parsed = serde_json::from_str::<wire::Chunk>(data)
+                                .map_err(|e| ProviderError::invalid_response(format!("unparseable stream chunk: {e}")))
+                                .and_then(|w| convert::chunk(w, &model, &fallback_id, created));
+                            match parsed {
+                                Ok(c) => {
+                                    if c.choices.iter().any(|ch| ch.finish_reason.is_some()) {
+                                        finished = true;
+                                    }
+                                    return Some((Ok(c), (events, finished, false)));
+                                }
+                                Err(e) => return Some((Err(e), (events, finished, true))),
+                            }
+                        }
+                    }
+                }
+            }
+        });
+        Ok(Box::pin(stream))
+    }
+
+    async fn embed(&self, req: &EmbedRequest) -> Result<EmbedResponse, ProviderError> {
+        let body = convert::embed_body(req);
+        let resp = http::send(self.request(reqwest::Method::POST, self.url("embeddings", &req.model)).json(&body)).await?;
+        let w: wire::EmbeddingResponse = http::json(resp).await?;
+        let (vectors, usage) = convert::embed_response(w, req.input.len())?;
+        Ok(EmbedResponse { vectors, usage })
+    }
+
+    async fn list_models(&self) -> Result<Vec<String>, ProviderError> {
+        if self.cfg.preset.auth == Auth::AzureApiKey {
+            // Azure lists deployments elsewhere; the configured names are the list.
+            return Ok(Vec::new());
+        }
+        let resp = http::send(self.request(reqwest::Method::GET, self.url("models", ""))).await?;
+        let w: wire::ModelList = http::json(resp).await?;
+        Ok(w.data.into_iter().map(|m| m.id).collect())
+    }
+}

@@ -1,0 +1,113 @@
+//! Canonical request → the body an OpenAI-compatible upstream accepts, and
+//! its lenient answers → canonical responses. Pure functions.
+
+use hoosh_core::params::DroppedParams;
+use hoosh_core::{EmbedRequest, ProviderError};
+use hoosh_types::openai::{ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse, Choice, ChunkChoice, Usage};
+use hoosh_types::unix_now;
+use serde_json::{Map, Value, json};
+
+use super::wire;
+use crate::presets::Preset;
+
+/// The JSON body for `chat/completions`. Streams always ask for a usage
+/// chunk so that streamed calls can be accounted; the server strips it again
+/// when the client did not ask for it.
+pub fn chat_body(req: &ChatCompletionRequest, dropped: &DroppedParams, preset: &Preset, stream: bool) -> Result<Value, ProviderError> {
+    let mut body = match serde_json::to_value(req) {
+        Ok(Value::Object(m)) => m,
+        _ => return Err(ProviderError::unsupported("request does not serialize to a JSON object")),
+    };
+    for name in dropped.names() {
+        body.remove(name);
+    }
+    if preset.legacy_max_tokens
+        && let Some(v) = body.remove("max_completion_tokens")
+    {
+        body.insert("max_tokens".into(), v);
+    }
+    if !preset.developer_role
+        && let Some(Value::Array(msgs)) = body.get_mut("messages")
+    {
+        for m in msgs {
+            if m["role"] == "developer" {
+                m["role"] = Value::String("system".into());
+            }
+        }
+    }
+    if stream {
+        body.insert("stream".into(), Value::Bool(true));
+        let mut opts = match body.remove("stream_options") {
+            Some(Value::Object(o)) => o,
+            _ => Map::new(),
+        };
+        opts.insert("include_usage".into(), Value::Bool(true));
+        body.insert("stream_options".into(), Value::Object(opts));
+    } else {
+        body.remove("stream");
+        body.remove("stream_options");
+    }
+    Ok(Value::Object(body))
+}
+
+pub fn chat_response(w: wire::ChatResponse, requested_model: &str) -> ChatCompletionResponse {
+    ChatCompletionResponse {
+        id: if w.id.is_empty() { format!("chatcmpl-{}", uuid::Uuid::new_v4().simple()) } else { w.id },
+        object: "chat.completion".into(),
+        created: if w.created == 0 { unix_now() } else { w.created },
+        model: if w.model.is_empty() { requested_model.to_owned() } else { w.model },
+        choices: w
+            .choices
+            .into_iter()
+            .map(|c| Choice { index: c.index, message: c.message, finish_reason: c.finish_reason, logprobs: c.logprobs })
+            .collect(),
+        usage: w.usage,
+        system_fingerprint: w.system_fingerprint,
+    }
+}
+
+/// One streamed chunk, or the upstream's in-band error.
+pub fn chunk(w: wire::Chunk, requested_model: &str, fallback_id: &str, created: u64) -> Result<ChatCompletionChunk, ProviderError> {
+    if let Some(err) = w.error {
+        let msg = err.get("message").and_then(Value::as_str).map(str::to_owned).unwrap_or_else(|| err.to_string());
+        return Err(ProviderError::new(hoosh_core::ErrorKind::StreamInterrupted, msg));
+    }
+    Ok(ChatCompletionChunk {
+        id: if w.id.is_empty() { fallback_id.to_owned() } else { w.id },
+        object: ChatCompletionChunk::OBJECT.into(),
+        created: if w.created == 0 { created } else { w.created },
+        model: if w.model.is_empty() { requested_model.to_owned() } else { w.model },
+        choices: w
+            .choices
+            .into_iter()
+            .map(|c| ChunkChoice { index: c.index, delta: c.delta, finish_reason: c.finish_reason, logprobs: c.logprobs })
+            .collect(),
+        usage: w.usage,
+        system_fingerprint: w.system_fingerprint,
+    })
+}
+
+pub fn embed_body(req: &EmbedRequest) -> Value {
+    let mut body = json!({"model": req.model, "input": req.input, "encoding_format": "float"});
+    if let Some(d) = req.dimensions {
+        body["dimensions"] = json!(d);
+    }
+    if let Some(u) = &req.user {
+        body["user"] = json!(u);
+    }
+    body
+}
+
+/// Vectors in input order (servers may answer out of order).
+pub fn embed_response(w: wire::EmbeddingResponse, inputs: usize) -> Result<(Vec<Vec<f32>>, Usage), ProviderError> {
+    if w.data.len() != inputs {
+        return Err(ProviderError::invalid_response(format!(
+            "upstream returned {} embeddings for {inputs} inputs",
+            w.data.len()
+        )));
+    }
+    let mut data = w.data;
+    data.sort_by_key(|d| d.index);
+    let tokens = w.usage.map(|u| u.prompt_tokens).unwrap_or(0);
+    Ok((data.into_iter().map(|d| d.embedding).collect(), Usage::new(tokens, 0)))
+}

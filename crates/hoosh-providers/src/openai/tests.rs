@@ -1,0 +1,1 @@
+//! The OpenAI-compatible adapter against the mock OpenAI server.

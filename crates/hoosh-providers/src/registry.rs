@@ -1,0 +1,180 @@
+//! From config to live providers: applies preset defaults, reads keys, builds
+//! the adapter of the right family, and wraps it in a routing entry. Also
+//! zero-config discovery: with no config file, every vendor whose SDK env var
+//! is set becomes a provider.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hoosh_core::Provider;
+use hoosh_core::config::{BreakerConfig, Config, ConfigError, ProviderConfig};
+use hoosh_core::router::{ProviderEntry, Timeouts};
+use hoosh_core::stats::ProviderStats;
+
+use crate::adapter::AdapterConfig;
+use crate::presets::{self, Family};
+use crate::{anthropic, gemini, ollama, openai};
+
+/// Priority given to catch-all local servers found in the environment, so
+/// that named vendors win for their own model names.
+const DISCOVERED_CATCH_ALL_PRIORITY: i32 = 50;
+
+/// A provider config with every preset default filled in.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub adapter: AdapterConfig,
+    pub models: Vec<String>,
+    pub config: ProviderConfig,
+}
+
+/// Applies the preset and reads the key. Fails on an unknown type, a missing
+/// base URL, or a key source that names nothing.
+pub fn resolve(cfg: &ProviderConfig) -> Result<Resolved, ConfigError> {
+    let preset = presets::find(&cfg.kind).ok_or_else(|| {
+        ConfigError::Invalid(format!(
+            "provider `{}`: unknown type `{}` (expected one of: {})",
+            cfg.name,
+            cfg.kind,
+            presets::kinds().join(", ")
+        ))
+    })?;
+    let base_url = cfg
+        .base_url
+        .clone()
+        .or_else(|| preset.base_url.map(str::to_owned))
+        .ok_or_else(|| ConfigError::Invalid(format!("provider `{}`: type `{}` needs base_url", cfg.name, cfg.kind)))?;
+    let api_key = match cfg.resolve_api_key()? {
+        Some(k) => Some(k),
+        None => preset.key_env.and_then(|v| std::env::var(v).ok()).filter(|k| !k.trim().is_empty()),
+    };
+    let mut headers: Vec<(String, String)> =
+        preset.headers.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    for (k, v) in &cfg.headers {
+        headers.retain(|(hk, _)| !hk.eq_ignore_ascii_case(k));
+        headers.push((k.clone(), v.clone()));
+    }
+    let http = crate::http::client(cfg).map_err(|e| ConfigError::Invalid(format!("provider `{}`: {}", cfg.name, e.message)))?;
+    let adapter = AdapterConfig {
+        name: cfg.name.clone(),
+        preset,
+        base_url: base_url.trim_end_matches('/').to_owned(),
+        api_key,
+        headers,
+        api_version: cfg.api_version.clone(),
+        local: cfg.local.unwrap_or(preset.local),
+        http,
+    };
+    let models = cfg.models.clone().unwrap_or_else(|| preset.models.iter().map(|m| (*m).to_owned()).collect());
+    Ok(Resolved { adapter, models, config: cfg.clone() })
+}
+
+/// The adapter for a resolved provider.
+pub fn build(resolved: &Resolved) -> Arc<dyn Provider> {
+    let cfg = resolved.adapter.clone();
+    match cfg.preset.family {
+        Family::OpenAi => Arc::new(openai::OpenAiProvider::new(cfg)),
+        Family::Anthropic => Arc::new(anthropic::AnthropicProvider::new(cfg)),
+        Family::Ollama => Arc::new(ollama::OllamaProvider::new(cfg)),
+        Family::Gemini => Arc::new(gemini::GeminiProvider::new(cfg)),
+    }
+}
+
+/// A routing entry around an adapter.
+pub fn entry(resolved: &Resolved, provider: Arc<dyn Provider>, breaker: &BreakerConfig) -> Result<ProviderEntry, ConfigError> {
+    let patterns = resolved
+        .models
+        .iter()
+        .map(|m| {
+            glob::Pattern::new(m).map_err(|e| {
+                ConfigError::Invalid(format!("provider `{}`: model pattern `{m}`: {e}", resolved.config.name))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let c = &resolved.config;
+    Ok(ProviderEntry {
+        provider,
+        patterns,
+        priority: c.priority,
+        weight: c.weight,
+        local: resolved.adapter.local,
+        timeouts: Timeouts {
+            first_byte: Duration::from_secs(c.first_byte_timeout_secs),
+            idle: Duration::from_secs(c.idle_timeout_secs),
+        },
+        stats: Arc::new(ProviderStats::new(breaker.clone())),
+    })
+}
+
+/// Every enabled provider of `config` as a routing entry.
+pub fn build_entries(config: &Config) -> Result<Vec<Arc<ProviderEntry>>, ConfigError> {
+    let mut out = Vec::new();
+    for p in config.providers.iter().filter(|p| p.enabled) {
+        let resolved = resolve(p)?;
+        if resolved.adapter.api_key.is_none() && !resolved.adapter.local && resolved.adapter.preset.key_env.is_some() {
+            tracing::warn!(provider = %p.name, "no API key configured; the upstream will likely reject calls");
+        }
+        let provider = build(&resolved);
+        out.push(Arc::new(entry(&resolved, provider, &config.circuit_breaker)?));
+    }
+    Ok(out)
+}
+
+/// Providers for the vendor env vars that are set (`OPENAI_API_KEY`,
+/// `ANTHROPIC_API_KEY`, ..., `OLLAMA_HOST`). `env` is injectable for tests.
+pub fn discover(env: impl Fn(&str) -> Option<String>) -> Vec<ProviderConfig> {
+    let set = |k: &str| env(k).filter(|v| !v.trim().is_empty());
+    let mut out = Vec::new();
+    for preset in presets::PRESETS {
+        let Some(key_env) = preset.key_env else { continue };
+        if preset.kind == "azure" || set(key_env).is_none() {
+            continue;
+        }
+        let mut p = ProviderConfig::new(preset.kind, preset.kind);
+        p.api_key_env = Some(key_env.to_owned());
+        p.base_url = preset.base_url_env.and_then(set);
+        out.push(p);
+    }
+    if let Some(host) = set("OLLAMA_HOST") {
+        let mut p = ProviderConfig::new("ollama", "ollama");
+        let url = if host.starts_with("http://") || host.starts_with("https://") { host } else { format!("http://{host}") };
+        p.base_url = Some(url);
+        p.priority = DISCOVERED_CATCH_ALL_PRIORITY;
+        out.push(p);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn discovers_vendors_from_their_sdk_env_vars() {
+        let env = |k: &str| match k {
+            "OPENAI_API_KEY" => Some("sk-test".to_owned()),
+            "OPENAI_BASE_URL" => Some("http://127.0.0.1:9/v1".to_owned()),
+            "GROQ_API_KEY" => Some("gsk".to_owned()),
+            "MISTRAL_API_KEY" => Some("  ".to_owned()),
+            "OLLAMA_HOST" => Some("127.0.0.1:11434".to_owned()),
+            _ => None,
+        };
+        let found = discover(env);
+        let names: Vec<&str> = found.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["openai", "groq", "ollama"]);
+        assert_eq!(found[0].base_url.as_deref(), Some("http://127.0.0.1:9/v1"));
+        assert_eq!(found[0].api_key_env.as_deref(), Some("OPENAI_API_KEY"));
+        assert_eq!(found[2].base_url.as_deref(), Some("http://127.0.0.1:11434"));
+    }
+
+    #[test]
+    fn unknown_type_lists_the_valid_ones() {
+        let err = resolve(&ProviderConfig::new("x", "opneai")).unwrap_err().to_string();
+        assert!(err.contains("opneai") && err.contains("openrouter"), "{err}");
+    }
+
+    #[test]
+    fn custom_base_url_is_required_for_generic_type() {
+        let err = resolve(&ProviderConfig::new("x", "openai-compatible")).unwrap_err().to_string();
+        assert!(err.contains("needs base_url"), "{err}");
+    }
+}

@@ -1,0 +1,20 @@
+//! Mock upstream LLM vendors for tests and benchmarks: real HTTP servers on
+//! port 0 that speak each vendor's documented wire format (JSON, SSE,
+//! NDJSON), and record what they receive.
+//!
+//! Behaviour is chosen by the model name, so one server serves every test
+//! case (see [`scenario::Scenario`]): `mock-error-503`, `mock-flaky-2`,
+//! `mock-cut`, `mock-tool`, ... and any other name answers normally.
+//!
+//! Layout: [`server`] (start, record, stop), [`scenario`] (model name →
+//! behaviour), then one module per vendor: [`openai`], [`anthropic`],
+//! [`ollama`], [`gemini`].
+
+pub mod anthropic;
+pub mod gemini;
+pub mod ollama;
+pub mod openai;
+pub mod scenario;
+pub mod server;
+
+pub use server::{MockServer, Recorded};

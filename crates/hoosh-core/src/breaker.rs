@@ -187,7 +187,7 @@ mod tests {
         let mut b = Breaker::new(cfg());
         // alternate: never 3 in a row, but 50% over 6 calls
         for i in 0..6 {
-            if i % 2 == 0 {
+            if i % 2 == 1 {
                 b.record_failure();
             } else {
                 b.record_success();

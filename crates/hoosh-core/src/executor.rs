@@ -65,7 +65,7 @@ impl Executor {
     ) -> Result<Outcome<ChatCompletionResponse>, Failure> {
         self.run(candidates, Some(req), |entry, model, dropped| async move {
             let req = with_model(req, &model);
-            entry.provider.chat(&req, &dropped).await
+            within(entry.timeouts.total, entry.provider.chat(&req, &dropped)).await
         })
         .await
     }
@@ -102,7 +102,7 @@ impl Executor {
         self.run(candidates, None, |entry, model, _dropped| async move {
             let mut r = req.clone();
             r.model = model;
-            entry.provider.embed(&r).await
+            within(entry.timeouts.total, entry.provider.embed(&r)).await
         })
         .await
     }
@@ -180,6 +180,13 @@ impl Executor {
         });
         Err(Failure { error, attempts })
     }
+}
+
+/// Runs a whole non-streaming call under the provider's total deadline.
+async fn within<T>(total: Duration, call: impl Future<Output = Result<T, ProviderError>>) -> Result<T, ProviderError> {
+    tokio::time::timeout(total, call)
+        .await
+        .unwrap_or_else(|_| Err(ProviderError::new(ErrorKind::Timeout, format!("no complete answer within {total:?}"))))
 }
 
 fn with_model<'a>(req: &'a ChatCompletionRequest, model: &str) -> Cow<'a, ChatCompletionRequest> {

@@ -19,11 +19,15 @@ use crate::provider::Provider;
 use crate::stats::ProviderStats;
 use crate::strategy::{Strategy, weighted_shuffle};
 
-/// Per-provider timeouts the executor enforces around streams.
+/// Per-provider timeouts the executor enforces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeouts {
+    /// Until the first chunk of a stream.
     pub first_byte: Duration,
+    /// Between two chunks of a stream.
     pub idle: Duration,
+    /// A whole non-streaming call.
+    pub total: Duration,
 }
 
 /// A provider as routing sees it.

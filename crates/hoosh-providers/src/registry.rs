@@ -100,6 +100,7 @@ pub fn entry(resolved: &Resolved, provider: Arc<dyn Provider>, breaker: &Breaker
         timeouts: Timeouts {
             first_byte: Duration::from_secs(c.first_byte_timeout_secs),
             idle: Duration::from_secs(c.idle_timeout_secs),
+            total: Duration::from_secs(c.total_timeout_secs),
         },
         stats: Arc::new(ProviderStats::new(breaker.clone())),
     })

@@ -1,1 +1,91 @@
-//! placeholder
+//! hoosh-server: the HTTP edge of the gateway (axum).
+//!
+//! Layout:
+//! - [`app`] builds the router; its doc lists every middleware layer in order.
+//! - [`routes`]: one file per endpoint family (chat, completions,
+//!   embeddings, models, health).
+//! - [`extract`]: the JSON body extractor with OpenAI-shaped rejections.
+//! - [`validate`]: parameter checks with OpenAI's limits.
+//! - [`sse`]: chunk streams → `text/event-stream` with keep-alives and a
+//!   terminal error event.
+//! - [`error`]: [`ApiError`], the single mapping of errors to HTTP.
+//! - [`state`]: [`AppState`], one cheap `Clone` handle.
+//! - [`probes`]: background provider health probes.
+//! - [`serve`]: listener, `TCP_NODELAY`, graceful shutdown with a deadline.
+
+pub mod error;
+pub mod extract;
+pub mod probes;
+pub mod routes;
+pub mod serve;
+pub mod sse;
+pub mod state;
+pub mod validate;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, Method, Request};
+use axum::routing::{get, post};
+use tower_http::cors::{AllowOrigin, Any, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+pub use error::ApiError;
+pub use state::AppState;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The gateway's router. Layers, outermost first:
+/// 1. `SetRequestId`: keep the caller's `x-request-id` or assign a UUID;
+/// 2. `Trace`: one span per request, tagged with that id;
+/// 3. `PropagateRequestId`: echo the id on every response, errors included;
+/// 4. `Cors`: the configured origins (any, by default: auth is by bearer
+///    key, never by cookie);
+/// 5. `DefaultBodyLimit`: `server.body_limit_bytes` → 413.
+///
+/// Unknown paths answer an OpenAI-shaped 404, wrong methods a 405.
+pub fn app(state: AppState) -> Router {
+    let limit = state.config.server.body_limit_bytes;
+    let cors = cors(&state.config.server.cors_origins);
+    Router::new()
+        .route("/v1/chat/completions", post(routes::chat::chat_completions))
+        .route("/v1/completions", post(routes::completions::completions))
+        .route("/v1/embeddings", post(routes::embeddings::embeddings))
+        .route("/v1/models", get(routes::models::list))
+        .route("/v1/models/{*id}", get(routes::models::get))
+        .route("/v1/providers", get(routes::health::providers))
+        .route("/health", get(routes::health::health))
+        .route("/ready", get(routes::health::ready))
+        .fallback(unknown_url)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(cors)
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+            let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+        }))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+fn cors(origins: &[String]) -> CorsLayer {
+    let base = CorsLayer::new()
+        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_headers(Any)
+        .expose_headers(Any);
+    if origins.iter().any(|o| o == "*") {
+        base.allow_origin(Any)
+    } else {
+        let list = origins.iter().filter_map(|o| o.parse().ok()).collect::<Vec<_>>();
+        base.allow_origin(AllowOrigin::list(list))
+    }
+}
+
+async fn unknown_url(method: Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::UnknownUrl { method: method.to_string(), path: uri.path().to_owned() }
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}

@@ -1,1 +1,100 @@
-fn main() {}
+//! The `hoosh` binary: `serve` runs the gateway; `chat`, `models` and
+//! `health` talk to a running one; `config check` and `info` explain what a
+//! configuration resolves to without starting anything.
+//!
+//! Layout: [`cli`] holds one file per command family; [`settings`] turns
+//! flags, env vars and the config file into a validated config;
+//! [`logging`] sets up tracing.
+
+mod cli;
+mod logging;
+mod settings;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "hoosh", version, about = "An AI inference gateway: one OpenAI-compatible endpoint in front of many LLM providers")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where a client command finds the gateway.
+#[derive(clap::Args, Clone)]
+pub struct Remote {
+    /// Gateway URL.
+    #[arg(long, env = "HOOSH_URL", default_value = "http://127.0.0.1:8088")]
+    pub url: String,
+    /// API key sent as a bearer token.
+    #[arg(long, env = "HOOSH_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Serve(cli::serve::ServeArgs),
+    /// Chat with a model through a running gateway (streams to the terminal).
+    Chat(cli::client::ChatArgs),
+    /// List the models a running gateway serves.
+    Models {
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Check that a running gateway is up and show its providers.
+    Health {
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Configuration tools.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Show version, and the providers and routes a configuration resolves to.
+    Info {
+        /// Config file (default: zero-config from the environment).
+        #[arg(short, long, env = "HOOSH_CONFIG")]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Parse and validate a config file and print the resolved routes.
+    Check {
+        /// The file to check.
+        file: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => cli::serve::run(args).await,
+            Command::Chat(args) => cli::client::chat(args).await,
+            Command::Models { remote } => cli::client::models(remote).await,
+            Command::Health { remote } => cli::client::health(remote).await,
+            Command::Config { command: ConfigCommand::Check { file } } => cli::inspect::check(&file),
+            Command::Info { config } => cli::inspect::info(config.as_deref()),
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

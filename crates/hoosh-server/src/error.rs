@@ -1,0 +1,225 @@
+//! Every error the HTTP edge can answer with, and the one place where errors
+//! become status codes and OpenAI-shaped bodies.
+//!
+//! Client mistakes (4xx) say exactly what is wrong. Upstream and internal
+//! failures (5xx) say what kind of failure it was and which provider, never
+//! the upstream's raw body or anything about credentials; the details go to
+//! the log, tagged with the request id.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use hoosh_core::router::RouteError;
+use hoosh_core::{ErrorKind, ProviderError};
+use hoosh_types::openai::{ErrorObject, ErrorResponse};
+
+/// Largest `Retry-After` ever sent to a client, whatever the upstream said.
+pub const RETRY_AFTER_CEILING: Duration = Duration::from_secs(60);
+
+#[derive(Debug)]
+pub enum ApiError {
+    /// 400: the request is malformed or breaks a documented limit.
+    InvalidRequest { message: String, param: Option<String>, code: Option<&'static str> },
+    /// 404: no provider serves this model.
+    ModelNotFound(String),
+    /// 404: no such endpoint.
+    UnknownUrl { method: String, path: String },
+    /// 405
+    MethodNotAllowed,
+    /// 413
+    PayloadTooLarge,
+    /// Every candidate provider failed; the last error decides the answer.
+    Provider { error: ProviderError, attempts: u32 },
+    /// 503: nothing can serve requests at all.
+    Unavailable(String),
+    /// 500: a bug. The message is logged, never sent.
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn invalid(message: impl Into<String>, param: impl Into<Option<String>>) -> Self {
+        ApiError::InvalidRequest { message: message.into(), param: param.into(), code: None }
+    }
+
+    fn parts(&self) -> (StatusCode, ErrorObject, Option<Duration>) {
+        let obj = |message: String, kind: &str, param: Option<String>, code: Option<&str>| ErrorObject {
+            message,
+            kind: kind.to_owned(),
+            param,
+            code: code.map(str::to_owned),
+        };
+        match self {
+            ApiError::InvalidRequest { message, param, code } => (
+                StatusCode::BAD_REQUEST,
+                obj(message.clone(), "invalid_request_error", param.clone(), *code),
+                None,
+            ),
+            ApiError::ModelNotFound(model) => (
+                StatusCode::NOT_FOUND,
+                obj(
+                    format!("The model `{model}` does not exist or no configured provider serves it."),
+                    "invalid_request_error",
+                    Some("model".into()),
+                    Some("model_not_found"),
+                ),
+                None,
+            ),
+            ApiError::UnknownUrl { method, path } => (
+                StatusCode::NOT_FOUND,
+                obj(format!("Unknown request URL: {method} {path}."), "invalid_request_error", None, Some("unknown_url")),
+                None,
+            ),
+            ApiError::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                obj("Method not allowed for this URL.".into(), "invalid_request_error", None, Some("method_not_allowed")),
+                None,
+            ),
+            ApiError::PayloadTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                obj("Request body is too large.".into(), "invalid_request_error", None, Some("payload_too_large")),
+                None,
+            ),
+            ApiError::Unavailable(message) => {
+                (StatusCode::SERVICE_UNAVAILABLE, obj(message.clone(), "server_error", None, Some("unavailable")), None)
+            }
+            ApiError::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                obj("The gateway hit an internal error; see its log for the request id.".into(), "server_error", None, Some("internal_error")),
+                None,
+            ),
+            ApiError::Provider { error, attempts } => provider_parts(error, *attempts),
+        }
+    }
+}
+
+fn provider_parts(e: &ProviderError, attempts: u32) -> (StatusCode, ErrorObject, Option<Duration>) {
+    let who = e.provider.as_deref().unwrap_or("upstream");
+    let status = e.status.map(|s| format!(" (HTTP {s})")).unwrap_or_default();
+    let tries = if attempts > 1 { format!(" after {attempts} attempts") } else { String::new() };
+    let obj = |status: StatusCode, message: String, kind: &str, code: &str, param: Option<String>| {
+        (status, ErrorObject { message, kind: kind.into(), param, code: Some(code.into()) })
+    };
+    let retry_after = e.retry_after.map(|d| d.min(RETRY_AFTER_CEILING));
+    let (code, body) = match e.kind {
+        ErrorKind::BadRequest => obj(
+            StatusCode::BAD_REQUEST,
+            format!("Provider `{who}` rejected the request: {}", e.message),
+            "invalid_request_error",
+            "upstream_bad_request",
+            e.param.clone(),
+        ),
+        ErrorKind::Unsupported => {
+            obj(StatusCode::BAD_REQUEST, e.message.clone(), "invalid_request_error", "unsupported_parameter", e.param.clone())
+        }
+        ErrorKind::ContentFilter => obj(
+            StatusCode::BAD_REQUEST,
+            format!("Provider `{who}` refused the request on content policy."),
+            "invalid_request_error",
+            "content_filter",
+            None,
+        ),
+        ErrorKind::NotFound => obj(
+            StatusCode::NOT_FOUND,
+            format!("Provider `{who}` does not know the requested model{status}."),
+            "invalid_request_error",
+            "model_not_found",
+            Some("model".into()),
+        ),
+        ErrorKind::Auth => obj(
+            StatusCode::BAD_GATEWAY,
+            format!("Provider `{who}` rejected the gateway's credentials{status}; check the API key configured for it."),
+            "server_error",
+            "upstream_auth_failed",
+            None,
+        ),
+        ErrorKind::RateLimited => {
+            let (s, b) = obj(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("Provider `{who}` is rate limiting requests{tries}; retry later."),
+                "rate_limit_error",
+                "rate_limit_exceeded",
+                None,
+            );
+            return (s, b, Some(retry_after.unwrap_or(Duration::from_secs(1))));
+        }
+        ErrorKind::Timeout => obj(
+            StatusCode::GATEWAY_TIMEOUT,
+            format!("Provider `{who}` timed out{tries}."),
+            "server_error",
+            "upstream_timeout",
+            None,
+        ),
+        ErrorKind::Upstream if e.status == Some(503) && retry_after.is_some() => obj(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("Provider `{who}` is unavailable{status}{tries}."),
+            "server_error",
+            "upstream_unavailable",
+            None,
+        ),
+        ErrorKind::Upstream | ErrorKind::StreamInterrupted => obj(
+            StatusCode::BAD_GATEWAY,
+            format!("Provider `{who}` failed{status}{tries}."),
+            "server_error",
+            "upstream_error",
+            None,
+        ),
+        ErrorKind::Connect => obj(
+            StatusCode::BAD_GATEWAY,
+            format!("Provider `{who}` is unreachable{tries}."),
+            "server_error",
+            "upstream_unreachable",
+            None,
+        ),
+        ErrorKind::InvalidResponse => obj(
+            StatusCode::BAD_GATEWAY,
+            format!("Provider `{who}` answered with an invalid response{tries}."),
+            "server_error",
+            "upstream_invalid_response",
+            None,
+        ),
+    };
+    (code, body, retry_after)
+}
+
+/// The OpenAI error object for an error met after a stream has started.
+pub fn stream_error_object(e: &ProviderError) -> ErrorObject {
+    provider_parts(e, 1).1
+}
+
+impl From<RouteError> for ApiError {
+    fn from(e: RouteError) -> Self {
+        match e {
+            RouteError::ModelNotFound(m) => ApiError::ModelNotFound(m),
+        }
+    }
+}
+
+impl From<hoosh_core::executor::Failure> for ApiError {
+    fn from(f: hoosh_core::executor::Failure) -> Self {
+        ApiError::Provider { error: f.error, attempts: f.attempts }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, error, retry_after) = self.parts();
+        match &self {
+            ApiError::Internal(detail) => tracing::error!(detail = %detail, "internal error"),
+            ApiError::Provider { error: e, attempts } => {
+                tracing::warn!(kind = e.kind.as_str(), status = status.as_u16(), attempts, error = %e, "request failed upstream");
+            }
+            _ => tracing::debug!(status = status.as_u16(), message = %error.message, "client error"),
+        }
+        let mut resp = (status, Json(ErrorResponse { error })).into_response();
+        if let Some(ra) = retry_after {
+            // Round up: "retry after 0" would invite an immediate retry.
+            let secs = ra.as_secs() + u64::from(ra.subsec_nanos() > 0);
+            if let Ok(v) = HeaderValue::from_str(&secs.max(1).to_string()) {
+                resp.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
+        resp
+    }
+}

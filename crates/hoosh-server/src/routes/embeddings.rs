@@ -1,0 +1,66 @@
+//! `POST /v1/embeddings`: floats, or base64 of little-endian f32 as OpenAI
+//! encodes them for `encoding_format: "base64"`.
+
+use axum::Json;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use hoosh_core::EmbedRequest;
+use hoosh_core::router::Need;
+use hoosh_types::openai::{Embedding, EmbeddingRequest, EmbeddingResponse, EmbeddingUsage, EmbeddingVector, EncodingFormat};
+
+use super::served_by;
+use crate::error::ApiError;
+use crate::extract::ApiJson;
+use crate::state::AppState;
+use crate::validate;
+
+pub fn encode_base64(v: &[f32]) -> String {
+    let mut bytes = Vec::with_capacity(v.len() * 4);
+    for x in v {
+        bytes.extend_from_slice(&x.to_le_bytes());
+    }
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+pub async fn embeddings(State(st): State<AppState>, ApiJson(req): ApiJson<EmbeddingRequest>) -> Result<Response, ApiError> {
+    validate::embeddings(&req)?;
+    let candidates = st.router.candidates(&req.model, Need::Embeddings)?;
+    let call = EmbedRequest { model: req.model.clone(), input: req.input.to_vec(), dimensions: req.dimensions, user: req.user.clone() };
+    let out = st.executor.embed(&candidates, &call).await?;
+    let headers = served_by(&out);
+    let format = req.encoding_format.unwrap_or_default();
+    let data = out
+        .value
+        .vectors
+        .iter()
+        .enumerate()
+        .map(|(i, v)| Embedding {
+            object: "embedding".into(),
+            index: i as u32,
+            embedding: match format {
+                EncodingFormat::Float => EmbeddingVector::Float(v.clone()),
+                EncodingFormat::Base64 => EmbeddingVector::Base64(encode_base64(v)),
+            },
+        })
+        .collect();
+    let usage = out.value.usage;
+    let body = EmbeddingResponse {
+        object: "list".into(),
+        data,
+        model: out.model.clone(),
+        usage: EmbeddingUsage { prompt_tokens: usage.prompt_tokens, total_tokens: usage.prompt_tokens },
+    };
+    Ok((headers, Json(body)).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_is_little_endian_f32() {
+        // 1.0f32 = 0x3f800000 → LE bytes 00 00 80 3f
+        assert_eq!(encode_base64(&[1.0]), "AACAPw==");
+    }
+}

@@ -1,0 +1,79 @@
+//! Running the app: bind, set `TCP_NODELAY` on every accepted connection,
+//! start health probes, and shut down gracefully — on the shutdown signal
+//! stop accepting, let in-flight requests and streams finish until the grace
+//! deadline, stop background tasks, return.
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use axum::serve::ListenerExt;
+use tokio::net::TcpListener;
+use tokio::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::state::AppState;
+
+/// Serves `state` on `listener` until `shutdown` resolves, then drains for at
+/// most `server.shutdown_grace_secs`.
+pub async fn run(listener: TcpListener, state: AppState, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    let grace = Duration::from_secs(state.config.server.shutdown_grace_secs);
+    let tracker = TaskTracker::new();
+    let cancel = CancellationToken::new();
+    crate::probes::spawn(state.router.entries(), &state.config.health, &tracker, cancel.clone());
+
+    let app = crate::app(state);
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+    });
+    let signalled = CancellationToken::new();
+    let trigger = signalled.clone();
+    let server = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            trigger.cancel();
+        });
+    let drained = async {
+        signalled.cancelled().await;
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        r = server => r?,
+        () = drained => tracing::warn!(grace_secs = grace.as_secs(), "shutdown grace period over; dropping open connections"),
+    }
+    cancel.cancel();
+    tracker.close();
+    tracker.wait().await;
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown signal received; draining in-flight requests");
+}

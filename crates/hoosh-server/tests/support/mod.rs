@@ -1,0 +1,82 @@
+//! Boots the real gateway on 127.0.0.1:0 in front of mock vendors.
+#![allow(dead_code)]
+
+use hoosh_core::config::{Config, ProviderConfig};
+use hoosh_server::AppState;
+use tokio::sync::oneshot;
+
+pub struct Gateway {
+    pub url: String,
+    pub state: AppState,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl Gateway {
+    pub async fn start(config: Config) -> Gateway {
+        config.validate().unwrap();
+        let entries = hoosh_providers::registry::build_entries(&config).unwrap();
+        let state = AppState::new(config, entries);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(hoosh_server::serve::run(listener, state.clone(), async move {
+            let _ = rx.await;
+        }));
+        Gateway { url, state, stop: Some(tx), task: Some(task) }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    /// Sends the shutdown signal and waits for the server to return.
+    pub async fn shutdown(mut self) -> std::io::Result<()> {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        self.task.take().unwrap().await.unwrap()
+    }
+}
+
+/// An `openai` provider named `name` pointing at a mock.
+pub fn openai(name: &str, mock_url: &str) -> ProviderConfig {
+    let mut p = ProviderConfig::new(name, "openai");
+    p.base_url = Some(format!("{mock_url}/v1"));
+    p.models = Some(vec!["*".into()]);
+    p
+}
+
+pub fn config(providers: Vec<ProviderConfig>) -> Config {
+    let mut c = Config::default();
+    c.providers = providers;
+    c.health.interval_secs = 0;
+    c.routing.retry_base_ms = 1;
+    c.routing.retry_max_ms = 5;
+    c
+}
+
+pub fn http() -> reqwest::Client {
+    reqwest::Client::new()
+}
+
+pub fn chat_body(model: &str, text: &str) -> serde_json::Value {
+    serde_json::json!({"model": model, "messages": [{"role": "user", "content": text}]})
+}
+
+/// The `data:` payloads of an SSE body, in order.
+pub fn sse_data(body: &str) -> Vec<String> {
+    body.split("\n\n")
+        .filter_map(|ev| {
+            let lines: Vec<&str> = ev.lines().filter_map(|l| l.strip_prefix("data: ").or_else(|| l.strip_prefix("data:"))).collect();
+            (!lines.is_empty()).then(|| lines.join("\n"))
+        })
+        .collect()
+}
+
+/// Writes a secret to a fresh file and returns its path.
+pub fn secret_file(content: &str) -> std::path::PathBuf {
+    let p = std::env::temp_dir().join(format!("hoosh-test-key-{}", uuid::Uuid::new_v4()));
+    std::fs::write(&p, content).unwrap();
+    p
+}

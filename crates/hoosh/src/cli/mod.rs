@@ -1,0 +1,5 @@
+//! One file per command family.
+
+pub mod client;
+pub mod inspect;
+pub mod serve;

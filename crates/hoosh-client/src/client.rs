@@ -6,8 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hoosh_types::openai::{
-    ChatCompletionRequest, ChatCompletionResponse, EmbeddingRequest, EmbeddingResponse,
-    ErrorResponse, Model, ModelList,
+    ChatCompletionRequest, ChatCompletionResponse, EmbeddingRequest, EmbeddingResponse, ErrorResponse, Model, ModelList,
 };
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderValue};
 use reqwest::{RequestBuilder, Response, Url};
@@ -61,10 +60,7 @@ impl HooshClient {
     }
 
     /// `POST /v1/chat/completions`, non-streaming (`stream` is forced off).
-    pub async fn chat(
-        &self,
-        req: &ChatCompletionRequest,
-    ) -> Result<ChatCompletionResponse, ClientError> {
+    pub async fn chat(&self, req: &ChatCompletionRequest) -> Result<ChatCompletionResponse, ClientError> {
         let req = with_stream(req, false);
         let url = self.endpoint(&["v1", "chat", "completions"])?;
         self.call(self.inner.http.post(url).json(&*req)).await
@@ -73,36 +69,21 @@ impl HooshClient {
     /// `POST /v1/chat/completions` with `stream: true`; the chunks arrive
     /// through the returned [`ChatStream`]. An error status is returned here,
     /// before any chunk.
-    pub async fn chat_stream(
-        &self,
-        req: &ChatCompletionRequest,
-    ) -> Result<ChatStream, ClientError> {
+    pub async fn chat_stream(&self, req: &ChatCompletionRequest) -> Result<ChatStream, ClientError> {
         let req = with_stream(req, true);
         let url = self.endpoint(&["v1", "chat", "completions"])?;
         // No whole-request deadline: a stream may rightly last longer. The
         // client's read timeout still bounds every silence.
-        let request = self
-            .inner
-            .http
-            .post(url)
-            .header(ACCEPT, "text/event-stream")
-            .json(&*req);
+        let request = self.inner.http.post(url).header(ACCEPT, "text/event-stream").json(&*req);
         let response = send(request).await?;
         if is_json(&response) {
             // The server ignored `stream: true` or answered with an error
             // envelope under a 2xx; either way there is no event stream.
             let status = response.status().as_u16();
             let request_id = crate::error::request_id(&response);
-            let body = response
-                .bytes()
-                .await
-                .map_err(|e| ClientError::transport(&e))?;
+            let body = response.bytes().await.map_err(|e| ClientError::transport(&e))?;
             return Err(match serde_json::from_slice::<ErrorResponse>(&body) {
-                Ok(envelope) => ClientError::Api {
-                    status,
-                    error: envelope.error,
-                    request_id,
-                },
+                Ok(envelope) => ClientError::Api { status, error: envelope.error, request_id },
                 Err(_) => ClientError::Decode(format!(
                     "asked for an event stream, got JSON: {}",
                     snippet(&String::from_utf8_lossy(&body))
@@ -113,10 +94,7 @@ impl HooshClient {
     }
 
     /// `POST /v1/embeddings`.
-    pub async fn embeddings(
-        &self,
-        req: &EmbeddingRequest,
-    ) -> Result<EmbeddingResponse, ClientError> {
+    pub async fn embeddings(&self, req: &EmbeddingRequest) -> Result<EmbeddingResponse, ClientError> {
         let url = self.endpoint(&["v1", "embeddings"])?;
         self.call(self.inner.http.post(url).json(req)).await
     }
@@ -159,9 +137,7 @@ impl HooshClient {
     fn endpoint(&self, segments: &[&str]) -> Result<Url, ClientError> {
         let mut url = self.inner.base.clone();
         url.path_segments_mut()
-            .map_err(|()| {
-                ClientError::Config(format!("base URL {} cannot take a path", self.inner.base))
-            })?
+            .map_err(|()| ClientError::Config(format!("base URL {} cannot take a path", self.inner.base)))?
             .pop_if_empty()
             .extend(segments);
         Ok(url)
@@ -172,22 +148,12 @@ impl HooshClient {
         let response = send(request.timeout(self.inner.timeout)).await?;
         let status = response.status().as_u16();
         let request_id = crate::error::request_id(&response);
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| ClientError::transport(&e))?;
+        let body = response.bytes().await.map_err(|e| ClientError::transport(&e))?;
         serde_json::from_slice(&body).map_err(|e| {
             match serde_json::from_slice::<ErrorResponse>(&body) {
                 // Some servers put an error envelope under a 200.
-                Ok(envelope) => ClientError::Api {
-                    status,
-                    error: envelope.error,
-                    request_id,
-                },
-                Err(_) => ClientError::Decode(format!(
-                    "{e}: {}",
-                    snippet(&String::from_utf8_lossy(&body))
-                )),
+                Ok(envelope) => ClientError::Api { status, error: envelope.error, request_id },
+                Err(_) => ClientError::Decode(format!("{e}: {}", snippet(&String::from_utf8_lossy(&body)))),
             }
         })
     }
@@ -195,15 +161,8 @@ impl HooshClient {
 
 /// Sends `request`; a non-2xx answer becomes an error.
 async fn send(request: RequestBuilder) -> Result<Response, ClientError> {
-    let response = request
-        .send()
-        .await
-        .map_err(|e| ClientError::transport(&e))?;
-    if response.status().is_success() {
-        Ok(response)
-    } else {
-        Err(ClientError::from_response(response).await)
-    }
+    let response = request.send().await.map_err(|e| ClientError::transport(&e))?;
+    if response.status().is_success() { Ok(response) } else { Err(ClientError::from_response(response).await) }
 }
 
 fn is_json(response: &Response) -> bool {
@@ -254,12 +213,8 @@ impl HooshClientBuilder {
         let base = parse_base_url(&self.base_url)?;
         let mut headers = HeaderMap::new();
         if let Some(key) = &self.api_key {
-            let mut value =
-                HeaderValue::from_str(&format!("Bearer {}", key.trim())).map_err(|_| {
-                    ClientError::Config(
-                        "the API key contains characters not allowed in a header".into(),
-                    )
-                })?;
+            let mut value = HeaderValue::from_str(&format!("Bearer {}", key.trim()))
+                .map_err(|_| ClientError::Config("the API key contains characters not allowed in a header".into()))?;
             value.set_sensitive(true);
             headers.insert(AUTHORIZATION, value);
         }
@@ -270,13 +225,7 @@ impl HooshClientBuilder {
             .read_timeout(self.timeout)
             .build()
             .map_err(|e| ClientError::Config(format!("cannot build the HTTP client: {e}")))?;
-        Ok(HooshClient {
-            inner: Arc::new(Inner {
-                http,
-                base,
-                timeout: self.timeout,
-            }),
-        })
+        Ok(HooshClient { inner: Arc::new(Inner { http, base, timeout: self.timeout }) })
     }
 }
 
@@ -284,12 +233,8 @@ impl HooshClientBuilder {
 /// trailing `/` or `/v1` removed, since every endpoint adds its own path.
 fn parse_base_url(raw: &str) -> Result<Url, ClientError> {
     let raw = raw.trim();
-    let mut url = Url::parse(raw)
-        .map_err(|e| ClientError::Config(format!("invalid base URL {raw:?}: {e}")))?;
-    if !matches!(url.scheme(), "http" | "https")
-        || url.cannot_be_a_base()
-        || url.host_str().is_none()
-    {
+    let mut url = Url::parse(raw).map_err(|e| ClientError::Config(format!("invalid base URL {raw:?}: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() || url.host_str().is_none() {
         return Err(ClientError::Config(format!(
             "invalid base URL {raw:?}: expected http://host[:port] or https://host[:port]"
         )));
@@ -297,11 +242,7 @@ fn parse_base_url(raw: &str) -> Result<Url, ClientError> {
     url.set_query(None);
     url.set_fragment(None);
     let path = url.path().trim_end_matches('/');
-    let path = path
-        .strip_suffix("/v1")
-        .unwrap_or(path)
-        .trim_end_matches('/')
-        .to_owned();
+    let path = path.strip_suffix("/v1").unwrap_or(path).trim_end_matches('/').to_owned();
     url.set_path(&path);
     Ok(url)
 }
@@ -338,67 +279,33 @@ mod tests {
             "http://127.0.0.1:8088/v1",
             " http://127.0.0.1:8088/v1/ ",
         ] {
-            assert_eq!(
-                parse_base_url(raw).unwrap().as_str(),
-                "http://127.0.0.1:8088/",
-                "{raw}"
-            );
+            assert_eq!(parse_base_url(raw).unwrap().as_str(), "http://127.0.0.1:8088/", "{raw}");
         }
-        assert_eq!(
-            parse_base_url("https://gw.example/llm/v1")
-                .unwrap()
-                .as_str(),
-            "https://gw.example/llm"
-        );
+        assert_eq!(parse_base_url("https://gw.example/llm/v1").unwrap().as_str(), "https://gw.example/llm");
     }
 
     #[test]
     fn base_url_rejects_non_http() {
-        for raw in [
-            "127.0.0.1:8088",
-            "localhost:8088",
-            "ftp://x",
-            "",
-            "not a url",
-        ] {
-            assert!(
-                matches!(parse_base_url(raw), Err(ClientError::Config(_))),
-                "{raw}"
-            );
+        for raw in ["127.0.0.1:8088", "localhost:8088", "ftp://x", "", "not a url"] {
+            assert!(matches!(parse_base_url(raw), Err(ClientError::Config(_))), "{raw}");
         }
     }
 
     #[test]
     fn endpoints_join_under_the_prefix_and_encode_ids() {
-        let client = HooshClient::builder("https://gw.example/llm/v1/")
-            .build()
-            .unwrap();
+        let client = HooshClient::builder("https://gw.example/llm/v1/").build().unwrap();
+        assert_eq!(client.endpoint(&["v1", "models"]).unwrap().as_str(), "https://gw.example/llm/v1/models");
         assert_eq!(
-            client.endpoint(&["v1", "models"]).unwrap().as_str(),
-            "https://gw.example/llm/v1/models"
-        );
-        assert_eq!(
-            client
-                .endpoint(&["v1", "models", "openai/gpt-4o"])
-                .unwrap()
-                .as_str(),
+            client.endpoint(&["v1", "models", "openai/gpt-4o"]).unwrap().as_str(),
             "https://gw.example/llm/v1/models/openai%2Fgpt-4o"
         );
-        let client = HooshClient::builder("http://127.0.0.1:8088")
-            .build()
-            .unwrap();
-        assert_eq!(
-            client.endpoint(&["health"]).unwrap().as_str(),
-            "http://127.0.0.1:8088/health"
-        );
+        let client = HooshClient::builder("http://127.0.0.1:8088").build().unwrap();
+        assert_eq!(client.endpoint(&["health"]).unwrap().as_str(), "http://127.0.0.1:8088/health");
     }
 
     #[test]
     fn stream_flag_is_forced_without_needless_clones() {
-        let mut req = ChatCompletionRequest {
-            model: "m".into(),
-            ..Default::default()
-        };
+        let mut req = ChatCompletionRequest { model: "m".into(), ..Default::default() };
         assert!(matches!(with_stream(&req, false), Cow::Borrowed(_)));
         assert!(with_stream(&req, true).stream);
         req.stream = true;
@@ -410,9 +317,7 @@ mod tests {
 
     #[test]
     fn bad_api_key_is_a_config_error() {
-        let built = HooshClient::builder("http://127.0.0.1:1")
-            .api_key(Some("sk\nbad".into()))
-            .build();
+        let built = HooshClient::builder("http://127.0.0.1:1").api_key(Some("sk\nbad".into())).build();
         assert!(matches!(built, Err(ClientError::Config(_))));
     }
 

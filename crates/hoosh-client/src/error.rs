@@ -52,25 +52,15 @@ impl ClientError {
         let request_id = request_id(&response);
         match response.bytes().await {
             Ok(body) => ClientError::from_body(status, &body, request_id),
-            Err(e) => ClientError::Http {
-                status,
-                body: format!("(body unreadable: {})", error_chain(&e)),
-            },
+            Err(e) => ClientError::Http { status, body: format!("(body unreadable: {})", error_chain(&e)) },
         }
     }
 
     /// `Api` when `body` is the OpenAI error envelope, else `Http`.
     pub(crate) fn from_body(status: u16, body: &[u8], request_id: Option<String>) -> ClientError {
         match serde_json::from_slice::<ErrorResponse>(body) {
-            Ok(envelope) => ClientError::Api {
-                status,
-                error: envelope.error,
-                request_id,
-            },
-            Err(_) => ClientError::Http {
-                status,
-                body: String::from_utf8_lossy(body).into_owned(),
-            },
+            Ok(envelope) => ClientError::Api { status, error: envelope.error, request_id },
+            Err(_) => ClientError::Http { status, body: String::from_utf8_lossy(body).into_owned() },
         }
     }
 
@@ -86,11 +76,7 @@ impl ClientError {
 
 /// The `x-request-id` header of a response.
 pub(crate) fn request_id(response: &reqwest::Response) -> Option<String> {
-    response
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
+    response.headers().get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_owned)
 }
 
 /// At most this many characters of a body go into an error message.
@@ -138,16 +124,9 @@ fn api_message(status: &u16, error: &ErrorObject, request_id: &Option<String>) -
 }
 
 fn http_message(status: &u16, body: &str) -> String {
-    let reason = reqwest::StatusCode::from_u16(*status)
-        .ok()
-        .and_then(|s| s.canonical_reason())
-        .unwrap_or("error");
+    let reason = reqwest::StatusCode::from_u16(*status).ok().and_then(|s| s.canonical_reason()).unwrap_or("error");
     let body = snippet(body);
-    if body.is_empty() {
-        format!("{status} {reason}")
-    } else {
-        format!("{status} {reason}: {body}")
-    }
+    if body.is_empty() { format!("{status} {reason}") } else { format!("{status} {reason}: {body}") }
 }
 
 #[cfg(test)]
@@ -165,49 +144,23 @@ mod tests {
 
     #[test]
     fn api_display_prefers_code_and_names_request_id() {
-        let e = ClientError::Api {
-            status: 404,
-            error: object(Some("model_not_found")),
-            request_id: Some("req_1".into()),
-        };
-        assert_eq!(
-            e.to_string(),
-            "404 model_not_found: The model `nope` does not exist (request id: req_1)"
-        );
-        let e = ClientError::Api {
-            status: 404,
-            error: object(None),
-            request_id: None,
-        };
-        assert_eq!(
-            e.to_string(),
-            "404 invalid_request_error: The model `nope` does not exist"
-        );
-        let e = ClientError::Api {
-            status: 200,
-            error: object(None),
-            request_id: None,
-        };
-        assert_eq!(
-            e.to_string(),
-            "error in stream: invalid_request_error: The model `nope` does not exist"
-        );
+        let e =
+            ClientError::Api { status: 404, error: object(Some("model_not_found")), request_id: Some("req_1".into()) };
+        assert_eq!(e.to_string(), "404 model_not_found: The model `nope` does not exist (request id: req_1)");
+        let e = ClientError::Api { status: 404, error: object(None), request_id: None };
+        assert_eq!(e.to_string(), "404 invalid_request_error: The model `nope` does not exist");
+        let e = ClientError::Api { status: 200, error: object(None), request_id: None };
+        assert_eq!(e.to_string(), "error in stream: invalid_request_error: The model `nope` does not exist");
     }
 
     #[test]
     fn body_decides_between_api_and_http() {
         let body = br#"{"error":{"message":"slow down","type":"rate_limit_error","param":null,"code":null}}"#;
-        assert!(matches!(
-            ClientError::from_body(429, body, None),
-            ClientError::Api { status: 429, .. }
-        ));
+        assert!(matches!(ClientError::from_body(429, body, None), ClientError::Api { status: 429, .. }));
         let e = ClientError::from_body(502, b"<html>bad gateway</html>", None);
         assert!(matches!(&e, ClientError::Http { status: 502, .. }));
         assert_eq!(e.to_string(), "502 Bad Gateway: <html>bad gateway</html>");
-        assert_eq!(
-            ClientError::from_body(404, b"", None).to_string(),
-            "404 Not Found"
-        );
+        assert_eq!(ClientError::from_body(404, b"", None).to_string(), "404 Not Found");
     }
 
     #[test]

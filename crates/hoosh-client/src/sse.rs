@@ -129,10 +129,7 @@ impl SseParser {
         let event = self.event.take();
         if self.has_data {
             self.has_data = false;
-            out.push_back(SseEvent {
-                event,
-                data: std::mem::take(&mut self.data),
-            });
+            out.push_back(SseEvent { event, data: std::mem::take(&mut self.data) });
         }
     }
 }
@@ -159,22 +156,10 @@ mod tests {
 
     fn expected() -> Vec<SseEvent> {
         vec![
-            SseEvent {
-                event: None,
-                data: "{\"c\":\"caf\u{e9} \u{1f600}\"}".into(),
-            },
-            SseEvent {
-                event: Some("note".into()),
-                data: "line one \u{e9}\nline two\n".into(),
-            },
-            SseEvent {
-                event: None,
-                data: "\u{1f600}\u{1f600}".into(),
-            },
-            SseEvent {
-                event: None,
-                data: "[DONE]".into(),
-            },
+            SseEvent { event: None, data: "{\"c\":\"caf\u{e9} \u{1f600}\"}".into() },
+            SseEvent { event: Some("note".into()), data: "line one \u{e9}\nline two\n".into() },
+            SseEvent { event: None, data: "\u{1f600}\u{1f600}".into() },
+            SseEvent { event: None, data: "[DONE]".into() },
         ]
     }
 
@@ -206,11 +191,7 @@ mod tests {
         for i in 0..=SAMPLE.len() {
             for j in i..=SAMPLE.len() {
                 let pieces = [&SAMPLE[..i], &SAMPLE[i..j], &SAMPLE[j..]];
-                assert_eq!(
-                    parse_pieces(&pieces),
-                    expected(),
-                    "split at bytes {i} and {j}"
-                );
+                assert_eq!(parse_pieces(&pieces), expected(), "split at bytes {i} and {j}");
             }
         }
     }
@@ -238,36 +219,18 @@ mod tests {
         // dispatch "a" alone instead of joining it with "b".
         assert_eq!(
             parse_pieces(&[b"data: a\r", b"\ndata: b\n\n"]),
-            vec![SseEvent {
-                event: None,
-                data: "a\nb".into()
-            }]
+            vec![SseEvent { event: None, data: "a\nb".into() }]
         );
         assert_eq!(
             parse_pieces(&[b"data: a\r", b"", b"\ndata: b\n\n"]),
-            vec![SseEvent {
-                event: None,
-                data: "a\nb".into()
-            }]
+            vec![SseEvent { event: None, data: "a\nb".into() }]
         );
     }
 
     #[test]
     fn unterminated_last_event_is_dispatched_at_finish() {
-        assert_eq!(
-            parse_pieces(&[b"data: [DONE]"]),
-            vec![SseEvent {
-                event: None,
-                data: "[DONE]".into()
-            }]
-        );
-        assert_eq!(
-            parse_pieces(&[b"data: [DONE]\n"]),
-            vec![SseEvent {
-                event: None,
-                data: "[DONE]".into()
-            }]
-        );
+        assert_eq!(parse_pieces(&[b"data: [DONE]"]), vec![SseEvent { event: None, data: "[DONE]".into() }]);
+        assert_eq!(parse_pieces(&[b"data: [DONE]\n"]), vec![SseEvent { event: None, data: "[DONE]".into() }]);
         assert!(parse_pieces(&[b": only a comment\n"]).is_empty());
     }
 

@@ -84,10 +84,7 @@ impl ChatStream {
         }
     }
 
-    fn fail(
-        &mut self,
-        error: ClientError,
-    ) -> Poll<Option<Result<ChatCompletionChunk, ClientError>>> {
+    fn fail(&mut self, error: ClientError) -> Poll<Option<Result<ChatCompletionChunk, ClientError>>> {
         self.finished = true;
         Poll::Ready(Some(Err(error)))
     }
@@ -125,9 +122,7 @@ impl Stream for ChatStream {
                 }
             };
             if let Err(e) = parsed {
-                return this.fail(ClientError::Decode(format!(
-                    "stream is not valid UTF-8: {e}"
-                )));
+                return this.fail(ClientError::Decode(format!("stream is not valid UTF-8: {e}")));
             }
         }
     }

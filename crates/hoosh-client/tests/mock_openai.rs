@@ -3,8 +3,8 @@
 
 use futures_util::StreamExt;
 use hoosh_client::types::{
-    ChatCompletionChunk, ChatCompletionRequest, ChatMessage, EmbeddingRequest, EmbeddingVector,
-    FinishReason, FunctionDef, Role, StreamOptions, Tool, ToolKind,
+    ChatCompletionChunk, ChatCompletionRequest, ChatMessage, EmbeddingRequest, EmbeddingVector, FinishReason,
+    FunctionDef, Role, StreamOptions, Tool, ToolKind,
 };
 use hoosh_client::{ChatStream, ClientError, HooshClient};
 use hoosh_testkit::MockServer;
@@ -36,11 +36,7 @@ async fn drain(mut stream: ChatStream) -> Vec<Result<ChatCompletionChunk, Client
 }
 
 fn text_of(chunks: &[ChatCompletionChunk]) -> String {
-    chunks
-        .iter()
-        .flat_map(|c| &c.choices)
-        .filter_map(|ch| ch.delta.content.as_deref())
-        .collect()
+    chunks.iter().flat_map(|c| &c.choices).filter_map(|ch| ch.delta.content.as_deref()).collect()
 }
 
 #[tokio::test]
@@ -48,9 +44,7 @@ async fn chat_returns_the_echo() {
     let (mock, client) = setup().await;
     let mut req = request("gpt-4o", "hi");
     req.stream = true; // forced off by chat()
-    req.stream_options = Some(StreamOptions {
-        include_usage: Some(true),
-    });
+    req.stream_options = Some(StreamOptions { include_usage: Some(true) });
     let resp = client.chat(&req).await.unwrap();
     assert_eq!(resp.choices[0].message.content.as_deref(), Some(ECHO_HI));
     assert_eq!(resp.choices[0].finish_reason, Some(FinishReason::Stop));
@@ -64,9 +58,7 @@ async fn chat_returns_the_echo() {
 #[tokio::test]
 async fn base_url_with_v1_suffix_works() {
     let mock = hoosh_testkit::openai::start().await;
-    let client = HooshClient::builder(format!("{}/v1/", mock.url()))
-        .build()
-        .unwrap();
+    let client = HooshClient::builder(format!("{}/v1/", mock.url())).build().unwrap();
     let resp = client.chat(&request("gpt-4o", "hi")).await.unwrap();
     assert_eq!(resp.choices[0].message.content.as_deref(), Some(ECHO_HI));
 }
@@ -75,22 +67,13 @@ async fn base_url_with_v1_suffix_works() {
 async fn chat_stream_reassembles_the_text_exactly() {
     let (mock, client) = setup().await;
     let mut req = request("gpt-4o", "hi");
-    req.stream_options = Some(StreamOptions {
-        include_usage: Some(true),
-    });
+    req.stream_options = Some(StreamOptions { include_usage: Some(true) });
     let items = drain(client.chat_stream(&req).await.unwrap()).await;
     let chunks: Vec<ChatCompletionChunk> = items.into_iter().collect::<Result<_, _>>().unwrap();
     assert_eq!(text_of(&chunks), ECHO_HI);
-    let finish: Vec<_> = chunks
-        .iter()
-        .flat_map(|c| &c.choices)
-        .filter_map(|ch| ch.finish_reason)
-        .collect();
+    let finish: Vec<_> = chunks.iter().flat_map(|c| &c.choices).filter_map(|ch| ch.finish_reason).collect();
     assert_eq!(finish, vec![FinishReason::Stop]);
-    assert!(
-        chunks.last().unwrap().usage.is_some(),
-        "trailing usage chunk"
-    );
+    assert!(chunks.last().unwrap().usage.is_some(), "trailing usage chunk");
     let sent = mock.last_request().unwrap();
     assert_eq!(sent.body["stream"], true);
     assert_eq!(sent.header("accept"), Some("text/event-stream"));
@@ -102,12 +85,7 @@ async fn tool_call_response_is_parsed() {
     let mut req = request("mock-tool", "weather in Paris?");
     req.tools = Some(vec![Tool {
         kind: ToolKind::Function,
-        function: FunctionDef {
-            name: "lookup_weather".into(),
-            description: None,
-            parameters: None,
-            strict: None,
-        },
+        function: FunctionDef { name: "lookup_weather".into(), description: None, parameters: None, strict: None },
     }]);
     let resp = client.chat(&req).await.unwrap();
     let choice = &resp.choices[0];
@@ -123,30 +101,14 @@ async fn tool_call_response_is_parsed() {
 #[tokio::test]
 async fn streamed_tool_call_fragments_arrive_in_order() {
     let (_mock, client) = setup().await;
-    let items = drain(
-        client
-            .chat_stream(&request("mock-tool", "weather?"))
-            .await
-            .unwrap(),
-    )
-    .await;
+    let items = drain(client.chat_stream(&request("mock-tool", "weather?")).await.unwrap()).await;
     let chunks: Vec<ChatCompletionChunk> = items.into_iter().collect::<Result<_, _>>().unwrap();
-    let deltas: Vec<_> = chunks
-        .iter()
-        .flat_map(|c| &c.choices)
-        .filter_map(|ch| ch.delta.tool_calls.as_ref())
-        .flatten()
-        .collect();
+    let deltas: Vec<_> =
+        chunks.iter().flat_map(|c| &c.choices).filter_map(|ch| ch.delta.tool_calls.as_ref()).flatten().collect();
     assert_eq!(deltas[0].id.as_deref(), Some("call_mock_1"));
-    let args: String = deltas
-        .iter()
-        .filter_map(|d| d.function.as_ref()?.arguments.as_deref())
-        .collect();
+    let args: String = deltas.iter().filter_map(|d| d.function.as_ref()?.arguments.as_deref()).collect();
     assert_eq!(args, r#"{"city":"Paris"}"#);
-    assert_eq!(
-        chunks.last().unwrap().choices[0].finish_reason,
-        Some(FinishReason::ToolCalls)
-    );
+    assert_eq!(chunks.last().unwrap().choices[0].finish_reason, Some(FinishReason::ToolCalls));
 }
 
 #[tokio::test]
@@ -181,10 +143,7 @@ async fn models_are_listed() {
 #[tokio::test]
 async fn error_status_surfaces_the_openai_error() {
     let (_mock, client) = setup().await;
-    let err = client
-        .chat(&request("mock-error-404", "hi"))
-        .await
-        .unwrap_err();
+    let err = client.chat(&request("mock-error-404", "hi")).await.unwrap_err();
     match &err {
         ClientError::Api { status, error, .. } => {
             assert_eq!(*status, 404);
@@ -193,20 +152,14 @@ async fn error_status_surfaces_the_openai_error() {
         }
         other => panic!("expected Api, got {other:?}"),
     }
-    assert_eq!(
-        err.to_string(),
-        "404 invalid_request_error: The model does not exist"
-    );
+    assert_eq!(err.to_string(), "404 invalid_request_error: The model does not exist");
     assert_eq!(err.status(), Some(404));
 }
 
 #[tokio::test]
 async fn rate_limit_surfaces_on_chat_stream_and_embeddings() {
     let (_mock, client) = setup().await;
-    let err = client
-        .chat_stream(&request("mock-error-429-retry-1", "hi"))
-        .await
-        .unwrap_err();
+    let err = client.chat_stream(&request("mock-error-429-retry-1", "hi")).await.unwrap_err();
     assert!(
         matches!(&err, ClientError::Api { status: 429, error, .. } if error.message == "Rate limit reached"),
         "{err:?}"
@@ -219,34 +172,19 @@ async fn rate_limit_surfaces_on_chat_stream_and_embeddings() {
         user: None,
     };
     let err = client.embeddings(&req).await.unwrap_err();
-    assert!(
-        matches!(&err, ClientError::Api { status: 429, error, .. } if error.kind == "rate_limit_error"),
-        "{err:?}"
-    );
+    assert!(matches!(&err, ClientError::Api { status: 429, error, .. } if error.kind == "rate_limit_error"), "{err:?}");
 }
 
 #[tokio::test]
 async fn bearer_header_is_sent_only_when_a_key_is_set() {
     let mock = hoosh_testkit::openai::start().await;
-    let client = HooshClient::builder(mock.url())
-        .api_key(Some("sk-test-123".into()))
-        .build()
-        .unwrap();
+    let client = HooshClient::builder(mock.url()).api_key(Some("sk-test-123".into())).build().unwrap();
     client.models().await.unwrap();
-    assert_eq!(
-        mock.last_request().unwrap().header("authorization"),
-        Some("Bearer sk-test-123")
-    );
+    assert_eq!(mock.last_request().unwrap().header("authorization"), Some("Bearer sk-test-123"));
     drain(client.chat_stream(&request("gpt-4o", "hi")).await.unwrap()).await;
-    assert_eq!(
-        mock.last_request().unwrap().header("authorization"),
-        Some("Bearer sk-test-123")
-    );
+    assert_eq!(mock.last_request().unwrap().header("authorization"), Some("Bearer sk-test-123"));
 
-    let anonymous = HooshClient::builder(mock.url())
-        .api_key(None)
-        .build()
-        .unwrap();
+    let anonymous = HooshClient::builder(mock.url()).api_key(None).build().unwrap();
     anonymous.models().await.unwrap();
     assert_eq!(mock.last_request().unwrap().header("authorization"), None);
 }
@@ -254,50 +192,23 @@ async fn bearer_header_is_sent_only_when_a_key_is_set() {
 #[tokio::test]
 async fn a_cut_stream_ends_with_an_error() {
     let (_mock, client) = setup().await;
-    let items = drain(
-        client
-            .chat_stream(&request("mock-cut", "hi"))
-            .await
-            .unwrap(),
-    )
-    .await;
+    let items = drain(client.chat_stream(&request("mock-cut", "hi")).await.unwrap()).await;
     let (last, before) = items.split_last().unwrap();
-    assert!(
-        before.iter().all(Result::is_ok),
-        "only the last item is an error: {items:?}"
-    );
-    assert!(
-        matches!(
-            last,
-            Err(ClientError::Transport(_) | ClientError::StreamTruncated)
-        ),
-        "{last:?}"
-    );
+    assert!(before.iter().all(Result::is_ok), "only the last item is an error: {items:?}");
+    assert!(matches!(last, Err(ClientError::Transport(_) | ClientError::StreamTruncated)), "{last:?}");
 }
 
 #[tokio::test]
 async fn an_empty_stream_is_truncated() {
     let (_mock, client) = setup().await;
-    let items = drain(
-        client
-            .chat_stream(&request("mock-empty-stream", "hi"))
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert!(
-        matches!(items.as_slice(), [Err(ClientError::StreamTruncated)]),
-        "{items:?}"
-    );
+    let items = drain(client.chat_stream(&request("mock-empty-stream", "hi")).await.unwrap()).await;
+    assert!(matches!(items.as_slice(), [Err(ClientError::StreamTruncated)]), "{items:?}");
 }
 
 #[tokio::test]
 async fn a_200_that_is_not_json_is_a_decode_error() {
     let (_mock, client) = setup().await;
-    let err = client
-        .chat(&request("mock-badjson", "hi"))
-        .await
-        .unwrap_err();
+    let err = client.chat(&request("mock-badjson", "hi")).await.unwrap_err();
     assert!(matches!(err, ClientError::Decode(_)), "{err:?}");
 }
 
@@ -307,28 +218,16 @@ async fn routes_the_mock_lacks_give_plain_http_errors() {
     // The mock serves no /health: a reachable gateway that is not healthy.
     assert!(!client.health().await.unwrap());
     let err = client.providers().await.unwrap_err();
-    assert!(
-        matches!(err, ClientError::Http { status: 404, .. }),
-        "{err:?}"
-    );
+    assert!(matches!(err, ClientError::Http { status: 404, .. }), "{err:?}");
     let err = client.model("gpt-4o").await.unwrap_err();
-    assert!(
-        matches!(err, ClientError::Http { status: 404, .. }),
-        "{err:?}"
-    );
+    assert!(matches!(err, ClientError::Http { status: 404, .. }), "{err:?}");
 }
 
 #[tokio::test]
 async fn unreachable_gateway_is_a_transport_error() {
     // Bind then drop, so the port is (very likely) closed.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let client = HooshClient::builder(format!("http://127.0.0.1:{port}"))
-        .build()
-        .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let client = HooshClient::builder(format!("http://127.0.0.1:{port}")).build().unwrap();
     let err = client.health().await.unwrap_err();
     assert!(matches!(err, ClientError::Transport(_)), "{err:?}");
     assert!(err.to_string().starts_with("request failed: "), "{err}");

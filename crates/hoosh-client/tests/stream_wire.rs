@@ -20,17 +20,11 @@ struct Piece {
 }
 
 fn now(bytes: impl Into<Vec<u8>>) -> Piece {
-    Piece {
-        pause: Duration::from_millis(5),
-        bytes: bytes.into(),
-    }
+    Piece { pause: Duration::from_millis(5), bytes: bytes.into() }
 }
 
 fn after(pause: Duration, bytes: impl Into<Vec<u8>>) -> Piece {
-    Piece {
-        pause,
-        bytes: bytes.into(),
-    }
+    Piece { pause, bytes: bytes.into() }
 }
 
 /// Serves one connection: reads the request (head and `Content-Length`
@@ -56,9 +50,7 @@ async fn serve_once(pieces: Vec<Piece>) -> (String, JoinHandle<String>) {
         let length = head
             .lines()
             .find_map(|l| {
-                l.to_ascii_lowercase()
-                    .strip_prefix("content-length:")
-                    .map(|v| v.trim().parse::<usize>().unwrap())
+                l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap())
             })
             .unwrap_or(0);
         while received.len() < head_end + length {
@@ -79,9 +71,7 @@ async fn serve_once(pieces: Vec<Piece>) -> (String, JoinHandle<String>) {
 }
 
 fn sse_head(extra_headers: &str) -> Piece {
-    now(format!(
-        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n{extra_headers}\r\n"
-    ))
+    now(format!("HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n{extra_headers}\r\n"))
 }
 
 fn chunk_json(content: &str) -> String {
@@ -141,15 +131,13 @@ async fn multibyte_characters_split_across_reads_survive() {
     assert!(items.iter().all(Result::is_ok), "{items:?}");
     assert_eq!(text_of(&items), "caf\u{e9} \u{1f600}! more");
     let head = server.await.unwrap();
-    assert!(
-        head.starts_with("POST /v1/chat/completions HTTP/1.1\r\n"),
-        "{head}"
-    );
+    assert!(head.starts_with("POST /v1/chat/completions HTTP/1.1\r\n"), "{head}");
 }
 
 #[tokio::test]
 async fn in_band_error_event_becomes_api_error() {
-    let error = r#"{"error":{"message":"upstream went away","type":"server_error","param":null,"code":"upstream_error"}}"#;
+    let error =
+        r#"{"error":{"message":"upstream went away","type":"server_error","param":null,"code":"upstream_error"}}"#;
     let pieces = vec![
         sse_head("x-request-id: req-42\r\n"),
         now(format!("data: {}\n\n", chunk_json("partial"))),
@@ -166,11 +154,7 @@ async fn in_band_error_event_becomes_api_error() {
     assert_eq!(text_of(&items), "partial");
     let err = items[1].as_ref().unwrap_err();
     match err {
-        ClientError::Api {
-            status,
-            error,
-            request_id,
-        } => {
+        ClientError::Api { status, error, request_id } => {
             assert_eq!(*status, 200);
             assert_eq!(error.code.as_deref(), Some("upstream_error"));
             assert_eq!(error.message, "upstream went away");
@@ -178,42 +162,26 @@ async fn in_band_error_event_becomes_api_error() {
         }
         other => panic!("expected Api, got {other:?}"),
     }
-    assert_eq!(
-        err.to_string(),
-        "error in stream: upstream_error: upstream went away (request id: req-42)"
-    );
+    assert_eq!(err.to_string(), "error in stream: upstream_error: upstream went away (request id: req-42)");
 }
 
 #[tokio::test]
 async fn clean_close_without_done_is_truncated() {
-    let pieces = vec![
-        sse_head(""),
-        now(format!("data: {}\n\n", chunk_json("half an answer"))),
-    ];
+    let pieces = vec![sse_head(""), now(format!("data: {}\n\n", chunk_json("half an answer")))];
     let (url, _server) = serve_once(pieces).await;
     let client = HooshClient::builder(url).build().unwrap();
     let items = drain(client.chat_stream(&request()).await.unwrap()).await;
     assert_eq!(text_of(&items), "half an answer");
-    assert!(
-        matches!(items.last(), Some(Err(ClientError::StreamTruncated))),
-        "{items:?}"
-    );
+    assert!(matches!(items.last(), Some(Err(ClientError::StreamTruncated))), "{items:?}");
 }
 
 #[tokio::test]
 async fn garbage_event_is_a_decode_error() {
-    let pieces = vec![
-        sse_head(""),
-        now("data: {\"not\": \"a chunk\"}\n\n"),
-        now("data: [DONE]\n\n"),
-    ];
+    let pieces = vec![sse_head(""), now("data: {\"not\": \"a chunk\"}\n\n"), now("data: [DONE]\n\n")];
     let (url, _server) = serve_once(pieces).await;
     let client = HooshClient::builder(url).build().unwrap();
     let items = drain(client.chat_stream(&request()).await.unwrap()).await;
-    assert!(
-        matches!(items.as_slice(), [Err(ClientError::Decode(_))]),
-        "{items:?}"
-    );
+    assert!(matches!(items.as_slice(), [Err(ClientError::Decode(_))]), "{items:?}");
 }
 
 #[tokio::test]
@@ -221,28 +189,20 @@ async fn a_silent_stream_times_out() {
     let pieces = vec![
         sse_head(""),
         now(format!("data: {}\n\n", chunk_json("first"))),
-        after(
-            Duration::from_secs(3),
-            format!("data: {}\n\n", chunk_json("too late")),
-        ),
+        after(Duration::from_secs(3), format!("data: {}\n\n", chunk_json("too late"))),
     ];
     let (url, _server) = serve_once(pieces).await;
-    let client = HooshClient::builder(url)
-        .timeout(Duration::from_millis(300))
-        .build()
-        .unwrap();
+    let client = HooshClient::builder(url).timeout(Duration::from_millis(300)).build().unwrap();
     let items = drain(client.chat_stream(&request()).await.unwrap()).await;
     assert_eq!(text_of(&items), "first");
     let last = items.last().unwrap();
-    assert!(
-        matches!(last, Err(ClientError::Transport(m)) if m.starts_with("timed out")),
-        "{last:?}"
-    );
+    assert!(matches!(last, Err(ClientError::Transport(m)) if m.starts_with("timed out")), "{last:?}");
 }
 
 #[tokio::test]
 async fn json_answer_to_a_stream_request_is_reported() {
-    let body = r#"{"error":{"message":"streaming is disabled","type":"invalid_request_error","param":"stream","code":null}}"#;
+    let body =
+        r#"{"error":{"message":"streaming is disabled","type":"invalid_request_error","param":"stream","code":null}}"#;
     let pieces = vec![now(format!(
         "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
         body.len()
@@ -264,22 +224,12 @@ async fn model_by_id_encodes_slashes_and_parses() {
         body.len()
     ))];
     let (url, server) = serve_once(pieces).await;
-    let client = HooshClient::builder(format!("{url}/v1"))
-        .api_key(Some("sk-1".into()))
-        .build()
-        .unwrap();
+    let client = HooshClient::builder(format!("{url}/v1")).api_key(Some("sk-1".into())).build().unwrap();
     let model = client.model("openai/gpt-4o").await.unwrap();
     assert_eq!(model.id, "openai/gpt-4o");
     let head = server.await.unwrap();
-    assert!(
-        head.starts_with("GET /v1/models/openai%2Fgpt-4o HTTP/1.1\r\n"),
-        "{head}"
-    );
-    assert!(
-        head.to_ascii_lowercase()
-            .contains("authorization: bearer sk-1\r\n"),
-        "{head}"
-    );
+    assert!(head.starts_with("GET /v1/models/openai%2Fgpt-4o HTTP/1.1\r\n"), "{head}");
+    assert!(head.to_ascii_lowercase().contains("authorization: bearer sk-1\r\n"), "{head}");
 }
 
 #[tokio::test]
@@ -288,12 +238,7 @@ async fn health_is_true_on_2xx() {
     let (url, server) = serve_once(pieces).await;
     let client = HooshClient::builder(url).build().unwrap();
     assert!(client.health().await.unwrap());
-    assert!(
-        server
-            .await
-            .unwrap()
-            .starts_with("GET /health HTTP/1.1\r\n")
-    );
+    assert!(server.await.unwrap().starts_with("GET /health HTTP/1.1\r\n"));
 }
 
 #[tokio::test]
@@ -307,12 +252,7 @@ async fn providers_returns_the_json_as_is() {
     let client = HooshClient::builder(url).build().unwrap();
     let value = client.providers().await.unwrap();
     assert_eq!(value["providers"][0]["name"], "openai");
-    assert!(
-        server
-            .await
-            .unwrap()
-            .starts_with("GET /v1/providers HTTP/1.1\r\n")
-    );
+    assert!(server.await.unwrap().starts_with("GET /v1/providers HTTP/1.1\r\n"));
 }
 
 #[tokio::test]
@@ -325,9 +265,6 @@ async fn non_openai_error_body_is_an_http_error() {
     let (url, _server) = serve_once(pieces).await;
     let client = HooshClient::builder(url).build().unwrap();
     let err = client.models().await.unwrap_err();
-    assert!(
-        matches!(&err, ClientError::Http { status: 502, body: b } if b == body),
-        "{err:?}"
-    );
+    assert!(matches!(&err, ClientError::Http { status: 502, body: b } if b == body), "{err:?}");
     assert_eq!(err.to_string(), format!("502 Bad Gateway: {body}"));
 }

@@ -268,7 +268,11 @@ impl ProviderConfig {
         }
         if let Some(path) = &self.api_key_file {
             let text = std::fs::read_to_string(path).map_err(|e| {
-                ConfigError::Invalid(format!("provider `{}`: cannot read api_key_file {}: {e}", self.name, path.display()))
+                ConfigError::Invalid(format!(
+                    "provider `{}`: cannot read api_key_file {}: {e}",
+                    self.name,
+                    path.display()
+                ))
             })?;
             return Ok(Some(text.trim().to_owned()));
         }
@@ -284,7 +288,8 @@ impl Config {
 
     /// Reads and parses a file (no validation).
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
         Self::from_toml(&text, &path.display().to_string())
     }
 
@@ -377,11 +382,8 @@ mod tests {
 
     #[test]
     fn alias_to_missing_provider_is_invalid() {
-        let c = Config::from_toml(
-            "[[providers]]\nname='a'\ntype='openai'\n[model_aliases]\nfast=['b/x']\n",
-            "t",
-        )
-        .unwrap();
+        let c =
+            Config::from_toml("[[providers]]\nname='a'\ntype='openai'\n[model_aliases]\nfast=['b/x']\n", "t").unwrap();
         let err = c.validate().unwrap_err().to_string();
         assert!(err.contains("fast") && err.contains("b/x"), "{err}");
     }
@@ -394,11 +396,28 @@ mod tests {
 
     #[test]
     fn duplicate_names_are_invalid() {
-        let c = Config::from_toml(
-            "[[providers]]\nname='a'\ntype='openai'\n[[providers]]\nname='a'\ntype='groq'\n",
-            "t",
-        )
-        .unwrap();
+        let c =
+            Config::from_toml("[[providers]]\nname='a'\ntype='openai'\n[[providers]]\nname='a'\ntype='groq'\n", "t")
+                .unwrap();
         assert!(c.validate().unwrap_err().to_string().contains("used twice"));
+    }
+}
+
+#[cfg(test)]
+mod example_file {
+    use super::*;
+
+    /// The documented example must stay a valid config.
+    #[test]
+    fn example_config_parses_and_validates() {
+        let text = include_str!("../../../config/hoosh.example.toml");
+        let c = Config::from_toml(text, "config/hoosh.example.toml").unwrap();
+        c.validate().unwrap();
+        assert!(c.providers.len() >= 5);
+        assert_eq!(c.model_aliases["fast"].len(), 2);
+        assert_eq!(c.server, ServerConfig::default(), "the example documents the defaults");
+        assert_eq!(c.routing, RoutingConfig::default());
+        assert_eq!(c.circuit_breaker, BreakerConfig::default());
+        assert_eq!(c.health, HealthConfig::default());
     }
 }

@@ -50,10 +50,8 @@ pub struct Executor {
 
 impl Executor {
     pub fn new(cfg: RoutingConfig) -> Self {
-        let backoff = Backoff {
-            base: Duration::from_millis(cfg.retry_base_ms),
-            cap: Duration::from_millis(cfg.retry_max_ms),
-        };
+        let backoff =
+            Backoff { base: Duration::from_millis(cfg.retry_base_ms), cap: Duration::from_millis(cfg.retry_max_ms) };
         Executor { cfg, backoff }
     }
 
@@ -121,11 +119,8 @@ impl Executor {
         let mut last: Option<ProviderError> = None;
         // Prefer the available ones; when none is, force the best candidate anyway.
         let available: Vec<&Candidate> = candidates.iter().filter(|c| c.entry.stats.available()).collect();
-        let (list, forced): (Vec<&Candidate>, bool) = if available.is_empty() {
-            (candidates.iter().take(1).collect(), true)
-        } else {
-            (available, false)
-        };
+        let (list, forced): (Vec<&Candidate>, bool) =
+            if available.is_empty() { (candidates.iter().take(1).collect(), true) } else { (available, false) };
         for cand in list {
             let entry = &cand.entry;
             let dropped = match chat {
@@ -151,7 +146,13 @@ impl Executor {
                 match result {
                     Ok(value) => {
                         entry.stats.record_success(started.elapsed());
-                        return Ok(Outcome { value, entry: entry.clone(), model: cand.model.clone(), attempts, dropped });
+                        return Ok(Outcome {
+                            value,
+                            entry: entry.clone(),
+                            model: cand.model.clone(),
+                            attempts,
+                            dropped,
+                        });
                     }
                     Err(e) => {
                         let e = e.with_provider(entry.name());

@@ -125,11 +125,8 @@ pub fn plan(
     support: &ParamSupport,
     action: UnsupportedParamAction,
 ) -> Result<DroppedParams, ProviderError> {
-    let mut dropped: Vec<String> = present_params(req)
-        .into_iter()
-        .filter(|p| !support.supports(p))
-        .map(str::to_owned)
-        .collect();
+    let mut dropped: Vec<String> =
+        present_params(req).into_iter().filter(|p| !support.supports(p)).map(str::to_owned).collect();
     if !support.passes_extra {
         dropped.extend(req.extra.keys().cloned());
     }

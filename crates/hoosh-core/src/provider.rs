@@ -71,11 +71,19 @@ pub trait Provider: Send + Sync + 'static {
 
     /// A complete (non-streaming) chat completion. `dropped` lists request
     /// parameters the adapter must not send (decided by the param policy).
-    async fn chat(&self, req: &ChatCompletionRequest, dropped: &DroppedParams) -> Result<ChatCompletionResponse, ProviderError>;
+    async fn chat(
+        &self,
+        req: &ChatCompletionRequest,
+        dropped: &DroppedParams,
+    ) -> Result<ChatCompletionResponse, ProviderError>;
 
     /// A streaming chat completion. The adapter asks its upstream for usage
     /// whenever the wire format allows, so that streams are always accounted.
-    async fn chat_stream(&self, req: &ChatCompletionRequest, dropped: &DroppedParams) -> Result<ChunkStream, ProviderError>;
+    async fn chat_stream(
+        &self,
+        req: &ChatCompletionRequest,
+        dropped: &DroppedParams,
+    ) -> Result<ChunkStream, ProviderError>;
 
     async fn embed(&self, _req: &EmbedRequest) -> Result<EmbedResponse, ProviderError> {
         Err(ProviderError::unsupported(format!("provider `{}` does not serve embeddings", self.name())))

@@ -52,10 +52,7 @@ impl ProviderEntry {
 
     /// Patterns without wildcards: model ids this provider certainly serves.
     pub fn literal_models(&self) -> impl Iterator<Item = &str> {
-        self.patterns
-            .iter()
-            .map(glob::Pattern::as_str)
-            .filter(|p| !p.contains(['*', '?', '[']))
+        self.patterns.iter().map(glob::Pattern::as_str).filter(|p| !p.contains(['*', '?', '[']))
     }
 }
 
@@ -165,10 +162,10 @@ impl Router {
             }
         } else if let Some((prefix, rest)) = model.split_once('/')
             && let Some(e) = self.entries.iter().find(|e| e.name() == prefix)
+            && Self::can(e, need)
+            && !rest.is_empty()
         {
-            if Self::can(e, need) && !rest.is_empty() {
-                out.push(Candidate { entry: e.clone(), model: rest.to_owned(), priority: e.priority });
-            }
+            out.push(Candidate { entry: e.clone(), model: rest.to_owned(), priority: e.priority });
         }
         if out.is_empty() {
             for e in &self.entries {

@@ -176,7 +176,8 @@ async fn stream_error_before_first_chunk_fails_over() {
     let (a, b, r) = two();
     a.push(Step::Fail(err(ErrorKind::Upstream, Some(503), None)));
     a.push(Step::Fail(err(ErrorKind::Upstream, Some(503), None)));
-    let out = Executor::new(routing()).chat_stream(&r.candidates("m", Need::Chat).unwrap(), &request("m")).await.unwrap();
+    let out =
+        Executor::new(routing()).chat_stream(&r.candidates("m", Need::Chat).unwrap(), &request("m")).await.unwrap();
     assert_eq!(out.entry.name(), "b");
     assert_eq!(b.calls(), 1);
 }
@@ -185,7 +186,8 @@ async fn stream_error_before_first_chunk_fails_over() {
 async fn mid_stream_cut_is_an_error_item_not_a_failover() {
     let (a, b, r) = two();
     a.push(Step::CutAfterFirst);
-    let out = Executor::new(routing()).chat_stream(&r.candidates("m", Need::Chat).unwrap(), &request("m")).await.unwrap();
+    let out =
+        Executor::new(routing()).chat_stream(&r.candidates("m", Need::Chat).unwrap(), &request("m")).await.unwrap();
     assert_eq!(out.entry.name(), "a");
     let items: Vec<_> = out.value.collect().await;
     assert_eq!(items.len(), 2);
@@ -198,7 +200,8 @@ async fn mid_stream_cut_is_an_error_item_not_a_failover() {
 async fn mid_stream_stall_hits_the_idle_timeout() {
     let (a, _b, r) = two();
     a.push(Step::StallAfterFirst(Duration::from_secs(60)));
-    let out = Executor::new(routing()).chat_stream(&r.candidates("m", Need::Chat).unwrap(), &request("m")).await.unwrap();
+    let out =
+        Executor::new(routing()).chat_stream(&r.candidates("m", Need::Chat).unwrap(), &request("m")).await.unwrap();
     let items: Vec<_> = out.value.collect().await;
     assert_eq!(items.len(), 2);
     assert_eq!(items[1].as_ref().unwrap_err().kind, ErrorKind::Timeout);

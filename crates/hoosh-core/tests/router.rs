@@ -16,7 +16,11 @@ fn names(c: &[hoosh_core::router::Candidate]) -> Vec<String> {
     c.iter().map(|c| format!("{}:{}", c.entry.name(), c.model)).collect()
 }
 
-fn e(p: &std::sync::Arc<Scripted>, patterns: Vec<&'static str>, priority: i32) -> std::sync::Arc<hoosh_core::router::ProviderEntry> {
+fn e(
+    p: &std::sync::Arc<Scripted>,
+    patterns: Vec<&'static str>,
+    priority: i32,
+) -> std::sync::Arc<hoosh_core::router::ProviderEntry> {
     entry(EntrySpec { provider: p.clone(), patterns, priority, weight: 1 }, BreakerConfig::default())
 }
 
@@ -109,7 +113,12 @@ fn cost_orders_local_then_cheapest_then_unpriced() {
     let mut aliases = BTreeMap::new();
     aliases.insert(
         "any".to_owned(),
-        vec!["unknown/mystery-model".into(), "pricey/gpt-4o".into(), "cheap/gpt-4o-mini".into(), "local/smollm2".into()],
+        vec![
+            "unknown/mystery-model".into(),
+            "pricey/gpt-4o".into(),
+            "cheap/gpt-4o-mini".into(),
+            "local/smollm2".into(),
+        ],
     );
     let r = router_with_aliases(
         vec![e(&pricey, vec!["*"], 1), e(&cheap, vec!["*"], 1), e(&local, vec!["*"], 1), e(&unknown, vec!["*"], 1)],
@@ -126,8 +135,10 @@ fn cost_orders_local_then_cheapest_then_unpriced() {
 fn weighted_spreads_by_weight() {
     let a = Scripted::new("a");
     let b = Scripted::new("b");
-    let ea = entry(EntrySpec { provider: a.clone(), patterns: vec!["*"], priority: 1, weight: 9 }, BreakerConfig::default());
-    let eb = entry(EntrySpec { provider: b.clone(), patterns: vec!["*"], priority: 1, weight: 1 }, BreakerConfig::default());
+    let ea =
+        entry(EntrySpec { provider: a.clone(), patterns: vec!["*"], priority: 1, weight: 9 }, BreakerConfig::default());
+    let eb =
+        entry(EntrySpec { provider: b.clone(), patterns: vec!["*"], priority: 1, weight: 1 }, BreakerConfig::default());
     let r = router(vec![ea, eb], Strategy::Weighted);
     let a_first = (0..2000).filter(|_| r.candidates("m", Need::Chat).unwrap()[0].entry.name() == "a").count();
     assert!((1650..1950).contains(&a_first), "a first {a_first}/2000, expected about 1800");

@@ -47,19 +47,14 @@ pub fn transport_error(e: reqwest::Error) -> ProviderError {
 /// classified upstream error otherwise.
 pub async fn send(req: reqwest::RequestBuilder) -> Result<reqwest::Response, ProviderError> {
     let resp = req.send().await.map_err(transport_error)?;
-    if resp.status().is_success() {
-        Ok(resp)
-    } else {
-        Err(error_from_response(resp).await)
-    }
+    if resp.status().is_success() { Ok(resp) } else { Err(error_from_response(resp).await) }
 }
 
 /// Reads a JSON body into `T`, classifying failures.
 pub async fn json<T: serde::de::DeserializeOwned>(resp: reqwest::Response) -> Result<T, ProviderError> {
     let bytes = resp.bytes().await.map_err(transport_error)?;
-    serde_json::from_slice(&bytes).map_err(|e| {
-        ProviderError::invalid_response(format!("upstream answered with a body that does not parse: {e}"))
-    })
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ProviderError::invalid_response(format!("upstream answered with a body that does not parse: {e}")))
 }
 
 /// Turns a non-2xx upstream response into a typed error.
@@ -99,16 +94,13 @@ pub fn error_message(body: &[u8], status: u16) -> String {
     }
     let text = String::from_utf8_lossy(body);
     let text = text.trim();
-    if text.is_empty() {
-        format!("upstream returned HTTP {status}")
-    } else {
-        text.chars().take(500).collect()
-    }
+    if text.is_empty() { format!("upstream returned HTTP {status}") } else { text.chars().take(500).collect() }
 }
 
 /// `Retry-After` in seconds or as an HTTP date, or OpenAI's `retry-after-ms`.
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    if let Some(ms) = headers.get("retry-after-ms").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<f64>().ok())
+    if let Some(ms) =
+        headers.get("retry-after-ms").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<f64>().ok())
     {
         return (ms.is_finite() && ms >= 0.0).then(|| Duration::from_secs_f64(ms / 1000.0));
     }
@@ -153,7 +145,10 @@ mod tests {
     fn messages_from_vendor_error_shapes() {
         assert_eq!(error_message(br#"{"error":{"message":"bad model","type":"x"}}"#, 400), "bad model");
         assert_eq!(error_message(br#"{"error":"model 'x' not found"}"#, 404), "model 'x' not found");
-        assert_eq!(error_message(br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#, 529), "Overloaded");
+        assert_eq!(
+            error_message(br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#, 529),
+            "Overloaded"
+        );
         assert_eq!(error_message(b"", 502), "upstream returned HTTP 502");
         assert_eq!(error_message(b"<html>oops</html>", 502), "<html>oops</html>");
     }

@@ -38,11 +38,10 @@ pub fn resolve(cfg: &ProviderConfig) -> Result<Resolved, ConfigError> {
             presets::kinds().join(", ")
         ))
     })?;
-    let base_url = cfg
-        .base_url
-        .clone()
-        .or_else(|| preset.base_url.map(str::to_owned))
-        .ok_or_else(|| ConfigError::Invalid(format!("provider `{}`: type `{}` needs base_url", cfg.name, cfg.kind)))?;
+    let base_url =
+        cfg.base_url.clone().or_else(|| preset.base_url.map(str::to_owned)).ok_or_else(|| {
+            ConfigError::Invalid(format!("provider `{}`: type `{}` needs base_url", cfg.name, cfg.kind))
+        })?;
     let api_key = match cfg.resolve_api_key()? {
         Some(k) => Some(k),
         None => preset.key_env.and_then(|v| std::env::var(v).ok()).filter(|k| !k.trim().is_empty()),
@@ -53,7 +52,8 @@ pub fn resolve(cfg: &ProviderConfig) -> Result<Resolved, ConfigError> {
         headers.retain(|(hk, _)| !hk.eq_ignore_ascii_case(k));
         headers.push((k.clone(), v.clone()));
     }
-    let http = crate::http::client(cfg).map_err(|e| ConfigError::Invalid(format!("provider `{}`: {}", cfg.name, e.message)))?;
+    let http = crate::http::client(cfg)
+        .map_err(|e| ConfigError::Invalid(format!("provider `{}`: {}", cfg.name, e.message)))?;
     let adapter = AdapterConfig {
         name: cfg.name.clone(),
         preset,
@@ -80,7 +80,11 @@ pub fn build(resolved: &Resolved) -> Arc<dyn Provider> {
 }
 
 /// A routing entry around an adapter.
-pub fn entry(resolved: &Resolved, provider: Arc<dyn Provider>, breaker: &BreakerConfig) -> Result<ProviderEntry, ConfigError> {
+pub fn entry(
+    resolved: &Resolved,
+    provider: Arc<dyn Provider>,
+    breaker: &BreakerConfig,
+) -> Result<ProviderEntry, ConfigError> {
     let patterns = resolved
         .models
         .iter()
@@ -137,7 +141,8 @@ pub fn discover(env: impl Fn(&str) -> Option<String>) -> Vec<ProviderConfig> {
     }
     if let Some(host) = set("OLLAMA_HOST") {
         let mut p = ProviderConfig::new("ollama", "ollama");
-        let url = if host.starts_with("http://") || host.starts_with("https://") { host } else { format!("http://{host}") };
+        let url =
+            if host.starts_with("http://") || host.starts_with("https://") { host } else { format!("http://{host}") };
         p.base_url = Some(url);
         p.priority = DISCOVERED_CATCH_ALL_PRIORITY;
         out.push(p);

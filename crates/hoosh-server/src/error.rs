@@ -51,11 +51,9 @@ impl ApiError {
             code: code.map(str::to_owned),
         };
         match self {
-            ApiError::InvalidRequest { message, param, code } => (
-                StatusCode::BAD_REQUEST,
-                obj(message.clone(), "invalid_request_error", param.clone(), *code),
-                None,
-            ),
+            ApiError::InvalidRequest { message, param, code } => {
+                (StatusCode::BAD_REQUEST, obj(message.clone(), "invalid_request_error", param.clone(), *code), None)
+            }
             ApiError::ModelNotFound(model) => (
                 StatusCode::NOT_FOUND,
                 obj(
@@ -68,12 +66,22 @@ impl ApiError {
             ),
             ApiError::UnknownUrl { method, path } => (
                 StatusCode::NOT_FOUND,
-                obj(format!("Unknown request URL: {method} {path}."), "invalid_request_error", None, Some("unknown_url")),
+                obj(
+                    format!("Unknown request URL: {method} {path}."),
+                    "invalid_request_error",
+                    None,
+                    Some("unknown_url"),
+                ),
                 None,
             ),
             ApiError::MethodNotAllowed => (
                 StatusCode::METHOD_NOT_ALLOWED,
-                obj("Method not allowed for this URL.".into(), "invalid_request_error", None, Some("method_not_allowed")),
+                obj(
+                    "Method not allowed for this URL.".into(),
+                    "invalid_request_error",
+                    None,
+                    Some("method_not_allowed"),
+                ),
                 None,
             ),
             ApiError::PayloadTooLarge => (
@@ -86,7 +94,12 @@ impl ApiError {
             }
             ApiError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
-                obj("The gateway hit an internal error; see its log for the request id.".into(), "server_error", None, Some("internal_error")),
+                obj(
+                    "The gateway hit an internal error; see its log for the request id.".into(),
+                    "server_error",
+                    None,
+                    Some("internal_error"),
+                ),
                 None,
             ),
             ApiError::Provider { error, attempts } => provider_parts(error, *attempts),
@@ -110,9 +123,13 @@ fn provider_parts(e: &ProviderError, attempts: u32) -> (StatusCode, ErrorObject,
             "upstream_bad_request",
             e.param.clone(),
         ),
-        ErrorKind::Unsupported => {
-            obj(StatusCode::BAD_REQUEST, e.message.clone(), "invalid_request_error", "unsupported_parameter", e.param.clone())
-        }
+        ErrorKind::Unsupported => obj(
+            StatusCode::BAD_REQUEST,
+            e.message.clone(),
+            "invalid_request_error",
+            "unsupported_parameter",
+            e.param.clone(),
+        ),
         ErrorKind::ContentFilter => obj(
             StatusCode::BAD_REQUEST,
             format!("Provider `{who}` refused the request on content policy."),
@@ -129,7 +146,9 @@ fn provider_parts(e: &ProviderError, attempts: u32) -> (StatusCode, ErrorObject,
         ),
         ErrorKind::Auth => obj(
             StatusCode::BAD_GATEWAY,
-            format!("Provider `{who}` rejected the gateway's credentials{status}; check the API key configured for it."),
+            format!(
+                "Provider `{who}` rejected the gateway's credentials{status}; check the API key configured for it."
+            ),
             "server_error",
             "upstream_auth_failed",
             None,

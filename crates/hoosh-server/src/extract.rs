@@ -60,7 +60,9 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         };
         ApiError::invalid(message, (!param.is_empty()).then_some(param))
     })?;
-    de.end().map_err(|e| ApiError::invalid(format!("The request body has trailing data after the JSON value: {e}"), None))?;
+    de.end().map_err(|e| {
+        ApiError::invalid(format!("The request body has trailing data after the JSON value: {e}"), None)
+    })?;
     Ok(value)
 }
 

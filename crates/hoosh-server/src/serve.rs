@@ -16,7 +16,11 @@ use crate::state::AppState;
 
 /// Serves `state` on `listener` until `shutdown` resolves, then drains for at
 /// most `server.shutdown_grace_secs`.
-pub async fn run(listener: TcpListener, state: AppState, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+pub async fn run(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let grace = Duration::from_secs(state.config.server.shutdown_grace_secs);
     let tracker = TaskTracker::new();
     let cancel = CancellationToken::new();
@@ -30,11 +34,12 @@ pub async fn run(listener: TcpListener, state: AppState, shutdown: impl Future<O
     });
     let signalled = CancellationToken::new();
     let trigger = signalled.clone();
-    let server = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async move {
+    let server = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(
+        async move {
             shutdown.await;
             trigger.cancel();
-        });
+        },
+    );
     let drained = async {
         signalled.cancelled().await;
         tokio::time::sleep(grace).await;

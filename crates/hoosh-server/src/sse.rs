@@ -29,7 +29,11 @@ pub fn render_chat(chunk: ChatCompletionChunk) -> Option<Event> {
 
 /// The events of a chat stream. Usage is always requested upstream (for
 /// accounting); it reaches the client only when it asked for it.
-pub fn events(stream: ChunkStream, include_usage: bool, render: Render) -> impl Stream<Item = Result<Event, Infallible>> + Send {
+pub fn events(
+    stream: ChunkStream,
+    include_usage: bool,
+    render: Render,
+) -> impl Stream<Item = Result<Event, Infallible>> + Send {
     struct St {
         inner: ChunkStream,
         finished: bool,

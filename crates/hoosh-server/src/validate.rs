@@ -28,7 +28,10 @@ fn model(model: &str) -> Result<(), ApiError> {
         return Err(ApiError::invalid("`model` must not be empty.", Some("model".to_owned())));
     }
     if model.len() > 256 || model.chars().any(char::is_control) {
-        return Err(ApiError::invalid("`model` must be at most 256 characters without control characters.", Some("model".to_owned())));
+        return Err(ApiError::invalid(
+            "`model` must be at most 256 characters without control characters.",
+            Some("model".to_owned()),
+        ));
     }
     Ok(())
 }
@@ -42,15 +45,23 @@ pub fn chat(req: &ChatCompletionRequest) -> Result<(), ApiError> {
         let p = |f: &str| Some(format!("messages[{i}].{f}"));
         match m.role {
             Role::System | Role::Developer | Role::User if m.content.is_none() => {
-                return Err(ApiError::invalid(format!("messages[{i}]: a {:?} message needs `content`.", m.role).to_lowercase(), p("content")));
+                return Err(ApiError::invalid(
+                    format!("messages[{i}]: a {:?} message needs `content`.", m.role).to_lowercase(),
+                    p("content"),
+                ));
             }
             Role::Tool if m.tool_call_id.as_deref().is_none_or(str::is_empty) => {
-                return Err(ApiError::invalid(format!("messages[{i}]: a tool message needs `tool_call_id`."), p("tool_call_id")));
+                return Err(ApiError::invalid(
+                    format!("messages[{i}]: a tool message needs `tool_call_id`."),
+                    p("tool_call_id"),
+                ));
             }
             Role::Tool if m.content.is_none() => {
                 return Err(ApiError::invalid(format!("messages[{i}]: a tool message needs `content`."), p("content")));
             }
-            Role::Assistant if m.content.is_none() && m.tool_calls.as_ref().is_none_or(Vec::is_empty) && m.refusal.is_none() => {
+            Role::Assistant
+                if m.content.is_none() && m.tool_calls.as_ref().is_none_or(Vec::is_empty) && m.refusal.is_none() =>
+            {
                 return Err(ApiError::invalid(
                     format!("messages[{i}]: an assistant message needs `content` or `tool_calls`."),
                     p("content"),
@@ -85,7 +96,10 @@ pub fn chat(req: &ChatCompletionRequest) -> Result<(), ApiError> {
     }
     if let Some(tools) = &req.tools {
         if tools.len() > MAX_TOOLS {
-            return Err(ApiError::invalid(format!("`tools` takes at most {MAX_TOOLS} tools."), Some("tools".to_owned())));
+            return Err(ApiError::invalid(
+                format!("`tools` takes at most {MAX_TOOLS} tools."),
+                Some("tools".to_owned()),
+            ));
         }
         for (i, t) in tools.iter().enumerate() {
             let name = &t.function.name;
@@ -101,7 +115,10 @@ pub fn chat(req: &ChatCompletionRequest) -> Result<(), ApiError> {
         }
     }
     if req.stream_options.is_some() && !req.stream {
-        return Err(ApiError::invalid("`stream_options` is only allowed when `stream` is true.", Some("stream_options".to_owned())));
+        return Err(ApiError::invalid(
+            "`stream_options` is only allowed when `stream` is true.",
+            Some("stream_options".to_owned()),
+        ));
     }
     Ok(())
 }

@@ -42,7 +42,13 @@ async fn caller_request_id_is_echoed() {
         .await
         .unwrap();
     assert_eq!(resp.headers()["x-request-id"], "req-abc-123");
-    let resp = http().post(gw.url("/v1/chat/completions")).header("x-request-id", "req-err").json(&json!({})).send().await.unwrap();
+    let resp = http()
+        .post(gw.url("/v1/chat/completions"))
+        .header("x-request-id", "req-err")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 400);
     assert_eq!(resp.headers()["x-request-id"], "req-err", "errors carry the id too");
 }
@@ -140,8 +146,21 @@ async fn every_documented_parameter_reaches_an_openai_upstream() {
     assert_eq!(resp.status(), 200);
     assert!(resp.headers().get("x-hoosh-dropped-params").is_none());
     let sent = mock.last_request().unwrap().body;
-    for k in ["max_completion_tokens", "temperature", "top_p", "stop", "seed", "presence_penalty", "frequency_penalty",
-        "logit_bias", "user", "response_format", "reasoning_effort", "metadata", "top_k"] {
+    for k in [
+        "max_completion_tokens",
+        "temperature",
+        "top_p",
+        "stop",
+        "seed",
+        "presence_penalty",
+        "frequency_penalty",
+        "logit_bias",
+        "user",
+        "response_format",
+        "reasoning_effort",
+        "metadata",
+        "top_k",
+    ] {
         assert_eq!(sent[k], body[k], "{k}");
     }
     assert_eq!(sent["messages"], body["messages"]);
@@ -210,6 +229,11 @@ async fn legacy_completions_work_blocking_and_streamed() {
         .map(|d| serde_json::from_str::<Value>(d).unwrap()["choices"][0]["text"].as_str().unwrap_or("").to_owned())
         .collect();
     assert_eq!(joined, "echo: Say hi \u{e9}\u{1f600}");
-    let resp = http().post(gw.url("/v1/completions")).json(&json!({"model": "gpt-4o", "prompt": ["a", "b"]})).send().await.unwrap();
+    let resp = http()
+        .post(gw.url("/v1/completions"))
+        .json(&json!({"model": "gpt-4o", "prompt": ["a", "b"]}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 400);
 }

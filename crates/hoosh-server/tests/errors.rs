@@ -34,7 +34,8 @@ async fn bad_client_input_matrix() {
     let (s, e) = error_of(raw(br#"{"model":"gpt-4o","messages":"hi"}"#.to_vec()).await.unwrap()).await;
     assert_eq!((s, e["param"].as_str()), (400, Some("messages")));
 
-    let (s, e) = error_of(raw(br#"{"model":"gpt-4o","messages":[],"temperature":"warm"}"#.to_vec()).await.unwrap()).await;
+    let (s, e) =
+        error_of(raw(br#"{"model":"gpt-4o","messages":[],"temperature":"warm"}"#.to_vec()).await.unwrap()).await;
     assert_eq!((s, e["param"].as_str()), (400, Some("temperature")));
 
     let (s, e) = error_of(raw(br#"{"model":"gpt-4o","messages":[]}"#.to_vec()).await.unwrap()).await;
@@ -43,16 +44,30 @@ async fn bad_client_input_matrix() {
     let (s, e) = error_of(raw(br#"{"messages":[{"role":"user","content":"x"}]}"#.to_vec()).await.unwrap()).await;
     assert_eq!((s, e["param"].as_str()), (400, Some("model")));
 
-    let (s, e) = error_of(raw(br#"{"model":"gpt-4o","messages":[{"role":"wizard","content":"x"}]}"#.to_vec()).await.unwrap()).await;
+    let (s, e) =
+        error_of(raw(br#"{"model":"gpt-4o","messages":[{"role":"wizard","content":"x"}]}"#.to_vec()).await.unwrap())
+            .await;
     assert_eq!((s, e["param"].as_str()), (400, Some("messages[0].role")));
 
-    let (s, e) = error_of(raw(br#"{"model":"gpt-4o","messages":[{"role":"tool","content":"x"}]}"#.to_vec()).await.unwrap()).await;
+    let (s, e) =
+        error_of(raw(br#"{"model":"gpt-4o","messages":[{"role":"tool","content":"x"}]}"#.to_vec()).await.unwrap())
+            .await;
     assert_eq!((s, e["param"].as_str()), (400, Some("messages[0].tool_call_id")));
 
-    let (s, e) = error_of(raw(br#"{"model":"gpt-4o","messages":[{"role":"user","content":"x"}],"temperature":2.5}"#.to_vec()).await.unwrap()).await;
+    let (s, e) = error_of(
+        raw(br#"{"model":"gpt-4o","messages":[{"role":"user","content":"x"}],"temperature":2.5}"#.to_vec())
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!((s, e["param"].as_str()), (400, Some("temperature")));
 
-    let (s, e) = error_of(raw(br#"{"model":"gpt-4o","messages":[{"role":"user","content":"x"}],"stop":["a","b","c","d","e"]}"#.to_vec()).await.unwrap()).await;
+    let (s, e) = error_of(
+        raw(br#"{"model":"gpt-4o","messages":[{"role":"user","content":"x"}],"stop":["a","b","c","d","e"]}"#.to_vec())
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!((s, e["param"].as_str()), (400, Some("stop")));
 
     // Invalid UTF-8 inside a JSON string.
@@ -138,7 +153,8 @@ async fn upstream_timeout_is_504_and_refused_connection_502() {
     let mut c = config(vec![slow]);
     c.routing.max_retries = 0;
     let gw = Gateway::start(c).await;
-    let resp = http().post(gw.url("/v1/chat/completions")).json(&chat_body("mock-slow-3000", "x")).send().await.unwrap();
+    let resp =
+        http().post(gw.url("/v1/chat/completions")).json(&chat_body("mock-slow-3000", "x")).send().await.unwrap();
     assert_eq!(resp.status(), 504);
 
     // A port nobody listens on.

@@ -73,17 +73,27 @@ pub async fn fail_or_delay(shared: &Shared, model: &str, render: fn(u16, Option<
             tokio::time::sleep(delay).await;
             None
         }
-        Scenario::BadJson => Some((StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], "{not json").into_response()),
+        Scenario::BadJson => {
+            Some((StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], "{not json").into_response())
+        }
         _ => None,
     }
 }
 
-async fn azure_chat(State(shared): State<Arc<Shared>>, Path(deployment): Path<String>, Json(mut body): Json<Value>) -> Response {
+async fn azure_chat(
+    State(shared): State<Arc<Shared>>,
+    Path(deployment): Path<String>,
+    Json(mut body): Json<Value>,
+) -> Response {
     body["model"] = Value::String(deployment);
     chat(State(shared), Json(body)).await
 }
 
-async fn azure_embeddings(State(shared): State<Arc<Shared>>, Path(deployment): Path<String>, Json(mut body): Json<Value>) -> Response {
+async fn azure_embeddings(
+    State(shared): State<Arc<Shared>>,
+    Path(deployment): Path<String>,
+    Json(mut body): Json<Value>,
+) -> Response {
     body["model"] = Value::String(deployment);
     embeddings(State(shared), Json(body)).await
 }
@@ -221,7 +231,9 @@ async fn embeddings(State(shared): State<Arc<Shared>>, Json(body): Json<Value>) 
 }
 
 async fn models() -> Response {
-    let data: Vec<Value> =
-        MODELS.iter().map(|m| json!({"id": m, "object": "model", "created": 1_700_000_000u64, "owned_by": "mock"})).collect();
+    let data: Vec<Value> = MODELS
+        .iter()
+        .map(|m| json!({"id": m, "object": "model", "created": 1_700_000_000u64, "owned_by": "mock"}))
+        .collect();
     Json(json!({"object": "list", "data": data})).into_response()
 }

@@ -63,9 +63,7 @@ impl MockServer {
 
     pub async fn start_on(addr: &str, router: axum::Router<Arc<Shared>>) -> std::io::Result<MockServer> {
         let shared = Arc::new(Shared::default());
-        let app = router
-            .layer(middleware::from_fn_with_state(shared.clone(), record))
-            .with_state(shared.clone());
+        let app = router.layer(middleware::from_fn_with_state(shared.clone(), record)).with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let task = tokio::spawn(async move {

@@ -168,14 +168,30 @@ pub struct Usage {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum StreamEvent {
-    MessageStart { message: MessagesResponse },
-    ContentBlockStart { index: u32, content_block: ContentBlock },
-    ContentBlockDelta { index: u32, delta: BlockDelta },
-    ContentBlockStop { index: u32 },
-    MessageDelta { delta: MessageDeltaBody, #[serde(default)] usage: Option<Usage> },
+    MessageStart {
+        message: MessagesResponse,
+    },
+    ContentBlockStart {
+        index: u32,
+        content_block: ContentBlock,
+    },
+    ContentBlockDelta {
+        index: u32,
+        delta: BlockDelta,
+    },
+    ContentBlockStop {
+        index: u32,
+    },
+    MessageDelta {
+        delta: MessageDeltaBody,
+        #[serde(default)]
+        usage: Option<Usage>,
+    },
     MessageStop,
     Ping,
-    Error { error: ErrorBody },
+    Error {
+        error: ErrorBody,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

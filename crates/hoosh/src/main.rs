@@ -16,7 +16,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "hoosh", version, about = "An AI inference gateway: one OpenAI-compatible endpoint in front of many LLM providers")]
+#[command(
+    name = "hoosh",
+    version,
+    about = "An AI inference gateway: one OpenAI-compatible endpoint in front of many LLM providers"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -44,7 +44,13 @@ impl Scripted {
     }
 
     pub fn with(name: &str, support: ParamSupport, local: bool) -> Arc<Self> {
-        Arc::new(Scripted { name: name.into(), script: Mutex::new(VecDeque::new()), calls: AtomicU32::new(0), support, local })
+        Arc::new(Scripted {
+            name: name.into(),
+            script: Mutex::new(VecDeque::new()),
+            calls: AtomicU32::new(0),
+            support,
+            local,
+        })
     }
 
     pub fn push(&self, step: Step) -> &Self {
@@ -105,7 +111,11 @@ impl Provider for Scripted {
     fn param_support(&self) -> &ParamSupport {
         &self.support
     }
-    async fn chat(&self, req: &ChatCompletionRequest, _d: &DroppedParams) -> Result<ChatCompletionResponse, ProviderError> {
+    async fn chat(
+        &self,
+        req: &ChatCompletionRequest,
+        _d: &DroppedParams,
+    ) -> Result<ChatCompletionResponse, ProviderError> {
         match self.next().await {
             Step::Fail(e) => Err(e),
             _ => Ok(self.response(&req.model)),
@@ -151,7 +161,11 @@ pub fn entry(spec: EntrySpec, breaker: BreakerConfig) -> Arc<ProviderEntry> {
         patterns: spec.patterns.iter().map(|p| glob::Pattern::new(p).unwrap()).collect(),
         priority: spec.priority,
         weight: spec.weight,
-        timeouts: Timeouts { first_byte: Duration::from_secs(5), idle: Duration::from_secs(5), total: Duration::from_secs(30) },
+        timeouts: Timeouts {
+            first_byte: Duration::from_secs(5),
+            idle: Duration::from_secs(5),
+            total: Duration::from_secs(30),
+        },
         stats: Arc::new(ProviderStats::new(breaker)),
     })
 }
@@ -164,14 +178,28 @@ pub fn router(entries: Vec<Arc<ProviderEntry>>, strategy: Strategy) -> Router {
     router_with_aliases(entries, strategy, BTreeMap::new())
 }
 
-pub fn router_with_aliases(entries: Vec<Arc<ProviderEntry>>, strategy: Strategy, aliases: BTreeMap<String, Vec<String>>) -> Router {
+pub fn router_with_aliases(
+    entries: Vec<Arc<ProviderEntry>>,
+    strategy: Strategy,
+    aliases: BTreeMap<String, Vec<String>>,
+) -> Router {
     Router::new(entries, &aliases, strategy, Pricing::shipped(), Duration::from_secs(60))
 }
 
 pub fn request(model: &str) -> ChatCompletionRequest {
-    ChatCompletionRequest { model: model.into(), messages: vec![ChatMessage::text(Role::User, "hi")], ..Default::default() }
+    ChatCompletionRequest {
+        model: model.into(),
+        messages: vec![ChatMessage::text(Role::User, "hi")],
+        ..Default::default()
+    }
 }
 
 pub fn routing() -> RoutingConfig {
-    RoutingConfig { max_retries: 1, retry_base_ms: 100, retry_max_ms: 1000, retry_after_cap_secs: 5, ..RoutingConfig::default() }
+    RoutingConfig {
+        max_retries: 1,
+        retry_base_ms: 100,
+        retry_max_ms: 1000,
+        retry_after_cap_secs: 5,
+        ..RoutingConfig::default()
+    }
 }

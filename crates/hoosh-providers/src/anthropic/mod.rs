@@ -1,42 +1,15 @@
-//! TEMPORARY placeholder, being replaced by the real adapter.
+//! The Anthropic family: the Messages API (`POST /v1/messages`) of
+//! api.anthropic.com, or any server that speaks it. System and developer
+//! messages become the top-level `system`, tool calls and results become
+//! `tool_use` / `tool_result` blocks, and streamed events are re-cut into
+//! OpenAI chunks (role first, then deltas, the finish reason, and always a
+//! usage-only chunk).
 
-use async_trait::async_trait;
-use hoosh_core::params::{DroppedParams, ParamSupport};
-use hoosh_core::{ChunkStream, Provider, ProviderError};
-use hoosh_types::openai::{ChatCompletionRequest, ChatCompletionResponse};
+mod client;
+mod convert;
+mod wire;
 
-use crate::adapter::AdapterConfig;
+#[cfg(test)]
+mod tests;
 
-pub struct AnthropicProvider {
-    cfg: AdapterConfig,
-    support: ParamSupport,
-}
-
-impl AnthropicProvider {
-    pub fn new(cfg: AdapterConfig) -> Self {
-        let support = cfg.param_support();
-        AnthropicProvider { cfg, support }
-    }
-}
-
-#[async_trait]
-impl Provider for AnthropicProvider {
-    fn name(&self) -> &str {
-        &self.cfg.name
-    }
-    fn family(&self) -> &'static str {
-        "anthropic"
-    }
-    fn param_support(&self) -> &ParamSupport {
-        &self.support
-    }
-    async fn chat(&self, _req: &ChatCompletionRequest, _d: &DroppedParams) -> Result<ChatCompletionResponse, ProviderError> {
-        Err(ProviderError::unsupported("not yet"))
-    }
-    async fn chat_stream(&self, _req: &ChatCompletionRequest, _d: &DroppedParams) -> Result<ChunkStream, ProviderError> {
-        Err(ProviderError::unsupported("not yet"))
-    }
-    async fn list_models(&self) -> Result<Vec<String>, ProviderError> {
-        Ok(Vec::new())
-    }
-}
+pub use client::AnthropicProvider;

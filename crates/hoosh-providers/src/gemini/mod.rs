@@ -1,42 +1,16 @@
-//! TEMPORARY placeholder, being replaced by the real adapter.
+//! The Google Gemini family: the Generative Language API (`v1beta`) at
+//! generativelanguage.googleapis.com, authenticated with an API key in the
+//! `x-goog-api-key` header. Covers chat (`generateContent`), streaming
+//! (`streamGenerateContent?alt=sse`), tools (function declarations and
+//! calls), images and audio (inline data or fetched URLs), JSON mode and
+//! response schemas, embeddings (`batchEmbedContents`) and the model list.
+//! Vertex AI's Gemini endpoints (OAuth, project paths) are not covered.
 
-use async_trait::async_trait;
-use hoosh_core::params::{DroppedParams, ParamSupport};
-use hoosh_core::{ChunkStream, Provider, ProviderError};
-use hoosh_types::openai::{ChatCompletionRequest, ChatCompletionResponse};
+mod client;
+mod convert;
+mod wire;
 
-use crate::adapter::AdapterConfig;
+#[cfg(test)]
+mod tests;
 
-pub struct GeminiProvider {
-    cfg: AdapterConfig,
-    support: ParamSupport,
-}
-
-impl GeminiProvider {
-    pub fn new(cfg: AdapterConfig) -> Self {
-        let support = cfg.param_support();
-        GeminiProvider { cfg, support }
-    }
-}
-
-#[async_trait]
-impl Provider for GeminiProvider {
-    fn name(&self) -> &str {
-        &self.cfg.name
-    }
-    fn family(&self) -> &'static str {
-        "gemini"
-    }
-    fn param_support(&self) -> &ParamSupport {
-        &self.support
-    }
-    async fn chat(&self, _req: &ChatCompletionRequest, _d: &DroppedParams) -> Result<ChatCompletionResponse, ProviderError> {
-        Err(ProviderError::unsupported("not yet"))
-    }
-    async fn chat_stream(&self, _req: &ChatCompletionRequest, _d: &DroppedParams) -> Result<ChunkStream, ProviderError> {
-        Err(ProviderError::unsupported("not yet"))
-    }
-    async fn list_models(&self) -> Result<Vec<String>, ProviderError> {
-        Ok(Vec::new())
-    }
-}
+pub use client::GeminiProvider;

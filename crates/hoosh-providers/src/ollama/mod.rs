@@ -1,42 +1,20 @@
-//! TEMPORARY placeholder, being replaced by the real adapter.
+//! The Ollama family: Ollama's native REST API (`/api/chat` with NDJSON
+//! streaming, `/api/embed`, `/api/tags`, `/api/version`), local or remote.
+//! Native rather than Ollama's OpenAI-compatible endpoint because only the
+//! native one takes `options` (`num_predict`, `seed`, ...), `keep_alive`,
+//! JSON-schema `format` and base64 images on any message.
+//!
+//! Differences from the canonical shape that the conversion handles: tool
+//! call arguments are JSON objects and carry no ids (ids are generated),
+//! tool results name their function instead of a call id, images must be
+//! base64 (URLs are refused), and Ollama has no `tool_choice` (`none`
+//! withholds the tools; other choices are left to the model).
 
-use async_trait::async_trait;
-use hoosh_core::params::{DroppedParams, ParamSupport};
-use hoosh_core::{ChunkStream, Provider, ProviderError};
-use hoosh_types::openai::{ChatCompletionRequest, ChatCompletionResponse};
+mod client;
+mod convert;
+mod wire;
 
-use crate::adapter::AdapterConfig;
+#[cfg(test)]
+mod tests;
 
-pub struct OllamaProvider {
-    cfg: AdapterConfig,
-    support: ParamSupport,
-}
-
-impl OllamaProvider {
-    pub fn new(cfg: AdapterConfig) -> Self {
-        let support = cfg.param_support();
-        OllamaProvider { cfg, support }
-    }
-}
-
-#[async_trait]
-impl Provider for OllamaProvider {
-    fn name(&self) -> &str {
-        &self.cfg.name
-    }
-    fn family(&self) -> &'static str {
-        "ollama"
-    }
-    fn param_support(&self) -> &ParamSupport {
-        &self.support
-    }
-    async fn chat(&self, _req: &ChatCompletionRequest, _d: &DroppedParams) -> Result<ChatCompletionResponse, ProviderError> {
-        Err(ProviderError::unsupported("not yet"))
-    }
-    async fn chat_stream(&self, _req: &ChatCompletionRequest, _d: &DroppedParams) -> Result<ChunkStream, ProviderError> {
-        Err(ProviderError::unsupported("not yet"))
-    }
-    async fn list_models(&self) -> Result<Vec<String>, ProviderError> {
-        Ok(Vec::new())
-    }
-}
+pub use client::OllamaProvider;

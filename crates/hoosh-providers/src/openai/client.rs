@@ -72,36 +72,51 @@ impl Provider for OpenAiProvider {
         &self.support
     }
 
-    async fn chat(&self, req: &ChatCompletionRequest, dropped: &DroppedParams) -> Result<ChatCompletionResponse, ProviderError> {
+    async fn chat(
+        &self,
+        req: &ChatCompletionRequest,
+        dropped: &DroppedParams,
+    ) -> Result<ChatCompletionResponse, ProviderError> {
         let body = convert::chat_body(req, dropped, self.cfg.preset, false)?;
-        let resp = http::send(self.request(reqwest::Method::POST, self.url("chat/completions", &req.model)).json(&body)).await?;
+        let resp =
+            http::send(self.request(reqwest::Method::POST, self.url("chat/completions", &req.model)).json(&body))
+                .await?;
         let w: wire::ChatResponse = http::json(resp).await?;
         Ok(convert::chat_response(w, &req.model))
     }
 
-    async fn chat_stream(&self, req: &ChatCompletionRequest, dropped: &DroppedParams) -> Result<ChunkStream, ProviderError> {
+    async fn chat_stream(
+        &self,
+        req: &ChatCompletionRequest,
+        dropped: &DroppedParams,
+    ) -> Result<ChunkStream, ProviderError> {
         let body = convert::chat_body(req, dropped, self.cfg.preset, true)?;
-        let resp = http::send(self.request(reqwest::Method::POST, self.url("chat/completions", &req.model)).json(&body)).await?;
+        let resp =
+            http::send(self.request(reqwest::Method::POST, self.url("chat/completions", &req.model)).json(&body))
+                .await?;
         let model = req.model.clone();
         let fallback_id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
         let created = unix_now();
         let events = sse_events(resp);
         // State: (events, saw [DONE] or finish_reason)
-        let stream = futures_util::stream::unfold((Box::pin(events), false, false), move |(mut events, mut finished, ended)| {
-            let model = model.clone();
-            let fallback_id = fallback_id.clone();
-            async move {
-                if ended {
-                    return None;
-                }
-                loop {
+        let stream =
+            futures_util::stream::unfold((Box::pin(events), false, false), move |(mut events, mut finished, ended)| {
+                let model = model.clone();
+                let fallback_id = fallback_id.clone();
+                async move {
+                    if ended {
+                        return None;
+                    }
                     match events.next().await {
-                        None if finished => return None,
+                        None if finished => None,
                         None => {
-                            let e = ProviderError::new(ErrorKind::StreamInterrupted, "the upstream stream ended before [DONE]");
-                            return Some((Err(e), (events, finished, true)));
+                            let e = ProviderError::new(
+                                ErrorKind::StreamInterrupted,
+                                "the upstream stream ended before [DONE]",
+                            );
+                            Some((Err(e), (events, finished, true)))
                         }
-                        Some(Err(e)) => return Some((Err(e), (events, finished, true))),
+                        Some(Err(e)) => Some((Err(e), (events, finished, true))),
                         Some(Ok(ev)) => {
                             let data = ev.data.trim();
                             if data == "[DONE]" {
@@ -115,21 +130,21 @@ impl Provider for OpenAiProvider {
                                     if c.choices.iter().any(|ch| ch.finish_reason.is_some()) {
                                         finished = true;
                                     }
-                                    return Some((Ok(c), (events, finished, false)));
+                                    Some((Ok(c), (events, finished, false)))
                                 }
-                                Err(e) => return Some((Err(e), (events, finished, true))),
+                                Err(e) => Some((Err(e), (events, finished, true))),
                             }
                         }
                     }
                 }
-            }
-        });
+            });
         Ok(Box::pin(stream))
     }
 
     async fn embed(&self, req: &EmbedRequest) -> Result<EmbedResponse, ProviderError> {
         let body = convert::embed_body(req);
-        let resp = http::send(self.request(reqwest::Method::POST, self.url("embeddings", &req.model)).json(&body)).await?;
+        let resp =
+            http::send(self.request(reqwest::Method::POST, self.url("embeddings", &req.model)).json(&body)).await?;
         let w: wire::EmbeddingResponse = http::json(resp).await?;
         let (vectors, usage) = convert::embed_response(w, req.input.len())?;
         Ok(EmbedResponse { vectors, usage })

@@ -3,7 +3,9 @@
 
 use hoosh_core::params::DroppedParams;
 use hoosh_core::{EmbedRequest, ProviderError};
-use hoosh_types::openai::{ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse, Choice, ChunkChoice, Usage};
+use hoosh_types::openai::{
+    ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse, Choice, ChunkChoice, Usage,
+};
 use hoosh_types::unix_now;
 use serde_json::{Map, Value, json};
 
@@ -13,7 +15,12 @@ use crate::presets::Preset;
 /// The JSON body for `chat/completions`. Streams always ask for a usage
 /// chunk so that streamed calls can be accounted; the server strips it again
 /// when the client did not ask for it.
-pub fn chat_body(req: &ChatCompletionRequest, dropped: &DroppedParams, preset: &Preset, stream: bool) -> Result<Value, ProviderError> {
+pub fn chat_body(
+    req: &ChatCompletionRequest,
+    dropped: &DroppedParams,
+    preset: &Preset,
+    stream: bool,
+) -> Result<Value, ProviderError> {
     let mut body = match serde_json::to_value(req) {
         Ok(Value::Object(m)) => m,
         _ => return Err(ProviderError::unsupported("request does not serialize to a JSON object")),
@@ -59,7 +66,12 @@ pub fn chat_response(w: wire::ChatResponse, requested_model: &str) -> ChatComple
         choices: w
             .choices
             .into_iter()
-            .map(|c| Choice { index: c.index, message: c.message, finish_reason: c.finish_reason, logprobs: c.logprobs })
+            .map(|c| Choice {
+                index: c.index,
+                message: c.message,
+                finish_reason: c.finish_reason,
+                logprobs: c.logprobs,
+            })
             .collect(),
         usage: w.usage,
         system_fingerprint: w.system_fingerprint,
@@ -67,7 +79,12 @@ pub fn chat_response(w: wire::ChatResponse, requested_model: &str) -> ChatComple
 }
 
 /// One streamed chunk, or the upstream's in-band error.
-pub fn chunk(w: wire::Chunk, requested_model: &str, fallback_id: &str, created: u64) -> Result<ChatCompletionChunk, ProviderError> {
+pub fn chunk(
+    w: wire::Chunk,
+    requested_model: &str,
+    fallback_id: &str,
+    created: u64,
+) -> Result<ChatCompletionChunk, ProviderError> {
     if let Some(err) = w.error {
         let msg = err.get("message").and_then(Value::as_str).map(str::to_owned).unwrap_or_else(|| err.to_string());
         return Err(ProviderError::new(hoosh_core::ErrorKind::StreamInterrupted, msg));
@@ -80,7 +97,12 @@ pub fn chunk(w: wire::Chunk, requested_model: &str, fallback_id: &str, created: 
         choices: w
             .choices
             .into_iter()
-            .map(|c| ChunkChoice { index: c.index, delta: c.delta, finish_reason: c.finish_reason, logprobs: c.logprobs })
+            .map(|c| ChunkChoice {
+                index: c.index,
+                delta: c.delta,
+                finish_reason: c.finish_reason,
+                logprobs: c.logprobs,
+            })
             .collect(),
         usage: w.usage,
         system_fingerprint: w.system_fingerprint,

@@ -13,7 +13,10 @@ use crate::extract::ApiJson;
 use crate::state::AppState;
 use crate::{sse, validate};
 
-pub async fn chat_completions(State(st): State<AppState>, ApiJson(req): ApiJson<ChatCompletionRequest>) -> Result<Response, ApiError> {
+pub async fn chat_completions(
+    State(st): State<AppState>,
+    ApiJson(req): ApiJson<ChatCompletionRequest>,
+) -> Result<Response, ApiError> {
     validate::chat(&req)?;
     let candidates = st.router.candidates(&req.model, Need::Chat)?;
     if req.stream {

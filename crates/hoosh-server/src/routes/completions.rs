@@ -23,7 +23,10 @@ fn render(chunk: ChatCompletionChunk) -> Option<Event> {
     meaningful.then(|| Event::default().json_data(&c).unwrap_or_else(|_| Event::default().data("{}")))
 }
 
-pub async fn completions(State(st): State<AppState>, ApiJson(req): ApiJson<CompletionRequest>) -> Result<Response, ApiError> {
+pub async fn completions(
+    State(st): State<AppState>,
+    ApiJson(req): ApiJson<CompletionRequest>,
+) -> Result<Response, ApiError> {
     let prompt = match &req.prompt {
         OneOrMany::One(p) => p.clone(),
         OneOrMany::Many(v) if v.len() == 1 => v[0].clone(),

@@ -7,7 +7,9 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use hoosh_core::EmbedRequest;
 use hoosh_core::router::Need;
-use hoosh_types::openai::{Embedding, EmbeddingRequest, EmbeddingResponse, EmbeddingUsage, EmbeddingVector, EncodingFormat};
+use hoosh_types::openai::{
+    Embedding, EmbeddingRequest, EmbeddingResponse, EmbeddingUsage, EmbeddingVector, EncodingFormat,
+};
 
 use super::served_by;
 use crate::error::ApiError;
@@ -23,10 +25,18 @@ pub fn encode_base64(v: &[f32]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-pub async fn embeddings(State(st): State<AppState>, ApiJson(req): ApiJson<EmbeddingRequest>) -> Result<Response, ApiError> {
+pub async fn embeddings(
+    State(st): State<AppState>,
+    ApiJson(req): ApiJson<EmbeddingRequest>,
+) -> Result<Response, ApiError> {
     validate::embeddings(&req)?;
     let candidates = st.router.candidates(&req.model, Need::Embeddings)?;
-    let call = EmbedRequest { model: req.model.clone(), input: req.input.to_vec(), dimensions: req.dimensions, user: req.user.clone() };
+    let call = EmbedRequest {
+        model: req.model.clone(),
+        input: req.input.to_vec(),
+        dimensions: req.dimensions,
+        user: req.user.clone(),
+    };
     let out = st.executor.embed(&candidates, &call).await?;
     let headers = served_by(&out);
     let format = req.encoding_format.unwrap_or_default();

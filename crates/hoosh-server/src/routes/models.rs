@@ -70,10 +70,7 @@ pub async fn get(State(st): State<AppState>, Path(id): Path<String>) -> Result<J
         return Ok(Json(m.clone()));
     }
     // Not listed, but a glob route may still serve it (e.g. `ollama/*`).
-    let candidates = st
-        .router
-        .candidates(&id, Need::Chat)
-        .or_else(|_| st.router.candidates(&id, Need::Embeddings))?;
+    let candidates = st.router.candidates(&id, Need::Chat).or_else(|_| st.router.candidates(&id, Need::Embeddings))?;
     let owner = candidates.first().map(|c| c.entry.name().to_owned()).unwrap_or_default();
     Ok(Json(Model::new(id, owner)))
 }

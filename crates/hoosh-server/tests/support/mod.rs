@@ -48,8 +48,7 @@ pub fn openai(name: &str, mock_url: &str) -> ProviderConfig {
 }
 
 pub fn config(providers: Vec<ProviderConfig>) -> Config {
-    let mut c = Config::default();
-    c.providers = providers;
+    let mut c = Config { providers, ..Config::default() };
     c.health.interval_secs = 0;
     c.routing.retry_base_ms = 1;
     c.routing.retry_max_ms = 5;
@@ -68,7 +67,8 @@ pub fn chat_body(model: &str, text: &str) -> serde_json::Value {
 pub fn sse_data(body: &str) -> Vec<String> {
     body.split("\n\n")
         .filter_map(|ev| {
-            let lines: Vec<&str> = ev.lines().filter_map(|l| l.strip_prefix("data: ").or_else(|| l.strip_prefix("data:"))).collect();
+            let lines: Vec<&str> =
+                ev.lines().filter_map(|l| l.strip_prefix("data: ").or_else(|| l.strip_prefix("data:"))).collect();
             (!lines.is_empty()).then(|| lines.join("\n"))
         })
         .collect()

@@ -32,7 +32,9 @@ pub fn info(config: Option<&Path>) -> Result<ExitCode> {
 fn print_routes(config: &Config) -> Result<()> {
     println!("strategy: {}", config.routing.strategy.as_str());
     if config.providers.is_empty() {
-        println!("providers: none (set OPENAI_API_KEY, ANTHROPIC_API_KEY, GEMINI_API_KEY, GROQ_API_KEY, ... or use --config)");
+        println!(
+            "providers: none (set OPENAI_API_KEY, ANTHROPIC_API_KEY, GEMINI_API_KEY, GROQ_API_KEY, ... or use --config)"
+        );
     } else {
         println!("providers:");
     }

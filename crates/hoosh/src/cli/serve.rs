@@ -48,7 +48,13 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
         );
     }
     for e in &entries {
-        tracing::info!(provider = e.name(), family = e.provider.family(), local = e.local, priority = e.priority, "provider ready");
+        tracing::info!(
+            provider = e.name(),
+            family = e.provider.family(),
+            local = e.local,
+            priority = e.priority,
+            "provider ready"
+        );
     }
     let addr = std::net::SocketAddr::new(ip, config.server.port);
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;

@@ -1,0 +1,66 @@
+"""Starts the real `hoosh` binary in front of a real mock vendor process.
+
+Binaries come from target/debug (built by scripts/test.sh) unless
+HOOSH_BIN / HOOSH_MOCK_BIN point elsewhere.
+"""
+
+import os
+import pathlib
+import signal
+import subprocess
+import tempfile
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+TARGET = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "debug"
+
+
+def _binary(env_name: str, name: str) -> str:
+    path = os.environ.get(env_name) or str(TARGET / name)
+    if not os.path.exists(path):
+        pytest.fail(f"{path} not found: run `cargo build --workspace --bins` first (scripts/test.sh does)")
+    return path
+
+
+def _start(cmd, prefix: str):
+    """Starts `cmd` and waits for the line that announces its URL."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for _ in range(50):
+        line = proc.stdout.readline()
+        if not line:
+            break
+        if line.startswith(prefix):
+            return proc, line.strip().rsplit(" ", 1)[-1]
+    proc.kill()
+    raise RuntimeError(f"{cmd[0]} did not start: {proc.stderr.read()}")
+
+
+@pytest.fixture(scope="session")
+def gateway():
+    mock, mock_url = _start([_binary("HOOSH_MOCK_BIN", "hoosh-mock-upstream"), "openai"], "mock openai listening on")
+    with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as f:
+        f.write(
+            f"""
+[health]
+interval_secs = 0
+
+[routing]
+retry_base_ms = 1
+retry_max_ms = 5
+
+[[providers]]
+name = "mock"
+type = "openai"
+base_url = "{mock_url}/v1"
+models = ["gpt-*", "text-embedding-*", "mock-*"]
+"""
+        )
+        config = f.name
+    proc, url = _start([_binary("HOOSH_BIN", "hoosh"), "serve", "--config", config, "--port", "0"], "hoosh listening on")
+    yield url
+    proc.send_signal(signal.SIGTERM)
+    code = proc.wait(timeout=30)
+    mock.kill()
+    os.unlink(config)
+    assert code == 0, f"hoosh exited with {code} on SIGTERM: {proc.stderr.read()}"

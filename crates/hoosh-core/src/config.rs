@@ -255,16 +255,14 @@ impl ProviderConfig {
         }
     }
 
-    /// Reads the API key from the env var or file this provider names.
+    /// Reads the API key from the env var or file this provider names;
+    /// `None` when the named env var is unset. An unreadable file is an error.
     pub fn resolve_api_key(&self) -> Result<Option<String>, ConfigError> {
         if let Some(var) = &self.api_key_env {
-            return match std::env::var(var) {
-                Ok(v) if !v.trim().is_empty() => Ok(Some(v.trim().to_owned())),
-                _ => Err(ConfigError::Invalid(format!(
-                    "provider `{}`: env var {var} (api_key_env) is not set",
-                    self.name
-                ))),
-            };
+            // An unset variable is not fatal: the provider stays configured
+            // (its health probe reports it) so one missing key does not stop
+            // a gateway that serves many providers. The caller warns.
+            return Ok(std::env::var(var).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()));
         }
         if let Some(path) = &self.api_key_file {
             let text = std::fs::read_to_string(path).map_err(|e| {

@@ -115,13 +115,27 @@ pub fn build_entries(config: &Config) -> Result<Vec<Arc<ProviderEntry>>, ConfigE
     let mut out = Vec::new();
     for p in config.providers.iter().filter(|p| p.enabled) {
         let resolved = resolve(p)?;
-        if resolved.adapter.api_key.is_none() && !resolved.adapter.local && resolved.adapter.preset.key_env.is_some() {
-            tracing::warn!(provider = %p.name, "no API key configured; the upstream will likely reject calls");
+        if let Some(warning) = missing_key_warning(&resolved) {
+            tracing::warn!(provider = %p.name, "{warning}");
         }
         let provider = build(&resolved);
         out.push(Arc::new(entry(&resolved, provider, &config.circuit_breaker)?));
     }
     Ok(out)
+}
+
+/// Why a provider that needs a key has none, if so.
+pub fn missing_key_warning(r: &Resolved) -> Option<String> {
+    if r.adapter.api_key.is_some() || r.adapter.local {
+        return None;
+    }
+    match (&r.config.api_key_env, r.adapter.preset.key_env) {
+        (Some(var), _) => Some(format!("env var {var} (api_key_env) is not set; the upstream will reject calls")),
+        (None, Some(var)) if r.config.api_key_file.is_none() => {
+            Some(format!("no API key: set {var} or api_key_env/api_key_file; the upstream will reject calls"))
+        }
+        _ => None,
+    }
 }
 
 /// Providers for the vendor env vars that are set (`OPENAI_API_KEY`,

@@ -13,7 +13,10 @@ use crate::settings;
 pub fn check(file: &Path) -> Result<ExitCode> {
     let (config, _) = settings::load(Some(file))?;
     for p in config.providers.iter().filter(|p| p.enabled) {
-        registry::resolve(p)?;
+        let r = registry::resolve(p)?;
+        if let Some(w) = registry::missing_key_warning(&r) {
+            println!("warning: provider `{}`: {w}", p.name);
+        }
     }
     println!("{}: OK", file.display());
     print_routes(&config)?;
@@ -45,6 +48,7 @@ fn print_routes(config: &Config) -> Result<()> {
         }
         let r = registry::resolve(p)?;
         let key = match (&p.api_key_env, &p.api_key_file, r.adapter.preset.key_env) {
+            (Some(env), _, _) if r.adapter.api_key.is_none() => format!("key from ${env}: unset"),
             (Some(env), _, _) => format!("key from ${env}"),
             (_, Some(file), _) => format!("key from file {}", file.display()),
             (_, _, Some(env)) if r.adapter.api_key.is_some() => format!("key from ${env}"),

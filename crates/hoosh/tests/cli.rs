@@ -1,0 +1,128 @@
+//! The real `hoosh` binary: config check, serve + client commands, and a
+//! graceful stop on SIGTERM.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_hoosh");
+
+fn hoosh(args: &[&str]) -> std::process::Output {
+    Command::new(BIN).args(args).env_remove("HOOSH_CONFIG").output().unwrap()
+}
+
+fn example() -> String {
+    format!("{}/../../config/hoosh.example.toml", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn config_check_accepts_the_example_and_names_bad_keys() {
+    let out = hoosh(&["config", "check", &example()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("OK") && stdout.contains("fast -> groq/llama-3.1-8b-instant"), "{stdout}");
+
+    let dir = std::env::temp_dir().join(format!("hoosh-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "[routing]\nstrategy = \"priority\"\nretries = 3\n").unwrap();
+    let out = hoosh(&["config", "check", bad.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("retries") && stderr.contains("line 3") && stderr.contains("bad.toml"), "{stderr}");
+
+    std::fs::write(&bad, "[[providers]]\nname = \"x\"\ntype = \"nope\"\n").unwrap();
+    let out = hoosh(&["config", "check", bad.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown type `nope`"));
+}
+
+struct Served {
+    child: Child,
+    url: String,
+}
+
+impl Served {
+    fn start(config: &str) -> Served {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--config", config, "--port", "0"])
+            .env("HOOSH_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let url = line.trim().rsplit(' ').next().unwrap().to_owned();
+        assert!(url.starts_with("http://127.0.0.1:"), "{line}");
+        Served { child, url }
+    }
+
+    fn terminate(mut self) -> std::process::ExitStatus {
+        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        for _ in 0..100 {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.child.kill().unwrap();
+        panic!("hoosh did not stop within 5 s of SIGTERM");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_chat_models_health_and_sigterm() {
+    let mock = hoosh_testkit::openai::start().await;
+    let dir = std::env::temp_dir().join(format!("hoosh-cli-serve-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("hoosh.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[health]\ninterval_secs = 0\n[[providers]]\nname = \"mock\"\ntype = \"openai\"\nbase_url = \"{}/v1\"\nmodels = [\"*\"]\n",
+            mock.url()
+        ),
+    )
+    .unwrap();
+    let served = Served::start(config.to_str().unwrap());
+    let url = served.url.clone();
+    let run = move |args: Vec<String>| {
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut full = args;
+            full.extend(["--url".to_owned(), url]);
+            Command::new(BIN).args(&full).output().unwrap()
+        })
+    };
+
+    let out = run(vec!["chat".into(), "-m".into(), "gpt-4o".into(), "hello".into(), "there".into()]).await.unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "echo: hello there \u{e9}\u{1f600}");
+
+    let out = run(vec!["chat".into(), "-m".into(), "gpt-4o".into(), "--no-stream".into(), "hi".into()]).await.unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "echo: hi \u{e9}\u{1f600}");
+
+    let out = run(vec!["chat".into(), "-m".into(), "mock-error-400".into(), "hi".into()]).await.unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("mock says: bad request"));
+
+    let out = run(vec!["models".into()]).await.unwrap();
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(listed.contains("gpt-4o") && listed.contains("mock"), "{listed}");
+
+    let out = run(vec!["health".into()]).await.unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("UP"));
+
+    let status = tokio::task::spawn_blocking(move || served.terminate()).await.unwrap();
+    assert!(status.success(), "graceful exit 0 on SIGTERM, got {status}");
+}
+
+#[test]
+fn health_of_a_dead_gateway_exits_non_zero() {
+    let out = hoosh(&["health", "--url", "http://127.0.0.1:1"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("DOWN"));
+}

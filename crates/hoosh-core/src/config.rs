@@ -47,6 +47,48 @@ pub struct Config {
     /// Public model names mapped to `provider/model` targets, tried in order.
     #[serde(default)]
     pub model_aliases: BTreeMap<String, Vec<String>>,
+    /// Models served in-process from the local model store.
+    #[serde(default)]
+    pub local: LocalConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LocalConfig {
+    /// Serve installed local models in-process.
+    pub enabled: bool,
+    /// Model store; `HOOSH_MODELS_DIR`, else `~/.cache/hoosh/models`, when absent.
+    pub models_dir: Option<PathBuf>,
+    /// Model ids to serve; every installed model when empty.
+    pub models: Vec<String>,
+    /// Routing priority of the local providers (local wins ties).
+    pub priority: i32,
+    /// Concurrent sequences batched together per LLM.
+    pub max_sequences: usize,
+    /// Context window of one sequence, in tokens.
+    pub context_per_sequence: u32,
+    /// Requests that may wait for a free sequence; more get 503 + Retry-After.
+    pub queue_capacity: usize,
+    /// Inference threads per model; 0 uses every core.
+    pub threads: usize,
+    /// Check each model file's sha256 at load (pinned defaults).
+    pub verify_on_load: bool,
+}
+
+impl Default for LocalConfig {
+    fn default() -> Self {
+        LocalConfig {
+            enabled: true,
+            models_dir: None,
+            models: Vec::new(),
+            priority: 10,
+            max_sequences: 8,
+            context_per_sequence: 4096,
+            queue_capacity: 64,
+            threads: 0,
+            verify_on_load: true,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -351,6 +393,11 @@ impl Config {
                 "circuit_breaker: failure_rate must be in [0,1], window and consecutive_failures at least 1".into(),
             ));
         }
+        if self.local.max_sequences == 0 || self.local.context_per_sequence < 64 {
+            return Err(ConfigError::Invalid(
+                "local: max_sequences must be at least 1 and context_per_sequence at least 64".into(),
+            ));
+        }
         if self.server.body_limit_bytes < 1024 {
             return Err(ConfigError::Invalid("server.body_limit_bytes must be at least 1024".into()));
         }
@@ -417,5 +464,6 @@ mod example_file {
         assert_eq!(c.routing, RoutingConfig::default());
         assert_eq!(c.circuit_breaker, BreakerConfig::default());
         assert_eq!(c.health, HealthConfig::default());
+        assert_eq!(c.local, LocalConfig::default());
     }
 }

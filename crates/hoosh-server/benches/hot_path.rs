@@ -1,1 +1,93 @@
-fn main() {}
+//! The gateway's own per-request work, without the network: decode a chat
+//! request, validate it, pick candidates among 20 providers, plan the
+//! parameters, and encode a response and a stream chunk.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use hoosh_core::config::{Config, ProviderConfig};
+use hoosh_core::params::{self, UnsupportedParamAction};
+use hoosh_core::router::Need;
+use hoosh_server::AppState;
+use hoosh_types::openai::{
+    ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse, Choice, Delta, FinishReason, ResponseMessage,
+    Usage,
+};
+
+const REQUEST: &str = r#"{"model":"gpt-4o","messages":[
+ {"role":"system","content":"You are a helpful assistant that answers briefly."},
+ {"role":"user","content":"What is the weather like in Paris today? Answer in one sentence."},
+ {"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}}]},
+ {"role":"tool","tool_call_id":"call_1","content":"{\"temp\":21,\"sky\":\"clear\"}"}],
+ "tools":[{"type":"function","function":{"name":"get_weather","description":"Current weather","parameters":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}}}],
+ "temperature":0.2,"max_tokens":256,"stream":false}"#;
+
+fn state() -> AppState {
+    let mut providers = Vec::new();
+    for i in 0..19 {
+        let mut p = ProviderConfig::new(format!("p{i}"), "openai-compatible");
+        p.base_url = Some(format!("http://127.0.0.1:{}/v1", 10_000 + i));
+        p.models = Some(vec![format!("model-{i}-*"), "llama*".into()]);
+        providers.push(p);
+    }
+    let mut openai = ProviderConfig::new("openai", "openai");
+    openai.base_url = Some("http://127.0.0.1:9/v1".into());
+    providers.push(openai);
+    let config = Config { providers, ..Config::default() };
+    let entries = hoosh_providers::registry::build_entries(&config).unwrap();
+    AppState::new(config, entries)
+}
+
+fn response() -> ChatCompletionResponse {
+    ChatCompletionResponse {
+        id: "chatcmpl-123".into(),
+        object: "chat.completion".into(),
+        created: 1_700_000_000,
+        model: "gpt-4o".into(),
+        choices: vec![Choice {
+            index: 0,
+            message: ResponseMessage::assistant(Some("It is sunny and 21 degrees in Paris today.".into())),
+            finish_reason: Some(FinishReason::Stop),
+            logprobs: None,
+        }],
+        usage: Some(Usage::new(120, 14)),
+        system_fingerprint: None,
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let st = state();
+    let bytes = REQUEST.as_bytes();
+    let req: ChatCompletionRequest = hoosh_server::extract::parse(bytes).unwrap();
+    let resp = response();
+    let chunk = ChatCompletionChunk::delta("chatcmpl-123", 1_700_000_000, "gpt-4o", Delta::content("sunny"), None);
+
+    c.bench_function("decode_chat_request", |b| {
+        b.iter(|| hoosh_server::extract::parse::<ChatCompletionRequest>(black_box(bytes)).unwrap())
+    });
+    c.bench_function("validate", |b| b.iter(|| hoosh_server::validate::chat(black_box(&req)).unwrap()));
+    c.bench_function("route_20_providers", |b| {
+        b.iter(|| st.router.candidates(black_box("gpt-4o"), Need::Chat).unwrap())
+    });
+    c.bench_function("param_plan", |b| {
+        let support = st.router.entries()[0].provider.param_support().clone();
+        b.iter(|| params::plan(black_box(&req), &support, UnsupportedParamAction::Drop).unwrap())
+    });
+    c.bench_function("encode_response", |b| b.iter(|| serde_json::to_vec(black_box(&resp)).unwrap()));
+    c.bench_function("encode_chunk", |b| b.iter(|| serde_json::to_vec(black_box(&chunk)).unwrap()));
+    c.bench_function("hot_path_total", |b| {
+        b.iter(|| {
+            let req: ChatCompletionRequest = hoosh_server::extract::parse(black_box(bytes)).unwrap();
+            hoosh_server::validate::chat(&req).unwrap();
+            let cands = st.router.candidates(&req.model, Need::Chat).unwrap();
+            let plan =
+                params::plan(&req, cands[0].entry.provider.param_support(), UnsupportedParamAction::Drop).unwrap();
+            black_box(plan);
+            serde_json::to_vec(&resp).unwrap()
+        })
+    });
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

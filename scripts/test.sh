@@ -1,11 +1,21 @@
 #!/usr/bin/env bash
 # The whole test suite: Rust unit and integration tests (mock vendors are real
-# HTTP servers on port 0), then the official OpenAI Python SDK against the
-# real `hoosh` binary.
+# HTTP servers on port 0; the bundled local models run in-process), then the
+# official OpenAI Python SDK against the real `hoosh` binary.
+#
+# The default local models are fetched once into HOOSH_MODELS_DIR (default
+# ~/.cache/hoosh/models) with `hoosh pull --defaults`; tests that need them
+# say "skipping" when they are absent, but this script always provides them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cargo build --workspace --bins
+export HOOSH_MODELS_DIR="${HOOSH_MODELS_DIR:-$HOME/.cache/hoosh/models}"
+./target/debug/hoosh pull --defaults --models-dir "$HOOSH_MODELS_DIR"
+export HOOSH_TEST_MODELS_DIR="$HOOSH_MODELS_DIR"
+export HOOSH_TEST_GGUF="$HOOSH_MODELS_DIR/smollm2-135m/SmolLM2-135M-Instruct.Q4_1.gguf"
+export HOOSH_TEST_MINILM_DIR="$HOOSH_MODELS_DIR/minilm-l6"
+
 cargo test --workspace
 
 if [ ! -x .venv/bin/python ]; then

@@ -64,3 +64,32 @@ models = ["gpt-*", "text-embedding-*", "mock-*"]
     mock.kill()
     os.unlink(config)
     assert code == 0, f"hoosh exited with {code} on SIGTERM: {proc.stderr.read()}"
+
+
+@pytest.fixture(scope="session")
+def local_gateway():
+    """`hoosh serve` with no config at all: the bundled local models only."""
+    models = os.environ.get("HOOSH_TEST_MODELS_DIR")
+    if not models or not os.path.isdir(os.path.join(models, "smollm2-135m")):
+        pytest.skip("set HOOSH_TEST_MODELS_DIR to a store with the default models (hoosh pull --defaults)")
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and k != "OLLAMA_HOST"}
+    env["HOOSH_MODELS_DIR"] = models
+    env.pop("HOOSH_CONFIG", None)
+    proc = subprocess.Popen(
+        [_binary("HOOSH_BIN", "hoosh"), "serve", "--port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    url = None
+    for _ in range(50):
+        line = proc.stdout.readline()
+        if not line:
+            break
+        if line.startswith("hoosh listening on"):
+            url = line.strip().rsplit(" ", 1)[-1]
+            break
+    if url is None:
+        proc.kill()
+        raise RuntimeError(f"hoosh did not start: {proc.stderr.read()}")
+    yield url
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 0

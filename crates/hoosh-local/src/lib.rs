@@ -1,0 +1,19 @@
+//! hoosh-local: models served in-process, as one more [`hoosh_core::Provider`].
+//!
+//! Layout:
+//! - [`provider`]: [`LocalProvider`], which owns the loaded engines (GGUF chat
+//!   models on `hoosh-llm`, embedding models on `hoosh-embed`) keyed by model id;
+//! - [`convert`]: canonical chat request → generation request, and generation
+//!   events → OpenAI chunks and responses;
+//! - [`setup`]: config + model store → the provider, and the list of missing
+//!   default models with the command that fetches them.
+//!
+//! Inference never runs on the async runtime: the LLM engine drives each
+//! model from its own thread, embeddings run on the blocking pool.
+
+pub mod convert;
+pub mod provider;
+pub mod setup;
+
+pub use provider::LocalProvider;
+pub use setup::{Setup, build};

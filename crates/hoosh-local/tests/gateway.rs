@@ -1,0 +1,191 @@
+//! The bundled models through the whole gateway path (HTTP → router →
+//! executor → local provider → engine). Needs the default models in a store:
+//! `HOOSH_TEST_MODELS_DIR` (scripts/test.sh sets it after `hoosh pull
+//! --defaults`); without it every test here says it is skipping.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use hoosh_core::config::Config;
+use hoosh_server::AppState;
+use serde_json::{Value, json};
+
+fn models_dir() -> Option<std::path::PathBuf> {
+    match std::env::var("HOOSH_TEST_MODELS_DIR") {
+        Ok(d) if std::path::Path::new(&d).join("smollm2-135m").exists() => Some(d.into()),
+        _ => {
+            eprintln!("skipping: set HOOSH_TEST_MODELS_DIR to a store with the default models (hoosh pull --defaults)");
+            None
+        }
+    }
+}
+
+async fn boot(dir: std::path::PathBuf, tweak: impl FnOnce(&mut Config)) -> (String, tokio::sync::oneshot::Sender<()>) {
+    let mut config = Config::default();
+    config.health.interval_secs = 0;
+    config.local.models_dir = Some(dir);
+    config.local.verify_on_load = false;
+    tweak(&mut config);
+    let setup = hoosh_local::build(&config.local, &config.circuit_breaker).await.unwrap();
+    let entries = vec![setup.entry.expect("local models installed")];
+    let state = AppState::new(config, entries);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(hoosh_server::serve::run(listener, state, async move {
+        let _ = rx.await;
+    }));
+    (url, tx)
+}
+
+fn chat(content: &str) -> Value {
+    json!({"model": "smollm2-135m", "messages": [{"role": "user", "content": content}], "temperature": 0, "max_tokens": 24})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_stream_embeddings_and_json_mode() {
+    let Some(dir) = models_dir() else { return };
+    let (url, _stop) = boot(dir, |_| {}).await;
+    let http = reqwest::Client::new();
+
+    let r: Value = http
+        .post(format!("{url}/v1/chat/completions"))
+        .json(&chat("Which city is the capital of France?"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let text = r["choices"][0]["message"]["content"].as_str().unwrap();
+    assert!(text.contains("Paris"), "{text}");
+    assert!(r["usage"]["prompt_tokens"].as_u64().unwrap() > 10);
+    assert_eq!(r["model"], "smollm2-135m");
+
+    let mut body = chat("Which city is the capital of France?");
+    body["stream"] = json!(true);
+    body["stream_options"] = json!({"include_usage": true});
+    let sse = http.post(format!("{url}/v1/chat/completions")).json(&body).send().await.unwrap().text().await.unwrap();
+    let data: Vec<&str> = sse.lines().filter_map(|l| l.strip_prefix("data: ")).collect();
+    assert_eq!(*data.last().unwrap(), "[DONE]");
+    let chunks: Vec<Value> = data[..data.len() - 1].iter().map(|d| serde_json::from_str(d).unwrap()).collect();
+    assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
+    let streamed: String = chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
+    assert_eq!(streamed, text, "greedy stream equals greedy blocking answer");
+    assert!(chunks.last().unwrap()["usage"]["completion_tokens"].as_u64().unwrap() > 0);
+
+    let mut length = chat("Count from one to fifty.");
+    length["max_tokens"] = json!(5);
+    let r: Value =
+        http.post(format!("{url}/v1/chat/completions")).json(&length).send().await.unwrap().json().await.unwrap();
+    assert_eq!(r["choices"][0]["finish_reason"], "length");
+    assert_eq!(r["usage"]["completion_tokens"], 5);
+
+    let mut js = chat("Give me a JSON object describing a cat with a name and an age.");
+    js["response_format"] = json!({"type": "json_object"});
+    js["max_tokens"] = json!(80);
+    let r: Value =
+        http.post(format!("{url}/v1/chat/completions")).json(&js).send().await.unwrap().json().await.unwrap();
+    let content = r["choices"][0]["message"]["content"].as_str().unwrap();
+    if r["choices"][0]["finish_reason"] == "stop" {
+        let parsed: Value =
+            serde_json::from_str(content).unwrap_or_else(|e| panic!("JSON mode output does not parse: {e}: {content}"));
+        assert!(parsed.is_object());
+    }
+
+    let e: Value = http
+        .post(format!("{url}/v1/embeddings"))
+        .json(&json!({"model": "minilm-l6", "input": ["A man is eating food.", "A man is eating a piece of bread."]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let a: Vec<f32> = serde_json::from_value(e["data"][0]["embedding"].clone()).unwrap();
+    let b: Vec<f32> = serde_json::from_value(e["data"][1]["embedding"].clone()).unwrap();
+    assert_eq!(a.len(), 384);
+    let cos: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+    assert!((cos - 0.7553).abs() < 1e-3, "cos {cos}");
+
+    // Wrong kind of model for the endpoint: a clear 400.
+    let resp = http
+        .post(format!("{url}/v1/embeddings"))
+        .json(&json!({"model": "smollm2-135m", "input": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+
+    let models: Value = http.get(format!("{url}/v1/models")).send().await.unwrap().json().await.unwrap();
+    let ids: Vec<&str> = models["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
+    assert!(ids.contains(&"smollm2-135m") && ids.contains(&"minilm-l6"), "{ids:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eight_concurrent_streams_complete_and_a_disconnect_frees_its_slot() {
+    let Some(dir) = models_dir() else { return };
+    let (url, _stop) = boot(dir, |_| {}).await;
+    let http = reqwest::Client::new();
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let http = http.clone();
+        let url = url.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut body = chat(&format!("Tell me a fact about the number {i}."));
+            body["stream"] = json!(true);
+            let text =
+                http.post(format!("{url}/v1/chat/completions")).json(&body).send().await.unwrap().text().await.unwrap();
+            text.trim_end().ends_with("data: [DONE]")
+        }));
+    }
+    for t in tasks {
+        assert!(t.await.unwrap(), "every stream finished with [DONE]");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_queue_answers_503_with_retry_after_and_disconnect_frees_the_slot() {
+    let Some(dir) = models_dir() else { return };
+    let (url, _stop) = boot(dir, |c| {
+        c.local.max_sequences = 1;
+        c.local.queue_capacity = 1;
+        c.routing.max_retries = 0;
+    })
+    .await;
+    let http = reqwest::Client::new();
+    let mut long = chat("Write a very long story about a dragon.");
+    long["max_tokens"] = json!(400);
+    long["stream"] = json!(true);
+    // One running, one queued: the third is refused.
+    let running = http.post(format!("{url}/v1/chat/completions")).json(&long).send().await.unwrap();
+    let mut stream = running.bytes_stream();
+    stream.next().await.unwrap().unwrap();
+    let queued = tokio::spawn({
+        let http = http.clone();
+        let url = url.clone();
+        let body = chat("Say hi.");
+        async move { http.post(format!("{url}/v1/chat/completions")).json(&body).send().await.unwrap().status() }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let refused = http.post(format!("{url}/v1/chat/completions")).json(&chat("Say hi.")).send().await.unwrap();
+    assert_eq!(refused.status(), 503);
+    assert!(refused.headers().get("retry-after").is_some());
+    // Disconnecting the running stream frees its sequence: the queued one completes promptly.
+    drop(stream);
+    let status = tokio::time::timeout(Duration::from_secs(60), queued).await.unwrap().unwrap();
+    assert_eq!(status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prompt_longer_than_the_context_is_a_400() {
+    let Some(dir) = models_dir() else { return };
+    let (url, _stop) = boot(dir, |c| c.local.context_per_sequence = 256).await;
+    let huge = "word ".repeat(2000);
+    let resp =
+        reqwest::Client::new().post(format!("{url}/v1/chat/completions")).json(&chat(&huge)).send().await.unwrap();
+    assert_eq!(resp.status(), 400);
+    let e: Value = resp.json().await.unwrap();
+    assert!(e["error"]["message"].as_str().unwrap().contains("context"), "{e}");
+}

@@ -110,7 +110,11 @@ async fn serve_chat_models_health_and_sigterm() {
 
     let out = run(vec!["models".into()]).await.unwrap();
     let listed = String::from_utf8_lossy(&out.stdout);
-    assert!(listed.contains("gpt-4o") && listed.contains("mock"), "{listed} / {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        listed.contains("gpt-4o") && listed.contains("mock"),
+        "{listed} / {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let out = run(vec!["health".into()]).await.unwrap();
     assert!(out.status.success());

@@ -145,3 +145,16 @@ async fn shutdown_lets_an_in_flight_stream_finish() {
     assert_eq!(sse_data(&text).last().unwrap(), "[DONE]", "the in-flight stream completed");
     stopped.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn idle_streams_get_keep_alive_comments() {
+    let mock = hoosh_testkit::openai::start().await;
+    let mut c = config(vec![openai("up", &mock.url())]);
+    c.server.sse_keepalive_secs = 1;
+    let gw = Gateway::start(c).await;
+    let mut body = chat_body("mock-stall-2500", "x");
+    body["stream"] = json!(true);
+    let text = http().post(gw.url("/v1/chat/completions")).json(&body).send().await.unwrap().text().await.unwrap();
+    assert!(text.contains(": keep-alive"), "{text}");
+    assert_eq!(sse_data(&text).last().unwrap(), "[DONE]");
+}

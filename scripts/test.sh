@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cargo build --workspace --bins
-export HOOSH_MODELS_DIR="${HOOSH_MODELS_DIR:-$HOME/.cache/hoosh/models}"
+export HOOSH_MODELS_DIR="${HOOSH_MODELS_DIR:-${HOME:-/root}/.cache/hoosh/models}"
 ./target/debug/hoosh pull --defaults --models-dir "$HOOSH_MODELS_DIR"
 export HOOSH_TEST_MODELS_DIR="$HOOSH_MODELS_DIR"
 export HOOSH_TEST_GGUF="$HOOSH_MODELS_DIR/smollm2-135m/SmolLM2-135M-Instruct.Q4_1.gguf"

@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 
 cargo build --workspace --bins
 export HOOSH_MODELS_DIR="${HOOSH_MODELS_DIR:-${HOME:-/root}/.cache/hoosh/models}"
-./target/debug/hoosh pull --defaults --models-dir "$HOOSH_MODELS_DIR"
+"${CARGO_TARGET_DIR:-target}/debug/hoosh" pull --defaults --models-dir "$HOOSH_MODELS_DIR"
 export HOOSH_TEST_MODELS_DIR="$HOOSH_MODELS_DIR"
 export HOOSH_TEST_GGUF="$HOOSH_MODELS_DIR/smollm2-135m/SmolLM2-135M-Instruct.Q4_1.gguf"
 export HOOSH_TEST_MINILM_DIR="$HOOSH_MODELS_DIR/minilm-l6"

@@ -83,7 +83,7 @@ impl Default for LocalConfig {
             models: Vec::new(),
             priority: 10,
             max_sequences: 8,
-            context_per_sequence: 4096,
+            context_per_sequence: 2048,
             queue_capacity: 64,
             threads: 0,
             verify_on_load: true,

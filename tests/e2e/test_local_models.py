@@ -51,8 +51,8 @@ def test_json_mode_output_parses(local):
         temperature=0,
         max_tokens=120,
     )
-    if r.choices[0].finish_reason == "stop":
-        assert isinstance(json.loads(r.choices[0].message.content), dict)
+    assert r.choices[0].finish_reason == "stop", r.choices[0].message.content
+    assert isinstance(json.loads(r.choices[0].message.content), dict)
 
 
 def test_embeddings_match_the_reference(local):

@@ -88,11 +88,10 @@ async fn chat_stream_embeddings_and_json_mode() {
     let r: Value =
         http.post(format!("{url}/v1/chat/completions")).json(&js).send().await.unwrap().json().await.unwrap();
     let content = r["choices"][0]["message"]["content"].as_str().unwrap();
-    if r["choices"][0]["finish_reason"] == "stop" {
-        let parsed: Value =
-            serde_json::from_str(content).unwrap_or_else(|e| panic!("JSON mode output does not parse: {e}: {content}"));
-        assert!(parsed.is_object());
-    }
+    assert_eq!(r["choices"][0]["finish_reason"], "stop", "{content}");
+    let parsed: Value =
+        serde_json::from_str(content).unwrap_or_else(|e| panic!("JSON mode output does not parse: {e}: {content}"));
+    assert!(parsed.is_object());
 
     let e: Value = http
         .post(format!("{url}/v1/embeddings"))

@@ -73,6 +73,10 @@ pub struct LocalConfig {
     pub threads: usize,
     /// Check each model file's sha256 at load (pinned defaults).
     pub verify_on_load: bool,
+    /// Reuse a finished request's KV cache for a new prompt with the same
+    /// prefix (system prompt, conversation so far); reported as
+    /// `usage.prompt_tokens_details.cached_tokens`.
+    pub prompt_cache: bool,
 }
 
 impl Default for LocalConfig {
@@ -87,6 +91,7 @@ impl Default for LocalConfig {
             queue_capacity: 64,
             threads: 0,
             verify_on_load: true,
+            prompt_cache: true,
         }
     }
 }

@@ -43,6 +43,12 @@ pub struct LlmConfig {
     pub threads: usize,
     /// Requests that may wait for a free sequence before `QueueFull`.
     pub queue_capacity: usize,
+    /// Reuse the KV cache of a finished request whose prompt shares a prefix
+    /// with a new one (the chat template's system prompt, a conversation so
+    /// far): only the new suffix is prefilled. Off by default here because
+    /// a reused prefix changes batch shapes, so greedy output may differ in
+    /// the last bits from a cold run; the gateway turns it on.
+    pub prompt_cache: bool,
 }
 
 impl Default for LlmConfig {
@@ -53,6 +59,7 @@ impl Default for LlmConfig {
             max_sequences: 8,
             threads: std::thread::available_parallelism().map_or(4, |n| n.get()).min(8),
             queue_capacity: 64,
+            prompt_cache: false,
         }
     }
 }
@@ -164,6 +171,7 @@ impl LlmEngine {
             context_per_sequence: cfg.context_per_sequence,
             max_sequences: cfg.max_sequences,
             batch_tokens: BATCH_TOKENS as usize,
+            prompt_cache: cfg.prompt_cache,
         };
 
         let (jobs_tx, jobs_rx) = sync_channel(cfg.queue_capacity);

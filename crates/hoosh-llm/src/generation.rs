@@ -58,6 +58,8 @@ pub enum GenEvent {
         finish: Finish,
         prompt_tokens: u32,
         completion_tokens: u32,
+        /// Prompt tokens reused from the slot's KV cache (not recomputed).
+        cached_tokens: u32,
     },
     Error(LlmError),
 }
@@ -77,6 +79,8 @@ pub struct Completion {
     pub finish: Finish,
     pub prompt_tokens: u32,
     pub completion_tokens: u32,
+    /// Prompt tokens reused from a previous request's KV cache.
+    pub cached_tokens: u32,
 }
 
 impl Generation {
@@ -91,8 +95,8 @@ impl Generation {
         while let Some(ev) = self.events.recv().await {
             match ev {
                 GenEvent::Text(t) => text.push_str(&t),
-                GenEvent::Done { finish, prompt_tokens, completion_tokens } => {
-                    return Ok(Completion { text, finish, prompt_tokens, completion_tokens });
+                GenEvent::Done { finish, prompt_tokens, completion_tokens, cached_tokens } => {
+                    return Ok(Completion { text, finish, prompt_tokens, completion_tokens, cached_tokens });
                 }
                 GenEvent::Error(e) => return Err(e),
             }

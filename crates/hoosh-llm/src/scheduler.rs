@@ -47,6 +47,8 @@ pub(crate) struct Settings {
     pub context_per_sequence: u32,
     pub max_sequences: usize,
     pub batch_tokens: usize,
+    /// Keep a finished sequence's KV and reuse its longest common prompt prefix.
+    pub prompt_cache: bool,
 }
 
 /// One active sequence.
@@ -56,6 +58,8 @@ struct Sequence {
     sampler: LlamaSampler,
     prompt: Vec<LlamaToken>,
     prompt_tokens: u32,
+    /// Prompt tokens found in the slot's KV cache and not recomputed.
+    cached_tokens: u32,
     /// Prompt tokens already submitted to llama.cpp.
     prefilled: usize,
     /// Position of the next token to decode (= tokens in this sequence's KV).
@@ -108,6 +112,7 @@ pub(crate) fn run(
         ctx,
         batch: LlamaBatch::new(settings.batch_tokens, 1),
         slots: (0..settings.max_sequences).map(|_| None).collect(),
+        kv_tokens: (0..settings.max_sequences).map(|_| Vec::new()).collect(),
         settings,
     };
     scheduler.serve(&jobs);
@@ -120,6 +125,9 @@ struct Scheduler<'m> {
     ctx: LlamaContext<'m>,
     batch: LlamaBatch<'static>,
     slots: Vec<Option<Sequence>>,
+    /// The tokens in each slot's KV cells, positions 0.. (kept after a
+    /// sequence ends when `prompt_cache` is on).
+    kv_tokens: Vec<Vec<LlamaToken>>,
     settings: Settings,
 }
 
@@ -170,7 +178,7 @@ impl Scheduler<'_> {
         if job.events.is_closed() {
             return; // cancelled while queued
         }
-        let Some(slot) = self.free_slot() else {
+        let Some(slot) = self.pick_slot(&job.tokens) else {
             let _ = job.events.try_send(GenEvent::Error(LlmError::Inference("no free sequence slot".into())));
             return;
         };
@@ -183,16 +191,28 @@ impl Scheduler<'_> {
         };
         // `slot` < max_sequences ≤ 256.
         let id = slot as i32;
-        // A previous owner cleared its range; this guards against a failed clear.
-        let _ = self.ctx.clear_kv_cache_seq(Some(slot as u32), None, None);
+        // Reuse the longest common prefix of the slot's cached tokens (at
+        // least one prompt token is always decoded, to get logits).
+        let mut reuse = if self.settings.prompt_cache {
+            common_prefix(&self.kv_tokens[slot], &job.tokens).min(job.tokens.len().saturating_sub(1))
+        } else {
+            0
+        };
+        let cleared = self.ctx.clear_kv_cache_seq(Some(slot as u32), Some(reuse as u32), None);
+        if reuse > 0 && !matches!(cleared, Ok(true)) {
+            let _ = self.ctx.clear_kv_cache_seq(Some(slot as u32), None, None);
+            reuse = 0;
+        }
+        self.kv_tokens[slot].truncate(reuse);
         self.slots[slot] = Some(Sequence {
             id,
             events: job.events,
             sampler,
             prompt_tokens: u32::try_from(job.tokens.len()).unwrap_or(u32::MAX),
+            cached_tokens: reuse as u32,
             prompt: job.tokens,
-            prefilled: 0,
-            n_past: 0,
+            prefilled: reuse,
+            n_past: reuse as u32,
             pending_token: None,
             logits_index: None,
             completion_tokens: 0,
@@ -205,10 +225,26 @@ impl Scheduler<'_> {
         });
     }
 
+    /// The free slot for a new prompt: the one whose cached tokens share the
+    /// longest prefix with it, else the lowest (low ids keep the active set
+    /// contiguous, which lets llama.cpp put them in one micro-batch).
+    fn pick_slot(&self, prompt: &[LlamaToken]) -> Option<usize> {
+        let free = (0..self.slots.len()).filter(|&i| self.slots[i].is_none());
+        if !self.settings.prompt_cache {
+            return free.min();
+        }
+        free.max_by_key(|&i| (common_prefix(&self.kv_tokens[i], prompt), std::cmp::Reverse(i)))
+    }
+
     fn free(&mut self, slot: usize) {
-        if self.slots[slot].take().is_some()
-            && let Err(e) = self.ctx.clear_kv_cache_seq(Some(slot as u32), None, None)
-        {
+        if self.slots[slot].take().is_some() && !self.settings.prompt_cache {
+            self.clear_slot(slot);
+        }
+    }
+
+    fn clear_slot(&mut self, slot: usize) {
+        self.kv_tokens[slot].clear();
+        if let Err(e) = self.ctx.clear_kv_cache_seq(Some(slot as u32), None, None) {
             tracing::warn!(slot, error = %e, "clearing a sequence's KV cache failed");
         }
     }
@@ -236,6 +272,7 @@ impl Scheduler<'_> {
                 }
                 seq.logits_index = Some(at);
                 seq.n_past += 1;
+                self.kv_tokens[seq.id as usize].push(token);
             }
         }
         // Then prompt chunks, in slot order, while room is left.
@@ -260,6 +297,7 @@ impl Scheduler<'_> {
                     seq.logits_index = Some(at);
                 }
                 seq.n_past += 1;
+                self.kv_tokens[seq.id as usize].push(token);
             }
             seq.prefilled += take;
             if last {
@@ -275,10 +313,10 @@ impl Scheduler<'_> {
     /// unknown.
     fn fail_all(&mut self, err: &LlmError) {
         for slot in 0..self.slots.len() {
-            if let Some(seq) = &self.slots[slot] {
+            if let Some(seq) = self.slots[slot].take() {
                 let _ = seq.events.try_send(GenEvent::Error(err.clone()));
             }
-            self.free(slot);
+            self.clear_slot(slot);
         }
     }
 
@@ -293,6 +331,7 @@ impl Scheduler<'_> {
                         finish,
                         prompt_tokens: seq.prompt_tokens,
                         completion_tokens: seq.completion_tokens,
+                        cached_tokens: seq.cached_tokens,
                     });
                     self.free(slot);
                 }
@@ -300,6 +339,11 @@ impl Scheduler<'_> {
             }
         }
     }
+}
+
+/// How many leading tokens two sequences share.
+fn common_prefix(a: &[LlamaToken], b: &[LlamaToken]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
 
 /// Samples one token for `seq` and streams its text.

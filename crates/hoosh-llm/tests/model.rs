@@ -38,6 +38,7 @@ fn config(path: PathBuf) -> LlmConfig {
         max_sequences: 8,
         threads: std::thread::available_parallelism().map_or(2, |n| n.get()).min(8),
         queue_capacity: 64,
+        prompt_cache: false,
     }
 }
 
@@ -337,4 +338,25 @@ async fn images_are_unsupported() {
     }))
     .unwrap();
     assert!(matches!(engine.render_chat(&[msg], None), Err(LlmError::Unsupported(_))));
+}
+
+#[tokio::test]
+async fn a_shared_prompt_prefix_is_reused_from_the_kv_cache() {
+    let Some(path) = model_path("a_shared_prompt_prefix_is_reused_from_the_kv_cache") else { return };
+    let _g = exclusive().await;
+    let engine = LlmEngine::load(LlmConfig { max_sequences: 2, prompt_cache: true, ..config(path) }).unwrap();
+    let first = run(&engine, greedy(chat(&engine, "Which city is the capital of France?"), 12)).await;
+    assert_eq!(first.cached_tokens, 0, "cold cache");
+    // The same prompt again: everything but the last token comes from the cache.
+    let again = run(&engine, greedy(chat(&engine, "Which city is the capital of France?"), 12)).await;
+    assert_eq!(again.cached_tokens, again.prompt_tokens - 1);
+    // A different question after the same system prompt reuses the shared prefix only.
+    let other = run(&engine, greedy(chat(&engine, "Name three colors."), 12)).await;
+    assert!(other.cached_tokens > 10 && other.cached_tokens < other.prompt_tokens - 3, "{other:?}");
+    assert!(!other.text.is_empty());
+    // Without the cache nothing is reused.
+    let cold = shared("a_shared_prompt_prefix_is_reused_from_the_kv_cache").unwrap();
+    let c = run(&cold, greedy(chat(&cold, "Which city is the capital of France?"), 4)).await;
+    let c2 = run(&cold, greedy(chat(&cold, "Which city is the capital of France?"), 4)).await;
+    assert_eq!((c.cached_tokens, c2.cached_tokens), (0, 0));
 }

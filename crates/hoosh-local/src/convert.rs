@@ -4,8 +4,8 @@
 use hoosh_core::{ErrorKind, ProviderError};
 use hoosh_llm::{Finish, GenerateRequest, LlmError, SamplingParams};
 use hoosh_types::openai::{
-    ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse, Choice, Delta, FinishReason, ResponseFormat,
-    ResponseMessage, Role, ToolChoice, ToolChoiceMode, Usage,
+    ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse, Choice, Delta, FinishReason,
+    PromptTokensDetails, ResponseFormat, ResponseMessage, Role, ToolChoice, ToolChoiceMode, Usage,
 };
 use serde_json::Value;
 
@@ -57,6 +57,16 @@ pub fn generate_request(req: &ChatCompletionRequest, prompt: String) -> Generate
         stop: req.stop.as_ref().map(|s| s.to_vec()).unwrap_or_default(),
         json,
     }
+}
+
+/// Usage with the prompt tokens served from the KV cache reported the way
+/// OpenAI reports cached input.
+pub fn usage(prompt: u32, completion: u32, cached: u32) -> Usage {
+    let mut u = Usage::new(u64::from(prompt), u64::from(completion));
+    if cached > 0 {
+        u.prompt_tokens_details = Some(PromptTokensDetails { cached_tokens: u64::from(cached) });
+    }
+    u
 }
 
 pub fn finish_reason(f: Finish) -> FinishReason {

@@ -122,6 +122,7 @@ fn load(store: &ModelStore, cfg: &LocalConfig, m: &Installed) -> Result<Arc<Engi
             llm.max_sequences = cfg.max_sequences;
             llm.queue_capacity = cfg.queue_capacity;
             llm.threads = threads;
+            llm.prompt_cache = cfg.prompt_cache;
             LlmEngine::load(llm).map(|e| Arc::new(Engine::Llm(e))).map_err(|e| e.to_string())
         }
         ModelKind::Embedding => {
@@ -167,7 +168,7 @@ impl Provider for LocalProvider {
             engine.render_chat(&req.messages, convert::tools_for_prompt(req)).map_err(convert::provider_error)?;
         let generation = engine.submit(convert::generate_request(req, prompt)).map_err(convert::provider_error)?;
         let done = generation.collect().await.map_err(convert::provider_error)?;
-        let usage = Usage::new(u64::from(done.prompt_tokens), u64::from(done.completion_tokens));
+        let usage = convert::usage(done.prompt_tokens, done.completion_tokens, done.cached_tokens);
         let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
         Ok(convert::response(id, unix_now(), &req.model, done.text, done.finish, usage))
     }
@@ -197,10 +198,10 @@ impl Provider for LocalProvider {
                         let chunk = ChatCompletionChunk::delta(&id, created, &model, Delta::content(t), None);
                         Some((vec![Ok(chunk)], Some(generation)))
                     }
-                    Some(GenEvent::Done { finish, prompt_tokens, completion_tokens }) => {
+                    Some(GenEvent::Done { finish, prompt_tokens, completion_tokens, cached_tokens }) => {
                         let fin = convert::finish_reason(finish);
                         let last = ChatCompletionChunk::delta(&id, created, &model, Delta::default(), Some(fin));
-                        let usage = Usage::new(u64::from(prompt_tokens), u64::from(completion_tokens));
+                        let usage = convert::usage(prompt_tokens, completion_tokens, cached_tokens);
                         let usage = ChatCompletionChunk::usage_only(&id, created, &model, usage);
                         Some((vec![Ok(last), Ok(usage)], None))
                     }

@@ -46,7 +46,9 @@ fn chat(content: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chat_stream_embeddings_and_json_mode() {
     let Some(dir) = models_dir() else { return };
-    let (url, _stop) = boot(dir, |_| {}).await;
+    // Cold prefill for every request, so the blocking and streamed greedy
+    // answers below are computed identically.
+    let (url, _stop) = boot(dir, |c| c.local.prompt_cache = false).await;
     let http = reqwest::Client::new();
 
     let r: Value = http
@@ -194,4 +196,28 @@ async fn prompt_longer_than_the_context_is_a_400() {
     assert_eq!(resp.status(), 400);
     let e: Value = resp.json().await.unwrap();
     assert!(e["error"]["message"].as_str().unwrap().contains("context"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_prompt_is_served_from_the_kv_cache_and_reported() {
+    let Some(dir) = models_dir() else { return };
+    let (url, _stop) = boot(dir, |_| {}).await;
+    let http = reqwest::Client::new();
+    let ask = || async {
+        let r: Value = http
+            .post(format!("{url}/v1/chat/completions"))
+            .json(&chat("Name three colors."))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        r["usage"].clone()
+    };
+    let cold = ask().await;
+    assert!(cold.get("prompt_tokens_details").is_none(), "{cold}");
+    let warm = ask().await;
+    let prompt = warm["prompt_tokens"].as_u64().unwrap();
+    assert_eq!(warm["prompt_tokens_details"]["cached_tokens"].as_u64(), Some(prompt - 1), "{warm}");
 }

@@ -77,6 +77,11 @@ pub struct LocalConfig {
     /// prefix (system prompt, conversation so far); reported as
     /// `usage.prompt_tokens_details.cached_tokens`.
     pub prompt_cache: bool,
+    /// Load every model at start; otherwise on first use.
+    pub preload: bool,
+    /// Unload a model after this many idle seconds (reloaded on the next
+    /// request); 0 keeps models loaded.
+    pub keep_alive_secs: u64,
 }
 
 impl Default for LocalConfig {
@@ -92,6 +97,8 @@ impl Default for LocalConfig {
             threads: 0,
             verify_on_load: true,
             prompt_cache: true,
+            preload: true,
+            keep_alive_secs: 0,
         }
     }
 }

@@ -15,7 +15,7 @@ use hoosh_llm::{GenEvent, LlmConfig, LlmEngine};
 use hoosh_models::{Installed, ModelKind, ModelStore};
 use hoosh_types::openai::{ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse, Delta, Usage};
 use hoosh_types::unix_now;
-use tokio::sync::{OnceCell, Semaphore};
+use tokio::sync::{Mutex, Semaphore};
 
 use crate::convert;
 
@@ -32,13 +32,29 @@ enum Engine {
 
 struct Slot {
     installed: Installed,
-    engine: OnceCell<Result<Arc<Engine>, String>>,
+    /// `None` until loaded (and again after an idle unload). A failed load
+    /// stays recorded, so requests do not re-verify a broken file each time.
+    engine: Mutex<Option<Result<Arc<Engine>, String>>>,
+    /// When the last request using the model finished.
+    last_used: std::sync::Mutex<std::time::Instant>,
+    /// Requests (and streams) using the model now; never unloaded while > 0.
+    in_use: std::sync::atomic::AtomicUsize,
+}
+
+/// Marks a model in use until dropped (a stream keeps it until it ends).
+pub struct InUse(Arc<Slot>);
+
+impl Drop for InUse {
+    fn drop(&mut self) {
+        *self.0.last_used.lock().unwrap_or_else(|p| p.into_inner()) = std::time::Instant::now();
+        self.0.in_use.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 pub struct LocalProvider {
     store: ModelStore,
     cfg: LocalConfig,
-    slots: BTreeMap<String, Slot>,
+    slots: BTreeMap<String, Arc<Slot>>,
     support: ParamSupport,
 }
 
@@ -48,7 +64,15 @@ impl LocalProvider {
         let slots = models
             .into_iter()
             .filter(|m| matches!(m.kind, ModelKind::Llm | ModelKind::Embedding))
-            .map(|m| (m.id.clone(), Slot { installed: m, engine: OnceCell::new() }))
+            .map(|m| {
+                let slot = Slot {
+                    installed: m,
+                    engine: Mutex::new(None),
+                    last_used: std::sync::Mutex::new(std::time::Instant::now()),
+                    in_use: std::sync::atomic::AtomicUsize::new(0),
+                };
+                (slot.installed.id.clone(), Arc::new(slot))
+            })
             .collect();
         let mut support = ParamSupport::without(UNSUPPORTED);
         // top_k / min_p / repeat_penalty arrive as extensions and are honoured.
@@ -74,32 +98,65 @@ impl LocalProvider {
         failed
     }
 
-    async fn engine(&self, model: &str) -> Result<Arc<Engine>, ProviderError> {
+    async fn engine(&self, model: &str) -> Result<(Arc<Engine>, InUse), ProviderError> {
         let slot = self.slots.get(model).ok_or_else(|| {
             ProviderError::new(ErrorKind::NotFound, format!("local model `{model}` is not installed"))
         })?;
-        let loaded = slot
-            .engine
-            .get_or_init(|| async {
+        slot.in_use.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let in_use = InUse(slot.clone());
+        let mut state = slot.engine.lock().await;
+        let loaded = match state.as_ref() {
+            Some(done) => done.clone(),
+            None => {
                 let installed = slot.installed.clone();
                 let store = self.store.clone();
                 let cfg = self.cfg.clone();
-                tokio::task::spawn_blocking(move || load(&store, &cfg, &installed))
+                let done = tokio::task::spawn_blocking(move || load(&store, &cfg, &installed))
                     .await
-                    .unwrap_or_else(|e| Err(format!("model load task failed: {e}")))
-            })
-            .await;
-        match loaded {
-            Ok(engine) => Ok(engine.clone()),
-            Err(e) => {
-                Err(ProviderError::new(ErrorKind::Upstream, format!("local model `{model}` failed to load: {e}")))
+                    .unwrap_or_else(|e| Err(format!("model load task failed: {e}")));
+                *state = Some(done.clone());
+                done
+            }
+        };
+        let engine = loaded.map_err(|e| {
+            ProviderError::new(ErrorKind::Upstream, format!("local model `{model}` failed to load: {e}"))
+        })?;
+        Ok((engine, in_use))
+    }
+
+    /// Ids of the models whose engines are in memory now.
+    pub async fn loaded(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (id, slot) in &self.slots {
+            if matches!(*slot.engine.lock().await, Some(Ok(_))) {
+                out.push(id.clone());
+            }
+        }
+        out
+    }
+
+    /// Drops the engines of models unused for `keep_alive`. Requests already
+    /// running keep their own handle, so an engine only goes away once they
+    /// finish; the next request loads it again.
+    pub async fn unload_idle(&self, keep_alive: std::time::Duration) {
+        for (id, slot) in &self.slots {
+            let idle = slot.last_used.lock().unwrap_or_else(|p| p.into_inner()).elapsed();
+            if idle < keep_alive || slot.in_use.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+                continue;
+            }
+            let mut state = slot.engine.lock().await;
+            // Re-checked under the lock: a request may have started meanwhile.
+            if matches!(*state, Some(Ok(_))) && slot.in_use.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+                *state = None;
+                tracing::info!(model = %id, idle_secs = idle.as_secs(), "unloaded idle local model");
             }
         }
     }
 
-    async fn llm(&self, model: &str) -> Result<LlmEngine, ProviderError> {
-        match self.engine(model).await?.as_ref() {
-            Engine::Llm(e) => Ok(e.clone()),
+    async fn llm(&self, model: &str) -> Result<(LlmEngine, InUse), ProviderError> {
+        let (engine, in_use) = self.engine(model).await?;
+        match engine.as_ref() {
+            Engine::Llm(e) => Ok((e.clone(), in_use)),
             Engine::Embed(..) => Err(ProviderError::new(
                 ErrorKind::BadRequest,
                 format!("`{model}` is an embedding model; use /v1/embeddings"),
@@ -163,7 +220,7 @@ impl Provider for LocalProvider {
         req: &ChatCompletionRequest,
         _dropped: &DroppedParams,
     ) -> Result<ChatCompletionResponse, ProviderError> {
-        let engine = self.llm(&req.model).await?;
+        let (engine, _in_use) = self.llm(&req.model).await?;
         let prompt =
             engine.render_chat(&req.messages, convert::tools_for_prompt(req)).map_err(convert::provider_error)?;
         let generation = engine.submit(convert::generate_request(req, prompt)).map_err(convert::provider_error)?;
@@ -178,7 +235,7 @@ impl Provider for LocalProvider {
         req: &ChatCompletionRequest,
         _dropped: &DroppedParams,
     ) -> Result<ChunkStream, ProviderError> {
-        let engine = self.llm(&req.model).await?;
+        let (engine, in_use) = self.llm(&req.model).await?;
         let prompt =
             engine.render_chat(&req.messages, convert::tools_for_prompt(req)).map_err(convert::provider_error)?;
         let generation = engine.submit(convert::generate_request(req, prompt)).map_err(convert::provider_error)?;
@@ -188,15 +245,16 @@ impl Provider for LocalProvider {
         let first = convert::role_chunk(&id, created, &model);
         // Dropping this stream drops the generation, which cancels the
         // sequence and frees its slot at the scheduler's next step.
-        let rest = futures_util::stream::unfold(Some(generation), move |state| {
+        // The stream owns the in-use guard: the model stays loaded until it ends.
+        let rest = futures_util::stream::unfold(Some((generation, in_use)), move |state| {
             let id = id.clone();
             let model = model.clone();
             async move {
-                let mut generation = state?;
+                let (mut generation, in_use) = state?;
                 match generation.events.recv().await {
                     Some(GenEvent::Text(t)) => {
                         let chunk = ChatCompletionChunk::delta(&id, created, &model, Delta::content(t), None);
-                        Some((vec![Ok(chunk)], Some(generation)))
+                        Some((vec![Ok(chunk)], Some((generation, in_use))))
                     }
                     Some(GenEvent::Done { finish, prompt_tokens, completion_tokens, cached_tokens }) => {
                         let fin = convert::finish_reason(finish);
@@ -222,7 +280,8 @@ impl Provider for LocalProvider {
     }
 
     async fn embed(&self, req: &EmbedRequest) -> Result<EmbedResponse, ProviderError> {
-        let (embedder, gate) = match self.engine(&req.model).await?.as_ref() {
+        let (engine, _in_use) = self.engine(&req.model).await?;
+        let (embedder, gate) = match engine.as_ref() {
             Engine::Embed(e, g) => (e.clone(), g.clone()),
             Engine::Llm(_) => {
                 return Err(ProviderError::new(

@@ -23,6 +23,20 @@ pub struct Setup {
     pub store_root: std::path::PathBuf,
 }
 
+/// Unloads idle models every few seconds. It holds only a weak reference, so
+/// it ends by itself once the provider (and the gateway) is gone.
+fn spawn_idle_sweeper(provider: std::sync::Weak<LocalProvider>, keep_alive: Duration) {
+    let every = (keep_alive / 2).clamp(Duration::from_millis(200), Duration::from_secs(30));
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            let Some(p) = provider.upgrade() else { return };
+            p.unload_idle(keep_alive).await;
+        }
+    });
+}
+
 /// Opens the store, picks the models to serve, and loads them.
 pub async fn build(cfg: &LocalConfig, breaker: &BreakerConfig) -> Result<Setup, String> {
     let store = match &cfg.models_dir {
@@ -51,8 +65,13 @@ pub async fn build(cfg: &LocalConfig, breaker: &BreakerConfig) -> Result<Setup, 
         return Ok(Setup { entry: None, provider: None, missing_defaults, store_root });
     }
     let provider = Arc::new(LocalProvider::new(store, cfg.clone(), chosen));
-    for (id, err) in provider.preload().await {
-        tracing::error!(model = %id, error = %err, "local model failed to load; requests for it will fail");
+    if cfg.preload {
+        for (id, err) in provider.preload().await {
+            tracing::error!(model = %id, error = %err, "local model failed to load; requests for it will fail");
+        }
+    }
+    if cfg.keep_alive_secs > 0 {
+        spawn_idle_sweeper(Arc::downgrade(&provider), Duration::from_secs(cfg.keep_alive_secs));
     }
     let patterns = provider
         .models()

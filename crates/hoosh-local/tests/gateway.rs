@@ -221,3 +221,30 @@ async fn a_repeated_prompt_is_served_from_the_kv_cache_and_reported() {
     let prompt = warm["prompt_tokens"].as_u64().unwrap();
     assert_eq!(warm["prompt_tokens_details"]["cached_tokens"].as_u64(), Some(prompt - 1), "{warm}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_models_unload_and_reload_on_the_next_request() {
+    let Some(dir) = models_dir() else { return };
+    let mut config = Config::default();
+    config.local.models_dir = Some(dir);
+    config.local.verify_on_load = false;
+    config.local.keep_alive_secs = 1;
+    config.local.preload = false;
+    let setup = hoosh_local::build(&config.local, &config.circuit_breaker).await.unwrap();
+    let provider = setup.provider.unwrap();
+    assert!(provider.loaded().await.is_empty(), "preload = false loads on first use");
+    let req = hoosh_types::openai::ChatCompletionRequest {
+        model: "smollm2-135m".into(),
+        messages: vec![hoosh_types::openai::ChatMessage::text(hoosh_types::openai::Role::User, "Say hi.")],
+        max_tokens: Some(4),
+        ..Default::default()
+    };
+    use hoosh_core::Provider;
+    let dropped = hoosh_core::params::DroppedParams::default();
+    provider.chat(&req, &dropped).await.unwrap();
+    assert_eq!(provider.loaded().await, vec!["smollm2-135m".to_owned()]);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(provider.loaded().await.is_empty(), "unloaded after 1 s idle");
+    let again = provider.chat(&req, &dropped).await.unwrap();
+    assert_eq!(again.usage.unwrap().completion_tokens, 4, "reloaded on demand");
+}

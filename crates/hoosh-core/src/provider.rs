@@ -14,18 +14,19 @@ use crate::params::{DroppedParams, ParamSupport};
 /// or with an `Err` when the upstream dies mid-way.
 pub type ChunkStream = Pin<Box<dyn Stream<Item = Result<ChatCompletionChunk, ProviderError>> + Send>>;
 
-/// What a provider can do; the router skips providers that cannot serve an endpoint.
+/// Which endpoints a provider serves; the router skips providers that cannot
+/// serve one. (Tools and images are not flags: the parameter policy drops or
+/// refuses tools, and an adapter that cannot take images refuses them with
+/// `Unsupported`, which fails over to the next candidate.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Capabilities {
     pub chat: bool,
     pub embeddings: bool,
-    pub tools: bool,
-    pub vision: bool,
 }
 
 impl Default for Capabilities {
     fn default() -> Self {
-        Capabilities { chat: true, embeddings: false, tools: true, vision: true }
+        Capabilities { chat: true, embeddings: false }
     }
 }
 

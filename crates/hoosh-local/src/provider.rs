@@ -208,7 +208,7 @@ impl Provider for LocalProvider {
 
     fn capabilities(&self) -> Capabilities {
         let has = |k| self.slots.values().any(|s| s.installed.kind == k);
-        Capabilities { chat: has(ModelKind::Llm), embeddings: has(ModelKind::Embedding), tools: false, vision: false }
+        Capabilities { chat: has(ModelKind::Llm), embeddings: has(ModelKind::Embedding) }
     }
 
     fn param_support(&self) -> &ParamSupport {

@@ -63,9 +63,7 @@ async fn streaming_sends_role_first_content_finish_done_and_usage_only_when_aske
     assert_eq!(resp.status(), 200);
     assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
     let text = resp.text().await.unwrap();
-    let data = sse_data(&text);
-    assert_eq!(data.last().unwrap(), "[DONE]");
-    let chunks: Vec<Value> = data[..data.len() - 1].iter().map(|d| serde_json::from_str(d).unwrap()).collect();
+    let chunks = sse_chunks(&text);
     assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
     let content: String = chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
     assert_eq!(content, "echo: stream me \u{e9}\u{1f600}");
@@ -111,8 +109,7 @@ async fn tool_call_round_trip_blocking_and_streamed() {
     let mut streamed = body.clone();
     streamed["stream"] = json!(true);
     let text = http().post(gw.url("/v1/chat/completions")).json(&streamed).send().await.unwrap().text().await.unwrap();
-    let data = sse_data(&text);
-    let chunks: Vec<Value> = data[..data.len() - 1].iter().map(|d| serde_json::from_str(d).unwrap()).collect();
+    let chunks = sse_chunks(&text);
     let mut args = String::new();
     let mut name = None;
     for c in &chunks {

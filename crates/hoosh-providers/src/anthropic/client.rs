@@ -65,7 +65,7 @@ impl Provider for AnthropicProvider {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities { chat: true, embeddings: false, tools: true, vision: true }
+        Capabilities { chat: true, embeddings: false }
     }
 
     fn param_support(&self) -> &ParamSupport {

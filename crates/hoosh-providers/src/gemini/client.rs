@@ -164,7 +164,7 @@ impl Provider for GeminiProvider {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities { chat: true, embeddings: true, tools: true, vision: true }
+        Capabilities { chat: true, embeddings: true }
     }
 
     fn param_support(&self) -> &ParamSupport {

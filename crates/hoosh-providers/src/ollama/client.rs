@@ -49,7 +49,7 @@ impl Provider for OllamaProvider {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities { chat: true, embeddings: true, tools: true, vision: true }
+        Capabilities { chat: true, embeddings: true }
     }
 
     fn param_support(&self) -> &ParamSupport {

@@ -365,7 +365,7 @@ async fn lists_models_and_checks_health() {
     p.health().await.unwrap();
     assert_eq!(mock.last_request().unwrap().uri, "/api/version");
     let caps = p.capabilities();
-    assert!(caps.chat && caps.embeddings && caps.tools && caps.vision);
+    assert!(caps.chat && caps.embeddings);
     assert!(p.is_local());
     assert_eq!(p.family(), "ollama");
 }

@@ -74,6 +74,13 @@ pub fn sse_data(body: &str) -> Vec<String> {
         .collect()
 }
 
+/// The JSON chunks of a finished SSE body, checking it ended with `[DONE]`.
+pub fn sse_chunks(body: &str) -> Vec<serde_json::Value> {
+    let data = sse_data(body);
+    assert_eq!(data.last().map(String::as_str), Some("[DONE]"), "{body}");
+    data[..data.len() - 1].iter().map(|d| serde_json::from_str(d).unwrap()).collect()
+}
+
 /// Writes a secret to a fresh file and returns its path.
 pub fn secret_file(content: &str) -> std::path::PathBuf {
     let p = std::env::temp_dir().join(format!("hoosh-test-key-{}", uuid::Uuid::new_v4()));

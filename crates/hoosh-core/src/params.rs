@@ -118,6 +118,36 @@ pub fn present_params(req: &ChatCompletionRequest) -> Vec<&'static str> {
     out
 }
 
+/// Removes the parameters named in `dropped` from a request an adapter is
+/// about to send as-is (names as in [`OPTIONAL_PARAMS`], or extension keys).
+pub fn strip(req: &mut ChatCompletionRequest, dropped: &DroppedParams) {
+    for name in dropped.names() {
+        match name.as_str() {
+            "temperature" => req.temperature = None,
+            "top_p" => req.top_p = None,
+            "n" => req.n = None,
+            "stop" => req.stop = None,
+            "seed" => req.seed = None,
+            "presence_penalty" => req.presence_penalty = None,
+            "frequency_penalty" => req.frequency_penalty = None,
+            "logit_bias" => req.logit_bias = None,
+            "logprobs" => req.logprobs = None,
+            "top_logprobs" => req.top_logprobs = None,
+            "user" => req.user = None,
+            "tools" => req.tools = None,
+            "tool_choice" => req.tool_choice = None,
+            "parallel_tool_calls" => req.parallel_tool_calls = None,
+            "response_format" => req.response_format = None,
+            "reasoning_effort" => req.reasoning_effort = None,
+            "metadata" => req.metadata = None,
+            "store" => req.store = None,
+            extension => {
+                req.extra.remove(extension);
+            }
+        }
+    }
+}
+
 /// Decides, for one provider, which parameters of `req` are dropped, or
 /// refuses the call when the action is [`UnsupportedParamAction::Refuse`].
 pub fn plan(
@@ -175,6 +205,25 @@ mod tests {
         let err = plan(&r, &ParamSupport::without(&["logit_bias"]), UnsupportedParamAction::Refuse).unwrap_err();
         assert_eq!(err.kind, ErrorKind::Unsupported);
         assert_eq!(err.param.as_deref(), Some("logit_bias"));
+    }
+
+    #[test]
+    fn strip_removes_exactly_the_planned_params() {
+        let mut r = req();
+        r.seed = Some(1);
+        r.temperature = Some(0.3);
+        r.extra.insert("top_k".into(), 5.into());
+        let dropped = plan(&r, &ParamSupport::without(&["seed"]), UnsupportedParamAction::Drop).unwrap();
+        strip(&mut r, &dropped);
+        assert_eq!((r.seed, r.temperature), (None, Some(0.3)));
+        assert!(r.extra.is_empty());
+        // Every optional name is handled by a field, not mistaken for an extension.
+        for name in OPTIONAL_PARAMS {
+            let mut r = req();
+            r.extra.insert((*name).to_owned(), 1.into());
+            strip(&mut r, &DroppedParams(vec![(*name).to_owned()]));
+            assert_eq!(r.extra.len(), 1, "{name} must map to its field");
+        }
     }
 
     #[test]

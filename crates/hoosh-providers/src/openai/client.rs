@@ -77,7 +77,7 @@ impl Provider for OpenAiProvider {
         req: &ChatCompletionRequest,
         dropped: &DroppedParams,
     ) -> Result<ChatCompletionResponse, ProviderError> {
-        let body = convert::chat_body(req, dropped, self.cfg.preset, false)?;
+        let body = convert::chat_body(req, dropped, self.cfg.preset, false);
         let resp =
             http::send(self.request(reqwest::Method::POST, self.url("chat/completions", &req.model)).json(&body))
                 .await?;
@@ -90,7 +90,7 @@ impl Provider for OpenAiProvider {
         req: &ChatCompletionRequest,
         dropped: &DroppedParams,
     ) -> Result<ChunkStream, ProviderError> {
-        let body = convert::chat_body(req, dropped, self.cfg.preset, true)?;
+        let body = convert::chat_body(req, dropped, self.cfg.preset, true);
         let resp =
             http::send(self.request(reqwest::Method::POST, self.url("chat/completions", &req.model)).json(&body))
                 .await?;

@@ -1,60 +1,44 @@
 //! Canonical request → the body an OpenAI-compatible upstream accepts, and
 //! its lenient answers → canonical responses. Pure functions.
 
-use hoosh_core::params::DroppedParams;
+use hoosh_core::params::{self, DroppedParams};
 use hoosh_core::{EmbedRequest, ProviderError};
 use hoosh_types::openai::{
-    ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse, Choice, ChunkChoice, Usage,
+    ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse, Choice, ChunkChoice, Role, StreamOptions, Usage,
 };
 use hoosh_types::unix_now;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::wire;
 use crate::presets::Preset;
 
-/// The JSON body for `chat/completions`. Streams always ask for a usage
-/// chunk so that streamed calls can be accounted; the server strips it again
-/// when the client did not ask for it.
+/// The body for `chat/completions`: the canonical request itself (it is
+/// this wire format) minus dropped parameters, with the preset's dialect
+/// fix-ups. Streams always ask for a usage chunk so that streamed calls can
+/// be accounted; the server strips it again when the client did not ask.
 pub fn chat_body(
     req: &ChatCompletionRequest,
     dropped: &DroppedParams,
     preset: &Preset,
     stream: bool,
-) -> Result<Value, ProviderError> {
-    let mut body = match serde_json::to_value(req) {
-        Ok(Value::Object(m)) => m,
-        _ => return Err(ProviderError::unsupported("request does not serialize to a JSON object")),
-    };
-    for name in dropped.names() {
-        body.remove(name);
-    }
+) -> ChatCompletionRequest {
+    let mut body = req.clone();
+    params::strip(&mut body, dropped);
     if preset.legacy_max_tokens
-        && let Some(v) = body.remove("max_completion_tokens")
+        && let Some(v) = body.max_completion_tokens.take()
     {
-        body.insert("max_tokens".into(), v);
+        body.max_tokens = Some(v);
     }
-    if !preset.developer_role
-        && let Some(Value::Array(msgs)) = body.get_mut("messages")
-    {
-        for m in msgs {
-            if m["role"] == "developer" {
-                m["role"] = Value::String("system".into());
+    if !preset.developer_role {
+        for m in &mut body.messages {
+            if m.role == Role::Developer {
+                m.role = Role::System;
             }
         }
     }
-    if stream {
-        body.insert("stream".into(), Value::Bool(true));
-        let mut opts = match body.remove("stream_options") {
-            Some(Value::Object(o)) => o,
-            _ => Map::new(),
-        };
-        opts.insert("include_usage".into(), Value::Bool(true));
-        body.insert("stream_options".into(), Value::Object(opts));
-    } else {
-        body.remove("stream");
-        body.remove("stream_options");
-    }
-    Ok(Value::Object(body))
+    body.stream = stream;
+    body.stream_options = stream.then_some(StreamOptions { include_usage: Some(true) });
+    body
 }
 
 pub fn chat_response(w: wire::ChatResponse, requested_model: &str) -> ChatCompletionResponse {

@@ -82,6 +82,10 @@ pub struct LocalConfig {
     /// Unload a model after this many idle seconds (reloaded on the next
     /// request); 0 keeps models loaded.
     pub keep_alive_secs: u64,
+    /// Upper bound on the estimated memory of loaded local models (weights
+    /// plus KV cache), in MiB; loading one more unloads the least recently
+    /// used idle models first. 0 = no bound.
+    pub max_memory_mb: u64,
 }
 
 impl Default for LocalConfig {
@@ -99,6 +103,7 @@ impl Default for LocalConfig {
             prompt_cache: true,
             preload: true,
             keep_alive_secs: 0,
+            max_memory_mb: 0,
         }
     }
 }

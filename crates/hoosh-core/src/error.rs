@@ -88,11 +88,22 @@ pub struct ProviderError {
     pub provider: Option<String>,
     /// The request parameter at fault, when known.
     pub param: Option<String>,
+    /// The message was written by hoosh itself (an in-process provider: no
+    /// upstream text, nothing secret), so clients may see it on any status.
+    pub public: bool,
 }
 
 impl ProviderError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        ProviderError { kind, status: None, message: message.into(), retry_after: None, provider: None, param: None }
+        ProviderError {
+            kind,
+            status: None,
+            message: message.into(),
+            retry_after: None,
+            provider: None,
+            param: None,
+            public: false,
+        }
     }
 
     /// Classifies an upstream HTTP error status.
@@ -107,7 +118,15 @@ impl ProviderError {
             500..=599 => ErrorKind::Upstream,
             _ => ErrorKind::InvalidResponse,
         };
-        ProviderError { kind, status: Some(status), message: message.into(), retry_after, provider: None, param: None }
+        ProviderError {
+            kind,
+            status: Some(status),
+            message: message.into(),
+            retry_after,
+            provider: None,
+            param: None,
+            public: false,
+        }
     }
 
     pub fn unsupported(message: impl Into<String>) -> Self {
@@ -127,6 +146,12 @@ impl ProviderError {
 
     pub fn with_param(mut self, param: impl Into<String>) -> Self {
         self.param = Some(param.into());
+        self
+    }
+
+    /// Marks the message as safe to show clients (see [`Self::public`]).
+    pub fn public(mut self) -> Self {
+        self.public = true;
         self
     }
 

@@ -93,6 +93,12 @@ pub trait Provider: Send + Sync + 'static {
     /// Model ids the upstream reports.
     async fn list_models(&self) -> Result<Vec<String>, ProviderError>;
 
+    /// For providers that load models into this process: whether `model` is
+    /// in memory now (`None` = not such a provider, or not its model).
+    fn model_loaded(&self, _model: &str) -> Option<bool> {
+        None
+    }
+
     /// A cheap liveness probe; listing models by default.
     async fn health(&self) -> Result<(), ProviderError> {
         self.list_models().await.map(|_| ())

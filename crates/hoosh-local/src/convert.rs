@@ -81,10 +81,8 @@ pub fn finish_reason(f: Finish) -> FinishReason {
 pub fn provider_error(e: LlmError) -> ProviderError {
     match e {
         LlmError::QueueFull { retry_after_secs } => {
-            let mut pe =
-                ProviderError::from_status(503, e.to_string(), Some(std::time::Duration::from_secs(retry_after_secs)));
-            pe.kind = ErrorKind::Upstream;
-            pe
+            ProviderError::from_status(503, e.to_string(), Some(std::time::Duration::from_secs(retry_after_secs)))
+                .public()
         }
         LlmError::ContextOverflow { .. } | LlmError::InvalidRequest(_) | LlmError::Template(_) => {
             ProviderError::new(ErrorKind::BadRequest, e.to_string())

@@ -5,6 +5,8 @@
 //!   models on `hoosh-llm`, embedding models on `hoosh-embed`) keyed by model id;
 //! - [`convert`]: canonical chat request → generation request, and generation
 //!   events → OpenAI chunks and responses;
+//! - [`memory`]: a model's resident size estimated before loading it, for
+//!   the LRU bound `local.max_memory_mb`;
 //! - [`setup`]: config + model store → the provider, and the list of missing
 //!   default models with the command that fetches them.
 //!
@@ -12,6 +14,7 @@
 //! model from its own thread, embeddings run on the blocking pool.
 
 pub mod convert;
+pub mod memory;
 pub mod provider;
 pub mod setup;
 

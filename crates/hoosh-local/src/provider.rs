@@ -4,6 +4,8 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use futures_util::StreamExt;
@@ -17,7 +19,7 @@ use hoosh_types::openai::{ChatCompletionChunk, ChatCompletionRequest, ChatComple
 use hoosh_types::unix_now;
 use tokio::sync::{Mutex, Semaphore};
 
-use crate::convert;
+use crate::{convert, memory};
 
 /// Parameters the local engine cannot honour: they are dropped (and named
 /// in `x-hoosh-dropped-params`) or refused, by the gateway's policy.
@@ -35,10 +37,20 @@ struct Slot {
     /// `None` until loaded (and again after an idle unload). A failed load
     /// stays recorded, so requests do not re-verify a broken file each time.
     engine: Mutex<Option<Result<Arc<Engine>, String>>>,
+    /// Whether `engine` holds a loaded model (readable without the lock).
+    loaded: AtomicBool,
+    /// Estimated resident bytes once loaded (`memory::estimate`).
+    bytes: u64,
     /// When the last request using the model finished.
-    last_used: std::sync::Mutex<std::time::Instant>,
+    last_used: std::sync::Mutex<Instant>,
     /// Requests (and streams) using the model now; never unloaded while > 0.
-    in_use: std::sync::atomic::AtomicUsize,
+    in_use: AtomicUsize,
+}
+
+impl Slot {
+    fn idle_for(&self) -> Duration {
+        self.last_used.lock().unwrap_or_else(|p| p.into_inner()).elapsed()
+    }
 }
 
 /// Marks a model in use until dropped (a stream keeps it until it ends).
@@ -46,8 +58,8 @@ pub struct InUse(Arc<Slot>);
 
 impl Drop for InUse {
     fn drop(&mut self) {
-        *self.0.last_used.lock().unwrap_or_else(|p| p.into_inner()) = std::time::Instant::now();
-        self.0.in_use.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        *self.0.last_used.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+        self.0.in_use.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -56,6 +68,9 @@ pub struct LocalProvider {
     cfg: LocalConfig,
     slots: BTreeMap<String, Arc<Slot>>,
     support: ParamSupport,
+    /// Held while making room for and loading a model, so two loads cannot
+    /// both squeeze under the memory bound.
+    loading: Mutex<()>,
 }
 
 impl LocalProvider {
@@ -66,10 +81,12 @@ impl LocalProvider {
             .filter(|m| matches!(m.kind, ModelKind::Llm | ModelKind::Embedding))
             .map(|m| {
                 let slot = Slot {
+                    bytes: memory::estimate(&m, &cfg),
                     installed: m,
                     engine: Mutex::new(None),
-                    last_used: std::sync::Mutex::new(std::time::Instant::now()),
-                    in_use: std::sync::atomic::AtomicUsize::new(0),
+                    loaded: AtomicBool::new(false),
+                    last_used: std::sync::Mutex::new(Instant::now()),
+                    in_use: AtomicUsize::new(0),
                 };
                 (slot.installed.id.clone(), Arc::new(slot))
             })
@@ -77,7 +94,7 @@ impl LocalProvider {
         let mut support = ParamSupport::without(UNSUPPORTED);
         // top_k / min_p / repeat_penalty arrive as extensions and are honoured.
         support.passes_extra = true;
-        LocalProvider { store, cfg, slots, support }
+        LocalProvider { store, cfg, slots, support, loading: Mutex::new(()) }
     }
 
     /// Served model ids with their kinds.
@@ -89,10 +106,8 @@ impl LocalProvider {
     pub async fn preload(&self) -> Vec<(String, String)> {
         let mut failed = Vec::new();
         for id in self.slots.keys() {
-            let started = std::time::Instant::now();
-            match self.engine(id).await {
-                Ok(_) => tracing::info!(model = %id, ms = started.elapsed().as_millis() as u64, "local model loaded"),
-                Err(e) => failed.push((id.clone(), e.message)),
+            if let Err(e) = self.engine(id).await {
+                failed.push((id.clone(), e.message));
             }
         }
         failed
@@ -102,18 +117,26 @@ impl LocalProvider {
         let slot = self.slots.get(model).ok_or_else(|| {
             ProviderError::new(ErrorKind::NotFound, format!("local model `{model}` is not installed"))
         })?;
-        slot.in_use.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        slot.in_use.fetch_add(1, Ordering::SeqCst);
         let in_use = InUse(slot.clone());
         let mut state = slot.engine.lock().await;
         let loaded = match state.as_ref() {
             Some(done) => done.clone(),
             None => {
+                let _loading = self.loading.lock().await;
+                self.make_room(model, slot.bytes).await?;
                 let installed = slot.installed.clone();
                 let store = self.store.clone();
                 let cfg = self.cfg.clone();
+                let started = Instant::now();
                 let done = tokio::task::spawn_blocking(move || load(&store, &cfg, &installed))
                     .await
                     .unwrap_or_else(|e| Err(format!("model load task failed: {e}")));
+                if done.is_ok() {
+                    slot.loaded.store(true, Ordering::SeqCst);
+                    let ms = started.elapsed().as_millis() as u64;
+                    tracing::info!(model, ms, mb = slot.bytes >> 20, "local model loaded");
+                }
                 *state = Some(done.clone());
                 done
             }
@@ -124,30 +147,90 @@ impl LocalProvider {
         Ok((engine, in_use))
     }
 
-    /// Ids of the models whose engines are in memory now.
-    pub async fn loaded(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        for (id, slot) in &self.slots {
-            if matches!(*slot.engine.lock().await, Some(Ok(_))) {
-                out.push(id.clone());
+    /// Unloads least-recently-used idle models until `need` more bytes fit
+    /// under `local.max_memory_mb`. Models in use (or being loaded) stay; if
+    /// they alone leave no room, the request gets a retryable 503. A model
+    /// larger than the whole bound still loads when nothing else is loaded.
+    async fn make_room(&self, model: &str, need: u64) -> Result<(), ProviderError> {
+        let bound = self.cfg.max_memory_mb.saturating_mul(1 << 20);
+        if bound == 0 {
+            return Ok(());
+        }
+        let mut resident: Vec<&Arc<Slot>> = self
+            .slots
+            .iter()
+            .filter(|(id, s)| id.as_str() != model && s.loaded.load(Ordering::SeqCst))
+            .map(|(_, s)| s)
+            .collect();
+        // Longest idle first.
+        resident.sort_by_key(|s| std::cmp::Reverse(s.idle_for()));
+        let mut total: u64 = resident.iter().map(|s| s.bytes).sum();
+        for slot in resident {
+            if total + need <= bound {
+                break;
+            }
+            if slot.in_use.load(Ordering::SeqCst) > 0 {
+                continue;
+            }
+            // Another request holds this slot's lock (it is loading or about
+            // to use the model): leave it.
+            let Ok(mut other) = slot.engine.try_lock() else { continue };
+            if slot.in_use.load(Ordering::SeqCst) == 0 && matches!(*other, Some(Ok(_))) {
+                *other = None;
+                slot.loaded.store(false, Ordering::SeqCst);
+                total -= slot.bytes;
+                tracing::info!(model = %slot.installed.id, mb = slot.bytes >> 20, for_model = model, "unloaded a local model to stay under max_memory_mb");
             }
         }
-        out
+        if total > 0 && total + need > bound {
+            let msg = format!(
+                "local model `{model}` needs {} MB but the models in use leave {} MB of local.max_memory_mb = {}",
+                need >> 20,
+                bound.saturating_sub(total) >> 20,
+                self.cfg.max_memory_mb
+            );
+            return Err(ProviderError::from_status(503, msg, Some(Duration::from_secs(1))).public());
+        }
+        if need > bound {
+            tracing::warn!(
+                model,
+                need_mb = need >> 20,
+                bound_mb = self.cfg.max_memory_mb,
+                "a local model alone exceeds max_memory_mb; loading it anyway"
+            );
+        }
+        Ok(())
+    }
+
+    /// Ids of the models whose engines are in memory now.
+    pub fn loaded(&self) -> Vec<String> {
+        self.slots.iter().filter(|(_, s)| s.loaded.load(Ordering::SeqCst)).map(|(id, _)| id.clone()).collect()
+    }
+
+    /// Whether the model's engine is in memory now.
+    pub fn is_loaded(&self, model: &str) -> Option<bool> {
+        self.slots.get(model).map(|s| s.loaded.load(Ordering::SeqCst))
+    }
+
+    /// Estimated bytes of the models loaded now.
+    pub fn resident_bytes(&self) -> u64 {
+        self.slots.values().filter(|s| s.loaded.load(Ordering::SeqCst)).map(|s| s.bytes).sum()
     }
 
     /// Drops the engines of models unused for `keep_alive`. Requests already
     /// running keep their own handle, so an engine only goes away once they
     /// finish; the next request loads it again.
-    pub async fn unload_idle(&self, keep_alive: std::time::Duration) {
+    pub async fn unload_idle(&self, keep_alive: Duration) {
         for (id, slot) in &self.slots {
-            let idle = slot.last_used.lock().unwrap_or_else(|p| p.into_inner()).elapsed();
-            if idle < keep_alive || slot.in_use.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+            let idle = slot.idle_for();
+            if idle < keep_alive || slot.in_use.load(Ordering::SeqCst) > 0 {
                 continue;
             }
             let mut state = slot.engine.lock().await;
             // Re-checked under the lock: a request may have started meanwhile.
-            if matches!(*state, Some(Ok(_))) && slot.in_use.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+            if matches!(*state, Some(Ok(_))) && slot.in_use.load(Ordering::SeqCst) == 0 {
                 *state = None;
+                slot.loaded.store(false, Ordering::SeqCst);
                 tracing::info!(model = %id, idle_secs = idle.as_secs(), "unloaded idle local model");
             }
         }
@@ -313,5 +396,9 @@ impl Provider for LocalProvider {
 
     async fn health(&self) -> Result<(), ProviderError> {
         Ok(())
+    }
+
+    fn model_loaded(&self, model: &str) -> Option<bool> {
+        self.is_loaded(model)
     }
 }

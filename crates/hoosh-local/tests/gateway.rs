@@ -232,7 +232,7 @@ async fn idle_models_unload_and_reload_on_the_next_request() {
     config.local.preload = false;
     let setup = hoosh_local::build(&config.local, &config.circuit_breaker).await.unwrap();
     let provider = setup.provider.unwrap();
-    assert!(provider.loaded().await.is_empty(), "preload = false loads on first use");
+    assert!(provider.loaded().is_empty(), "preload = false loads on first use");
     let req = hoosh_types::openai::ChatCompletionRequest {
         model: "smollm2-135m".into(),
         messages: vec![hoosh_types::openai::ChatMessage::text(hoosh_types::openai::Role::User, "Say hi.")],
@@ -242,9 +242,124 @@ async fn idle_models_unload_and_reload_on_the_next_request() {
     use hoosh_core::Provider;
     let dropped = hoosh_core::params::DroppedParams::default();
     provider.chat(&req, &dropped).await.unwrap();
-    assert_eq!(provider.loaded().await, vec!["smollm2-135m".to_owned()]);
+    assert_eq!(provider.loaded(), vec!["smollm2-135m".to_owned()]);
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    assert!(provider.loaded().await.is_empty(), "unloaded after 1 s idle");
+    assert!(provider.loaded().is_empty(), "unloaded after 1 s idle");
     let again = provider.chat(&req, &dropped).await.unwrap();
     assert_eq!(again.usage.unwrap().completion_tokens, 4, "reloaded on demand");
+}
+
+/// Estimated sizes of the two default models with `config`.
+fn estimates(config: &Config, dir: &std::path::Path) -> (u64, u64) {
+    let store = hoosh_models::ModelStore::new(dir.to_path_buf());
+    let list = store.list().unwrap();
+    let size = |id: &str| hoosh_local::memory::estimate(list.iter().find(|m| m.id == id).unwrap(), &config.local);
+    (size("smollm2-135m"), size("minilm-l6"))
+}
+
+fn lru_config(dir: std::path::PathBuf) -> Config {
+    let mut config = Config::default();
+    config.health.interval_secs = 0;
+    config.local.models_dir = Some(dir);
+    config.local.models = vec!["smollm2-135m".into(), "minilm-l6".into()];
+    config.local.verify_on_load = false;
+    config.local.preload = false;
+    config.local.context_per_sequence = 256;
+    config
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_memory_bound_unloads_the_least_recently_used_idle_model() {
+    let Some(dir) = models_dir() else { return };
+    use hoosh_core::Provider;
+    let mut config = lru_config(dir.clone());
+    let (llm, emb) = estimates(&config, &dir);
+    assert!(llm > 50 << 20 && emb > 50 << 20, "estimates: {llm} {emb}");
+    let mib = 1u64 << 20;
+    let chat = hoosh_types::openai::ChatCompletionRequest {
+        model: "smollm2-135m".into(),
+        messages: vec![hoosh_types::openai::ChatMessage::text(hoosh_types::openai::Role::User, "Say hi.")],
+        max_tokens: Some(2),
+        ..Default::default()
+    };
+    let embed = hoosh_core::EmbedRequest {
+        model: "minilm-l6".into(),
+        input: vec!["hello".into()],
+        dimensions: None,
+        user: None,
+    };
+    let dropped = hoosh_core::params::DroppedParams::default();
+
+    // Exactly enough for both (rounded up to whole MiB): both stay loaded.
+    config.local.max_memory_mb = (llm + emb).div_ceil(mib);
+    let p = hoosh_local::build(&config.local, &config.circuit_breaker).await.unwrap().provider.unwrap();
+    p.chat(&chat, &dropped).await.unwrap();
+    p.embed(&embed).await.unwrap();
+    assert_eq!(p.loaded(), vec!["minilm-l6".to_owned(), "smollm2-135m".to_owned()]);
+    drop(p);
+
+    // One MiB less than both need: loading the second unloads the first.
+    config.local.max_memory_mb = (llm + emb).div_ceil(mib) - 1;
+    let p = hoosh_local::build(&config.local, &config.circuit_breaker).await.unwrap().provider.unwrap();
+    p.chat(&chat, &dropped).await.unwrap();
+    assert_eq!(p.loaded(), vec!["smollm2-135m".to_owned()]);
+    p.embed(&embed).await.unwrap();
+    assert_eq!(p.loaded(), vec!["minilm-l6".to_owned()], "the idle LLM made room");
+    assert!(p.resident_bytes() <= config.local.max_memory_mb * mib);
+    let again = p.chat(&chat, &dropped).await.unwrap();
+    assert_eq!(again.usage.unwrap().completion_tokens, 2, "reloaded on demand");
+    assert_eq!(p.loaded(), vec!["smollm2-135m".to_owned()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn models_show_whether_loaded_and_a_model_in_use_is_never_evicted() {
+    let Some(dir) = models_dir() else { return };
+    let config = lru_config(dir.clone());
+    let (llm, emb) = estimates(&config, &dir);
+    let (url, _stop) = boot(dir, |c| {
+        *c = lru_config(c.local.models_dir.clone().unwrap());
+        c.local.max_memory_mb = (llm + emb) / (1 << 20) - 1;
+    })
+    .await;
+    let http = reqwest::Client::new();
+    let loaded = |list: &Value, id: &str| {
+        list["data"].as_array().unwrap().iter().find(|m| m["id"] == id).map(|m| m["loaded"].clone()).unwrap()
+    };
+    let list: Value = http.get(format!("{url}/v1/models")).send().await.unwrap().json().await.unwrap();
+    assert_eq!((loaded(&list, "smollm2-135m"), loaded(&list, "minilm-l6")), (json!(false), json!(false)), "{list}");
+
+    // A long stream keeps the LLM in use...
+    let mut body = chat("Write a long story about a dragon.");
+    body["max_tokens"] = json!(256);
+    body["stream"] = json!(true);
+    let resp = http.post(format!("{url}/v1/chat/completions")).json(&body).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut stream = resp.bytes_stream();
+    stream.next().await.unwrap().unwrap();
+    let one: Value = http.get(format!("{url}/v1/models/smollm2-135m")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(one["loaded"], json!(true), "{one}");
+
+    // ...so the embedding model has no room: a retryable 503, and the
+    // stream goes on.
+    let emb_req = json!({"model": "minilm-l6", "input": "hello"});
+    let r = http.post(format!("{url}/v1/embeddings")).json(&emb_req).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    assert!(r.headers().get("retry-after").is_some());
+    let err: Value = r.json().await.unwrap();
+    assert!(err["error"]["message"].as_str().unwrap().contains("max_memory_mb"), "{err}");
+    drop(stream);
+
+    // Once the stream is gone the LLM is idle and makes room.
+    let mut ok = false;
+    for _ in 0..50 {
+        let r = http.post(format!("{url}/v1/embeddings")).json(&emb_req).send().await.unwrap();
+        if r.status() == 200 {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ok, "embeddings served after the stream ended");
+    let list: Value = http.get(format!("{url}/v1/models")).send().await.unwrap().json().await.unwrap();
+    assert_eq!((loaded(&list, "smollm2-135m"), loaded(&list, "minilm-l6")), (json!(false), json!(true)), "{list}");
 }

@@ -115,6 +115,9 @@ fn provider_parts(e: &ProviderError, attempts: u32) -> (StatusCode, ErrorObject,
         (status, ErrorObject { message, kind: kind.into(), param, code: Some(code.into()) })
     };
     let retry_after = e.retry_after.map(|d| d.min(RETRY_AFTER_CEILING));
+    // hoosh's own words (in-process providers) are worth showing; an
+    // upstream's are not, on server errors.
+    let detail = if e.public { format!(": {}", e.message) } else { String::new() };
     let (code, body) = match e.kind {
         ErrorKind::BadRequest => obj(
             StatusCode::BAD_REQUEST,
@@ -172,14 +175,14 @@ fn provider_parts(e: &ProviderError, attempts: u32) -> (StatusCode, ErrorObject,
         ),
         ErrorKind::Upstream if e.status == Some(503) && retry_after.is_some() => obj(
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("Provider `{who}` is unavailable{status}{tries}."),
+            format!("Provider `{who}` is unavailable{status}{tries}{detail}."),
             "server_error",
             "upstream_unavailable",
             None,
         ),
         ErrorKind::Upstream | ErrorKind::StreamInterrupted => obj(
             StatusCode::BAD_GATEWAY,
-            format!("Provider `{who}` failed{status}{tries}."),
+            format!("Provider `{who}` failed{status}{tries}{detail}."),
             "server_error",
             "upstream_error",
             None,

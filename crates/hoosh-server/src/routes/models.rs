@@ -60,14 +60,23 @@ pub async fn merged(st: &AppState) -> Arc<Vec<Model>> {
     list
 }
 
+/// Fills in `loaded` for models served in-process. Read on every call, not
+/// cached with the list: loading and unloading happen at any time.
+fn with_load_state(st: &AppState, mut m: Model) -> Model {
+    if let Some(e) = st.router.entries().iter().find(|e| e.local && e.name() == m.owned_by) {
+        m.loaded = e.provider.model_loaded(&m.id);
+    }
+    m
+}
+
 pub async fn list(State(st): State<AppState>) -> Json<ModelList> {
-    let data = merged(&st).await.as_ref().clone();
+    let data = merged(&st).await.iter().map(|m| with_load_state(&st, m.clone())).collect();
     Json(ModelList { object: "list".into(), data })
 }
 
 pub async fn get(State(st): State<AppState>, Path(id): Path<String>) -> Result<Json<Model>, ApiError> {
     if let Some(m) = merged(&st).await.iter().find(|m| m.id == id) {
-        return Ok(Json(m.clone()));
+        return Ok(Json(with_load_state(&st, m.clone())));
     }
     // Not listed, but a glob route may still serve it (e.g. `ollama/*`).
     let candidates = st.router.candidates(&id, Need::Chat).or_else(|_| st.router.candidates(&id, Need::Embeddings))?;

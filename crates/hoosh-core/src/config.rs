@@ -12,6 +12,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use crate::governance_config::{
+    BudgetConfig, BudgetPeriod, GovernanceConfig, KeyConfig, LimitsConfig, TargetLimitsConfig, TeamConfig,
+};
 use crate::params::UnsupportedParamAction;
 use crate::strategy::Strategy;
 
@@ -50,6 +53,9 @@ pub struct Config {
     /// Models served in-process from the local model store.
     #[serde(default)]
     pub local: LocalConfig,
+    /// Keys, budgets, rate limits and the usage ledger.
+    #[serde(default)]
+    pub governance: GovernanceConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -415,6 +421,7 @@ impl Config {
                 "local: max_sequences must be at least 1 and context_per_sequence at least 64".into(),
             ));
         }
+        self.governance.validate().map_err(ConfigError::Invalid)?;
         if self.server.body_limit_bytes < 1024 {
             return Err(ConfigError::Invalid("server.body_limit_bytes must be at least 1024".into()));
         }
@@ -482,5 +489,6 @@ mod example_file {
         assert_eq!(c.circuit_breaker, BreakerConfig::default());
         assert_eq!(c.health, HealthConfig::default());
         assert_eq!(c.local, LocalConfig::default());
+        assert_eq!(c.governance, GovernanceConfig::default());
     }
 }

@@ -9,7 +9,8 @@
 //!   `embed`, `list_models`, `health`) and capability flags.
 //! - [`params`]: which optional request parameters a provider takes, and the
 //!   drop-or-refuse policy for the rest.
-//! - [`config`]: the strict TOML config tree, its defaults and `validate()`.
+//! - [`config`]: the strict TOML config tree, its defaults and `validate()`;
+//!   its `[governance]` part (keys, budgets, limits) is in [`governance_config`].
 //! - [`router`]: model name → ordered candidate list (globs, aliases,
 //!   `provider/model` addressing), ordered by [`strategy`].
 //! - [`stats`]: per-provider live state: in-flight count, latency EWMA,
@@ -26,6 +27,7 @@ pub mod config;
 pub mod convert;
 pub mod error;
 pub mod executor;
+pub mod governance_config;
 pub mod params;
 pub mod pricing;
 pub mod provider;

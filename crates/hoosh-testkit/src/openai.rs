@@ -119,7 +119,11 @@ async fn chat(State(shared): State<Arc<Shared>>, Json(body): Json<Value>) -> Res
             Scenario::Length => (json!({"role": "assistant", "content": "echo"}), "length"),
             _ => (json!({"role": "assistant", "content": echo_text(&user)}), "stop"),
         };
-        let completion = count_tokens(message["content"].as_str().unwrap_or("x"));
+        let mut completion = count_tokens(message["content"].as_str().unwrap_or("x"));
+        let mut prompt_tokens = prompt_tokens;
+        if let Scenario::Usage { prompt, completion: c } = scenario {
+            (prompt_tokens, completion) = (prompt, c);
+        }
         return Json(json!({
             "id": "chatcmpl-mock", "object": "chat.completion", "created": 1_700_000_000u64, "model": model,
             "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": finish}],
@@ -158,7 +162,10 @@ async fn chat(State(shared): State<Arc<Shared>>, Json(body): Json<Value>) -> Res
     };
     events.push(chunk(json!({}), Value::String(finish.into())));
     if body["stream_options"]["include_usage"].as_bool() == Some(true) {
-        let completion = count_tokens(&completion_text);
+        let (prompt_tokens, completion) = match scenario {
+            Scenario::Usage { prompt, completion } => (prompt, completion),
+            _ => (prompt_tokens, count_tokens(&completion_text)),
+        };
         let u = json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1_700_000_000u64,
             "model": model, "choices": [],
             "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion, "total_tokens": prompt_tokens + completion}});

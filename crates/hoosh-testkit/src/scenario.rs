@@ -27,6 +27,9 @@ pub enum Scenario {
     Length,
     /// `mock-empty-stream`: a 200 stream that ends with no events.
     EmptyStream,
+    /// `mock-usage-<prompt>-<completion>`: answer normally but report this
+    /// usage, so accounting tests know the exact numbers.
+    Usage { prompt: u64, completion: u64 },
 }
 
 impl Scenario {
@@ -41,6 +44,11 @@ impl Scenario {
             if let Some(status) = num(status).and_then(|s| u16::try_from(s).ok()) {
                 return Scenario::Error { status, retry_after: retry };
             }
+        }
+        if let Some((p, c)) = rest.strip_prefix("usage-").and_then(|s| s.split_once('-'))
+            && let (Some(prompt), Some(completion)) = (num(p), num(c))
+        {
+            return Scenario::Usage { prompt, completion };
         }
         if let Some(n) = rest.strip_prefix("flaky-").and_then(num) {
             return Scenario::Flaky { failures: n };
@@ -88,5 +96,6 @@ mod tests {
         assert_eq!(Scenario::parse("mock-error-500"), Scenario::Error { status: 500, retry_after: None });
         assert_eq!(Scenario::parse("mock-flaky-2"), Scenario::Flaky { failures: 2 });
         assert_eq!(Scenario::parse("mock-cut"), Scenario::Cut);
+        assert_eq!(Scenario::parse("mock-usage-12-34"), Scenario::Usage { prompt: 12, completion: 34 });
     }
 }

@@ -1,0 +1,418 @@
+//! The usage ledger: one row per request, written off the request path.
+//!
+//! [`Ledger::append`] only pushes onto an unbounded channel, so a request
+//! never waits on the disk and a slow disk never drops a row (the queue grows
+//! instead; [`Ledger::queue_depth`] shows it). One writer thread drains what
+//! is queued — up to a batch — into a single transaction, commits, repeats.
+//! The writer lingers a few ms after the first row of a quiet spell so rows
+//! group into one commit and senders rarely have to wake it.
+//! A failed write is logged and retried with backoff; because the store
+//! ignores a `request_id` it already has, a batch that did commit but
+//! reported an error is not counted twice on retry.
+//!
+//! [`Ledger::flush`] waits until everything appended before it is committed
+//! (a marker travels down the same FIFO channel); [`Ledger::close`] flushes
+//! and joins the writer, which is what shutdown calls.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+
+use crate::budget::Amount;
+use crate::store::Store;
+
+/// One request's usage, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct UsageRecord {
+    /// When the request *finished* (unix ms): budgets charge the window a
+    /// request ends in, and the start-up rebuild sums rows by this time.
+    pub ts_ms: i64,
+    /// Unique per request; a duplicate is ignored by the store.
+    pub request_id: String,
+    pub key_id: Option<String>,
+    pub team: Option<String>,
+    pub provider: Option<String>,
+    pub model: String,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    /// Prompt tokens served from the provider's prompt cache (a subset of `prompt_tokens`).
+    pub cached_tokens: u64,
+    /// `None` when the model has no price (unpriced, never silently free).
+    pub cost_nanos: Option<u64>,
+    pub latency_ms: u64,
+    /// Time to first token, for streams.
+    pub ttft_ms: Option<u64>,
+    /// The HTTP status returned to the client (499 = client closed).
+    pub status: u16,
+    /// Served from hoosh's response cache.
+    pub cache_hit: bool,
+    /// e.g. `chat`, `completions`, `embeddings`.
+    pub route: String,
+}
+
+impl UsageRecord {
+    /// Tokens as budgets count them: prompt + completion.
+    pub fn tokens(&self) -> u64 {
+        self.prompt_tokens.saturating_add(self.completion_tokens)
+    }
+
+    /// What this row charges a budget.
+    pub fn amount(&self) -> Amount {
+        Amount { tokens: self.tokens(), nanos: self.cost_nanos.unwrap_or(0) }
+    }
+}
+
+/// Writer tuning; the defaults suit production, tests shorten the backoff.
+#[derive(Debug, Clone, Copy)]
+pub struct LedgerOptions {
+    /// Rows per transaction at most.
+    pub max_batch: usize,
+    /// After the first row of a quiet spell, how long the writer waits for
+    /// more before committing (group commit). Besides fewer, larger
+    /// transactions, this keeps `append` cheap: while the writer is not
+    /// parked on the channel, a send needs no wake-up system call. A flush
+    /// or close is never delayed by more than this.
+    pub linger: Duration,
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+    /// Once closing, how many failed attempts before the remaining rows are
+    /// given up (with an error log naming how many): shutdown must end.
+    pub attempts_when_closing: u32,
+}
+
+impl Default for LedgerOptions {
+    fn default() -> Self {
+        LedgerOptions {
+            max_batch: 1000,
+            linger: Duration::from_millis(5),
+            initial_backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_secs(5),
+            attempts_when_closing: 5,
+        }
+    }
+}
+
+enum Msg {
+    Row(Box<UsageRecord>),
+    /// Reply once everything queued before this marker is committed.
+    Flush(SyncSender<()>),
+    /// Commit everything, reply, and stop.
+    Close(SyncSender<()>),
+}
+
+/// The asynchronous ledger writer.
+pub struct Ledger {
+    tx: Sender<Msg>,
+    depth: Arc<AtomicU64>,
+    closing: Arc<AtomicBool>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Ledger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ledger").field("queue_depth", &self.queue_depth()).finish()
+    }
+}
+
+impl Ledger {
+    /// Starts the writer thread.
+    pub fn open(store: Arc<dyn Store>) -> Ledger {
+        Self::open_with(store, LedgerOptions::default())
+    }
+
+    pub fn open_with(store: Arc<dyn Store>, options: LedgerOptions) -> Ledger {
+        let (tx, rx) = mpsc::channel();
+        let depth = Arc::new(AtomicU64::new(0));
+        let closing = Arc::new(AtomicBool::new(false));
+        let writer = Writer { store, rx, depth: Arc::clone(&depth), closing: Arc::clone(&closing), options };
+        let handle = std::thread::spawn(move || writer.run());
+        Ledger { tx, depth, closing, writer: Mutex::new(Some(handle)) }
+    }
+
+    /// Queues a row. Never blocks; after [`Ledger::close`] the row cannot be
+    /// written and that is logged as an error.
+    pub fn append(&self, record: UsageRecord) {
+        self.depth.fetch_add(1, Ordering::Relaxed);
+        if let Err(mpsc::SendError(Msg::Row(row))) = self.tx.send(Msg::Row(Box::new(record))) {
+            self.depth.fetch_sub(1, Ordering::Relaxed);
+            tracing::error!(request_id = %row.request_id, "usage row appended after the ledger closed; not recorded");
+        }
+    }
+
+    /// Rows appended but not yet committed.
+    pub fn queue_depth(&self) -> u64 {
+        self.depth.load(Ordering::Relaxed)
+    }
+
+    /// Blocks until every row appended before this call is committed.
+    pub fn flush(&self) {
+        let (reply, done) = mpsc::sync_channel(1);
+        if self.tx.send(Msg::Flush(reply)).is_ok() {
+            // An error means the writer is gone (closed): nothing left to wait for.
+            let _ = done.recv();
+        }
+    }
+
+    /// Flushes and stops the writer; later appends are refused. Idempotent.
+    pub fn close(&self) {
+        let Some(handle) = self.writer.lock().take() else {
+            return;
+        };
+        self.closing.store(true, Ordering::SeqCst);
+        let (reply, done) = mpsc::sync_channel(1);
+        if self.tx.send(Msg::Close(reply)).is_ok() {
+            let _ = done.recv();
+        }
+        if handle.join().is_err() {
+            tracing::error!("the ledger writer thread panicked");
+        }
+    }
+}
+
+impl Drop for Ledger {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+struct Writer {
+    store: Arc<dyn Store>,
+    rx: Receiver<Msg>,
+    depth: Arc<AtomicU64>,
+    closing: Arc<AtomicBool>,
+    options: LedgerOptions,
+}
+
+impl Writer {
+    fn run(self) {
+        let mut batch: Vec<UsageRecord> = Vec::with_capacity(self.options.max_batch);
+        loop {
+            // Block for the first message, then take whatever else is already queued.
+            let Ok(first) = self.rx.recv() else {
+                self.commit(&mut batch);
+                return;
+            };
+            if matches!(first, Msg::Row(_)) && !self.options.linger.is_zero() {
+                std::thread::sleep(self.options.linger);
+            }
+            let mut next = Some(first);
+            let mut reply = None;
+            let mut stop = false;
+            while let Some(msg) = next.take() {
+                match msg {
+                    Msg::Row(row) => batch.push(*row),
+                    Msg::Flush(r) => reply = Some(r),
+                    Msg::Close(r) => {
+                        reply = Some(r);
+                        stop = true;
+                    }
+                }
+                if reply.is_some() || batch.len() >= self.options.max_batch {
+                    break;
+                }
+                next = self.rx.try_recv().ok();
+            }
+            if stop {
+                // Rows that raced with close are still in the queue; write them too.
+                while let Ok(msg) = self.rx.try_recv() {
+                    if let Msg::Row(row) = msg {
+                        batch.push(*row);
+                    }
+                }
+            }
+            self.commit(&mut batch);
+            if let Some(r) = reply {
+                let _ = r.send(());
+            }
+            if stop {
+                return;
+            }
+        }
+    }
+
+    /// Writes the batch, retrying until it is committed (or, once closing, gives up loudly).
+    fn commit(&self, batch: &mut Vec<UsageRecord>) {
+        if batch.is_empty() {
+            return;
+        }
+        let mut backoff = self.options.initial_backoff;
+        let mut attempt: u32 = 0;
+        loop {
+            attempt += 1;
+            match self.store.append_usage(batch) {
+                Ok(_) => break,
+                Err(e) => {
+                    if self.closing.load(Ordering::SeqCst) && attempt >= self.options.attempts_when_closing {
+                        tracing::error!(error = %e, rows = batch.len(), attempt, "ledger closing: usage rows could not be written and are lost");
+                        break;
+                    }
+                    tracing::warn!(error = %e, rows = batch.len(), attempt, retry_in_ms = backoff.as_millis() as u64, "usage ledger write failed; retrying");
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(self.options.max_backoff);
+                }
+            }
+        }
+        self.depth.fetch_sub(batch.len() as u64, Ordering::Relaxed);
+        batch.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::MemoryStore;
+    use crate::store::{GroupBy, StoreError, UsageAggregate};
+    use crate::{BudgetSpec, KeyRecord, PoolId, Team};
+
+    pub(crate) fn row(id: &str, ts: i64) -> UsageRecord {
+        UsageRecord {
+            ts_ms: ts,
+            request_id: id.to_string(),
+            key_id: Some("key_a".into()),
+            model: "gpt-4o".into(),
+            prompt_tokens: 10,
+            completion_tokens: 5,
+            cost_nanos: Some(100),
+            status: 200,
+            route: "chat".into(),
+            ..UsageRecord::default()
+        }
+    }
+
+    #[test]
+    fn appends_from_many_threads_are_all_committed_by_flush() {
+        let store = Arc::new(MemoryStore::new());
+        let ledger = Arc::new(Ledger::open(store.clone()));
+        let handles: Vec<_> = (0..8)
+            .map(|t| {
+                let ledger = Arc::clone(&ledger);
+                std::thread::spawn(move || {
+                    for i in 0..500 {
+                        ledger.append(row(&format!("{t}-{i}"), i));
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        ledger.flush();
+        assert_eq!(store.usage_len(), 4000);
+        assert_eq!(ledger.queue_depth(), 0);
+        ledger.close();
+        ledger.close();
+        ledger.flush(); // after close: returns at once
+        ledger.append(row("late", 0)); // logged, not recorded, no panic
+        assert_eq!(store.usage_len(), 4000);
+    }
+
+    /// A store that fails its first `n` writes.
+    struct Flaky {
+        inner: MemoryStore,
+        failures: Mutex<u32>,
+        calls: AtomicU64,
+    }
+
+    impl Store for Flaky {
+        fn put_key(&self, k: &KeyRecord) -> Result<(), StoreError> {
+            self.inner.put_key(k)
+        }
+        fn delete_key(&self, id: &str) -> Result<bool, StoreError> {
+            self.inner.delete_key(id)
+        }
+        fn load_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
+            self.inner.load_keys()
+        }
+        fn put_team(&self, t: &Team) -> Result<(), StoreError> {
+            self.inner.put_team(t)
+        }
+        fn delete_team(&self, name: &str) -> Result<bool, StoreError> {
+            self.inner.delete_team(name)
+        }
+        fn load_teams(&self) -> Result<Vec<Team>, StoreError> {
+            self.inner.load_teams()
+        }
+        fn put_budget(&self, pool: &PoolId, spec: Option<&BudgetSpec>) -> Result<(), StoreError> {
+            self.inner.put_budget(pool, spec)
+        }
+        fn load_budgets(&self) -> Result<Vec<(PoolId, BudgetSpec)>, StoreError> {
+            self.inner.load_budgets()
+        }
+        fn append_usage(&self, rows: &[UsageRecord]) -> Result<usize, StoreError> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            let mut failures = self.failures.lock();
+            if *failures > 0 {
+                *failures -= 1;
+                // Half the failures happen after the rows were in fact written:
+                // the retry must not count them twice.
+                if (*failures).is_multiple_of(2) {
+                    self.inner.append_usage(rows)?;
+                }
+                return Err(StoreError::Corrupt("disk on fire".into()));
+            }
+            self.inner.append_usage(rows)
+        }
+        fn usage_totals(&self, pool: &PoolId, from_ms: i64) -> Result<(u64, u64), StoreError> {
+            self.inner.usage_totals(pool, from_ms)
+        }
+        fn usage_aggregate(&self, g: GroupBy, from: i64, to: i64) -> Result<Vec<UsageAggregate>, StoreError> {
+            self.inner.usage_aggregate(g, from, to)
+        }
+        fn usage_rows(&self, from: i64, to: i64, visit: &mut dyn FnMut(&UsageRecord)) -> Result<(), StoreError> {
+            self.inner.usage_rows(from, to, visit)
+        }
+    }
+
+    fn fast() -> LedgerOptions {
+        LedgerOptions {
+            initial_backoff: Duration::from_millis(1),
+            max_backoff: Duration::from_millis(2),
+            attempts_when_closing: 3,
+            ..LedgerOptions::default()
+        }
+    }
+
+    #[test]
+    fn failed_writes_are_retried_without_double_counting() {
+        let store = Arc::new(Flaky { inner: MemoryStore::new(), failures: Mutex::new(4), calls: AtomicU64::new(0) });
+        let ledger = Ledger::open_with(store.clone(), fast());
+        for i in 0..10 {
+            ledger.append(row(&format!("r{i}"), i));
+        }
+        ledger.flush();
+        assert_eq!(store.inner.usage_len(), 10);
+        assert!(store.calls.load(Ordering::SeqCst) >= 5);
+        assert_eq!(store.inner.usage_totals(&PoolId::Global, 0).unwrap(), (150, 1000));
+        ledger.close();
+    }
+
+    #[test]
+    fn close_gives_up_on_a_dead_store_instead_of_hanging() {
+        let store =
+            Arc::new(Flaky { inner: MemoryStore::new(), failures: Mutex::new(u32::MAX), calls: AtomicU64::new(0) });
+        let ledger = Ledger::open_with(store.clone(), fast());
+        ledger.close(); // nothing queued: returns
+        let ledger = Ledger::open_with(store.clone(), fast());
+        ledger.closing.store(true, Ordering::SeqCst);
+        ledger.append(row("doomed", 0));
+        ledger.close();
+        assert_eq!(ledger.queue_depth(), 0);
+    }
+
+    #[test]
+    fn batches_are_bounded() {
+        let store = Arc::new(Flaky { inner: MemoryStore::new(), failures: Mutex::new(0), calls: AtomicU64::new(0) });
+        let ledger = Ledger::open_with(store.clone(), LedgerOptions { max_batch: 10, ..fast() });
+        for i in 0..95 {
+            ledger.append(row(&format!("r{i}"), i));
+        }
+        ledger.close();
+        assert_eq!(store.inner.usage_len(), 95);
+        assert!(store.calls.load(Ordering::SeqCst) >= 10, "95 rows in batches of at most 10");
+    }
+}

@@ -9,10 +9,11 @@
 use std::time::Duration;
 
 use axum::Json;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hoosh_core::router::RouteError;
 use hoosh_core::{ErrorKind, ProviderError};
+use hoosh_governance::{AdminError, AuthError, BudgetLimit, Denied, RateKind};
 use hoosh_types::openai::{ErrorObject, ErrorResponse};
 
 /// Largest `Retry-After` ever sent to a client, whatever the upstream said.
@@ -34,6 +35,21 @@ pub enum ApiError {
     Provider { error: ProviderError, attempts: u32 },
     /// 503: nothing can serve requests at all.
     Unavailable(String),
+    /// 401: no key, or one that does not authenticate.
+    Unauthorized { message: String, code: &'static str },
+    /// 403: a valid key that may not do this.
+    Forbidden { message: String, code: &'static str },
+    /// 429: a rate, concurrency or budget limit. `headers` carries the
+    /// `x-ratelimit-*` / budget headers that explain it.
+    Limited {
+        message: String,
+        kind: &'static str,
+        code: &'static str,
+        retry_after: Option<Duration>,
+        headers: HeaderMap,
+    },
+    /// 404 on the admin API: no such key, team or budget.
+    NotFound(String),
     /// 500: a bug. The message is logged, never sent.
     Internal(String),
 }
@@ -41,6 +57,11 @@ pub enum ApiError {
 impl ApiError {
     pub fn invalid(message: impl Into<String>, param: impl Into<Option<String>>) -> Self {
         ApiError::InvalidRequest { message: message.into(), param: param.into(), code: None }
+    }
+
+    /// The HTTP status this error answers with.
+    pub fn status(&self) -> StatusCode {
+        self.parts().0
     }
 
     fn parts(&self) -> (StatusCode, ErrorObject, Option<Duration>) {
@@ -91,6 +112,18 @@ impl ApiError {
             ),
             ApiError::Unavailable(message) => {
                 (StatusCode::SERVICE_UNAVAILABLE, obj(message.clone(), "server_error", None, Some("unavailable")), None)
+            }
+            ApiError::Unauthorized { message, code } => {
+                (StatusCode::UNAUTHORIZED, obj(message.clone(), "invalid_request_error", None, Some(code)), None)
+            }
+            ApiError::Forbidden { message, code } => {
+                (StatusCode::FORBIDDEN, obj(message.clone(), "permission_error", None, Some(code)), None)
+            }
+            ApiError::Limited { message, kind, code, retry_after, .. } => {
+                (StatusCode::TOO_MANY_REQUESTS, obj(message.clone(), kind, None, Some(code)), *retry_after)
+            }
+            ApiError::NotFound(message) => {
+                (StatusCode::NOT_FOUND, obj(message.clone(), "invalid_request_error", None, Some("not_found")), None)
             }
             ApiError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -224,6 +257,91 @@ impl From<hoosh_core::executor::Failure> for ApiError {
     }
 }
 
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        let (message, code) = match e {
+            AuthError::Missing => (
+                "No API key was provided. Send it as `Authorization: Bearer <key>` or `x-api-key: <key>`.",
+                "missing_api_key",
+            ),
+            AuthError::Invalid => ("The API key provided is not valid.", "invalid_api_key"),
+            AuthError::Disabled => ("The API key provided has been revoked.", "revoked_api_key"),
+            AuthError::Expired => ("The API key provided has expired.", "expired_api_key"),
+        };
+        ApiError::Unauthorized { message: message.into(), code }
+    }
+}
+
+impl From<Denied> for ApiError {
+    fn from(d: Denied) -> Self {
+        let now_ms = hoosh_types::unix_now() as i64 * 1000;
+        match d {
+            Denied::ModelNotAllowed { model } => ApiError::Forbidden {
+                message: format!("This API key may not use model `{model}`."),
+                code: "model_not_allowed",
+            },
+            Denied::RateLimited(r) => {
+                let (what, kind) = match r.kind {
+                    RateKind::Requests => ("requests per minute", "requests"),
+                    RateKind::Tokens => ("tokens per minute", "tokens"),
+                };
+                let message = if r.too_large {
+                    format!("Request too large for `{}`: the limit is {} {what}.", r.key.as_str(), r.limit)
+                } else {
+                    format!("Rate limit reached for `{}`: {} {what}.", r.key.as_str(), r.limit)
+                };
+                ApiError::Limited {
+                    message,
+                    kind,
+                    code: "rate_limit_exceeded",
+                    retry_after: Some(Duration::from_millis(r.retry_after_ms)),
+                    headers: HeaderMap::new(),
+                }
+            }
+            Denied::Concurrency(c) => ApiError::Limited {
+                message: format!("Too many concurrent requests for `{}`: at most {}.", c.key.as_str(), c.max),
+                kind: "requests",
+                code: "concurrency_limit_exceeded",
+                retry_after: Some(Duration::from_secs(1)),
+                headers: HeaderMap::new(),
+            },
+            Denied::Budget(b) => {
+                let what = match b.limit_kind {
+                    BudgetLimit::Tokens => "token",
+                    BudgetLimit::Usd => "dollar",
+                };
+                let resets = match b.resets_at {
+                    Some(at) => format!(" It resets in {} s.", ((at - now_ms).max(0) + 999) / 1000),
+                    None => " It does not reset.".into(),
+                };
+                let mut headers = HeaderMap::new();
+                if let Some(at) = b.resets_at
+                    && let Ok(v) = HeaderValue::from_str(&(at / 1000).to_string())
+                {
+                    headers.insert("x-hoosh-budget-reset", v);
+                }
+                ApiError::Limited {
+                    message: format!("The {what} budget `{}` is exhausted.{resets}", b.pool),
+                    kind: "insufficient_quota",
+                    code: "budget_exceeded",
+                    retry_after: b.resets_at.map(|at| Duration::from_millis(u64::try_from(at - now_ms).unwrap_or(0))),
+                    headers,
+                }
+            }
+        }
+    }
+}
+
+impl From<AdminError> for ApiError {
+    fn from(e: AdminError) -> Self {
+        match e {
+            AdminError::KeyNotFound(id) => ApiError::NotFound(format!("No key with id `{id}`.")),
+            AdminError::InvalidGlob { .. } | AdminError::Invalid(_) => ApiError::invalid(e.to_string(), None),
+            AdminError::Store(_) | AdminError::KeyGen(_) => ApiError::Internal(e.to_string()),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, error, retry_after) = self.parts();
@@ -235,6 +353,9 @@ impl IntoResponse for ApiError {
             _ => tracing::debug!(status = status.as_u16(), message = %error.message, "client error"),
         }
         let mut resp = (status, Json(ErrorResponse { error })).into_response();
+        if let ApiError::Limited { headers, .. } = &self {
+            resp.headers_mut().extend(headers.clone());
+        }
         if let Some(ra) = retry_after {
             // Round up: "retry after 0" would invite an immediate retry.
             let secs = ra.as_secs() + u64::from(ra.subsec_nanos() > 0);

@@ -8,13 +8,21 @@
 //! - [`validate`]: parameter checks with OpenAI's limits.
 //! - [`sse`]: chunk streams → `text/event-stream` with keep-alives and a
 //!   terminal error event.
+//! - [`auth`]: the key check on every non-public route, and the [`auth::Caller`]
+//!   extractor (principal + request id).
+//! - [`metering`]: estimate → admit (limits, budget reservation) → settle,
+//!   for blocking and streamed requests, exactly once.
+//! - [`governance`]: `[governance]` config → the live keys/budgets/ledger.
 //! - [`error`]: [`ApiError`], the single mapping of errors to HTTP.
 //! - [`state`]: [`AppState`], one cheap `Clone` handle.
 //! - [`probes`]: background provider health probes.
 //! - [`serve`]: listener, `TCP_NODELAY`, graceful shutdown with a deadline.
 
+pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod governance;
+pub mod metering;
 pub mod probes;
 pub mod routes;
 pub mod serve;
@@ -41,7 +49,9 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// 3. `PropagateRequestId`: echo the id on every response, errors included;
 /// 4. `Cors`: the configured origins (any, by default: auth is by bearer
 ///    key, never by cookie);
-/// 5. `DefaultBodyLimit`: `server.body_limit_bytes` → 413.
+/// 5. `DefaultBodyLimit`: `server.body_limit_bytes` → 413;
+/// 6. `auth::authenticate`: a key on every path but `governance.public_paths`
+///    (401 otherwise), or the anonymous principal when running open.
 ///
 /// Unknown paths answer an OpenAI-shaped 404, wrong methods a 405.
 pub fn app(state: AppState) -> Router {
@@ -54,10 +64,12 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/models", get(routes::models::list))
         .route("/v1/models/{*id}", get(routes::models::get))
         .route("/v1/providers", get(routes::health::providers))
+        .route("/v1/budgets", get(routes::budgets::mine))
         .route("/health", get(routes::health::health))
         .route("/ready", get(routes::health::ready))
         .fallback(unknown_url)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::authenticate))
         .with_state(state)
         .layer(DefaultBodyLimit::max(limit))
         .layer(cors)

@@ -1,7 +1,7 @@
 //! Running the app: bind, set `TCP_NODELAY` on every accepted connection,
 //! start health probes, and shut down gracefully — on the shutdown signal
 //! stop accepting, let in-flight requests and streams finish until the grace
-//! deadline, stop background tasks, return.
+//! deadline, stop background tasks, flush the usage ledger, return.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -26,6 +26,7 @@ pub async fn run(
     let cancel = CancellationToken::new();
     crate::probes::spawn(state.router.entries(), &state.config.health, &tracker, cancel.clone());
 
+    let gov = state.gov.inner.clone();
     let app = crate::app(state);
     let listener = listener.tap_io(|tcp| {
         if let Err(e) = tcp.set_nodelay(true) {
@@ -51,6 +52,11 @@ pub async fn run(
     cancel.cancel();
     tracker.close();
     tracker.wait().await;
+    // Every request has settled (or was dropped and settled on drop): write
+    // the ledger's last rows before returning.
+    if let Err(e) = tokio::task::spawn_blocking(move || gov.close()).await {
+        tracing::error!(error = %e, "flushing the usage ledger failed");
+    }
     Ok(())
 }
 

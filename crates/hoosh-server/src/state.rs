@@ -7,6 +7,9 @@ use hoosh_core::config::Config;
 use hoosh_core::executor::Executor;
 use hoosh_core::pricing::Pricing;
 use hoosh_core::router::{ProviderEntry, Router};
+
+use crate::governance::{self, Gov};
+use hoosh_governance::MemoryStore;
 use hoosh_types::openai::Model;
 use tokio::time::Duration;
 
@@ -18,6 +21,8 @@ pub struct Inner {
     pub router: Router,
     pub executor: Executor,
     pub started: Instant,
+    /// Keys, budgets, rate limits, usage ledger.
+    pub gov: Gov,
     /// `/v1/models` answer, refreshed at most every [`MODELS_TTL`].
     pub models_cache: Mutex<Option<(Instant, Arc<Vec<Model>>)>>,
 }
@@ -33,7 +38,21 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
+    /// State with governance kept in memory (tests, embedding). If the
+    /// `[governance]` config cannot be applied (a key's env var is unset),
+    /// the gateway fails closed: no key authenticates.
     pub fn new(config: Config, entries: Vec<Arc<ProviderEntry>>) -> Self {
+        let gov =
+            governance::open_with_store(&config.governance, Arc::new(MemoryStore::new()), None).unwrap_or_else(|e| {
+                tracing::error!(error = %e, "governance config rejected; every request will be refused");
+                Gov::closed()
+            });
+        Self::with_governance(config, entries, gov)
+    }
+
+    /// State with the given governance (the binary opens it from the data
+    /// directory).
+    pub fn with_governance(config: Config, entries: Vec<Arc<ProviderEntry>>, gov: Gov) -> Self {
         let router = Router::new(
             entries,
             &config.model_aliases,
@@ -42,6 +61,13 @@ impl AppState {
             Duration::from_secs(config.routing.latency_stale_secs),
         );
         let executor = Executor::new(config.routing.clone());
-        AppState(Arc::new(Inner { config, router, executor, started: Instant::now(), models_cache: Mutex::new(None) }))
+        AppState(Arc::new(Inner {
+            config,
+            router,
+            executor,
+            started: Instant::now(),
+            gov,
+            models_cache: Mutex::new(None),
+        }))
     }
 }

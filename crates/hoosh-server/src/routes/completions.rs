@@ -7,13 +7,16 @@ use axum::response::sse::Event;
 use axum::response::{IntoResponse, Response};
 use hoosh_core::convert::{chat_to_completion, chunk_to_completion, completion_to_chat};
 use hoosh_core::router::Need;
+use hoosh_governance::Scope;
 use hoosh_types::content::OneOrMany;
 use hoosh_types::openai::{ChatCompletionChunk, CompletionRequest};
 use tokio::time::Duration;
 
 use super::served_by;
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
+use crate::metering::{self, Metered, Served};
 use crate::state::AppState;
 use crate::{sse, validate};
 
@@ -25,8 +28,10 @@ fn render(chunk: ChatCompletionChunk) -> Option<Event> {
 
 pub async fn completions(
     State(st): State<AppState>,
+    caller: Caller,
     ApiJson(req): ApiJson<CompletionRequest>,
 ) -> Result<Response, ApiError> {
+    caller.require(Scope::Inference)?;
     let prompt = match &req.prompt {
         OneOrMany::One(p) => p.clone(),
         OneOrMany::Many(v) if v.len() == 1 => v[0].clone(),
@@ -40,15 +45,30 @@ pub async fn completions(
     let chat = completion_to_chat(&req, &prompt);
     validate::chat(&chat)?;
     let candidates = st.router.candidates(&chat.model, Need::Chat)?;
+    let cap = u64::from(chat.output_cap().unwrap_or(st.gov.default_max_tokens));
+    let prompt = metering::estimate_chat_prompt(&chat);
+    let meter = Metered::admit(&st, &caller, "completions", &chat.model, &candidates, prompt, cap)?;
+    let mut headers = meter.headers();
     if chat.stream {
-        let out = st.executor.chat_stream(&candidates, &chat).await?;
-        let headers = served_by(&out);
-        let events = sse::events(out.value, chat.wants_stream_usage(), render);
+        let out = match st.executor.chat_stream(&candidates, &chat).await {
+            Ok(out) => out,
+            Err(f) => return Err(meter.fail(f)),
+        };
+        headers.extend(served_by(&out));
+        let stream = meter.stream(out.value, out.entry.clone(), out.model.clone());
+        let events = sse::events(stream, chat.wants_stream_usage(), render);
         let keepalive = Duration::from_secs(st.config.server.sse_keepalive_secs.max(1));
         Ok((headers, sse::response(events, keepalive)).into_response())
     } else {
-        let out = st.executor.chat(&candidates, &chat).await?;
-        let headers = served_by(&out);
+        let out = match st.executor.chat(&candidates, &chat).await {
+            Ok(out) => out,
+            Err(f) => return Err(meter.fail(f)),
+        };
+        headers.extend(served_by(&out));
+        let usage = out.value.usage.clone().unwrap_or_else(|| super::chat::counted_usage(prompt, &out.value));
+        if let Some(cost) = meter.settle(Some(Served { entry: &out.entry, model: &out.model, usage }), 200) {
+            headers.insert("x-hoosh-cost-usd", cost);
+        }
         Ok((headers, Json(chat_to_completion(out.value))).into_response())
     }
 }

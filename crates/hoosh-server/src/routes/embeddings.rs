@@ -7,13 +7,16 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use hoosh_core::EmbedRequest;
 use hoosh_core::router::Need;
+use hoosh_governance::Scope;
 use hoosh_types::openai::{
-    Embedding, EmbeddingRequest, EmbeddingResponse, EmbeddingUsage, EmbeddingVector, EncodingFormat,
+    Embedding, EmbeddingRequest, EmbeddingResponse, EmbeddingUsage, EmbeddingVector, EncodingFormat, Usage,
 };
 
 use super::served_by;
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
+use crate::metering::{self, Metered, Served};
 use crate::state::AppState;
 use crate::validate;
 
@@ -27,8 +30,10 @@ pub fn encode_base64(v: &[f32]) -> String {
 
 pub async fn embeddings(
     State(st): State<AppState>,
+    caller: Caller,
     ApiJson(req): ApiJson<EmbeddingRequest>,
 ) -> Result<Response, ApiError> {
+    caller.require(Scope::Inference)?;
     validate::embeddings(&req)?;
     let candidates = st.router.candidates(&req.model, Need::Embeddings)?;
     let call = EmbedRequest {
@@ -37,8 +42,18 @@ pub async fn embeddings(
         dimensions: req.dimensions,
         user: req.user.clone(),
     };
-    let out = st.executor.embed(&candidates, &call).await?;
-    let headers = served_by(&out);
+    let prompt = metering::estimate_inputs(&call.input);
+    let meter = Metered::admit(&st, &caller, "embeddings", &req.model, &candidates, prompt, 0)?;
+    let mut headers = meter.headers();
+    let out = match st.executor.embed(&candidates, &call).await {
+        Ok(out) => out,
+        Err(f) => return Err(meter.fail(f)),
+    };
+    headers.extend(served_by(&out));
+    let usage = Usage::new(out.value.usage.prompt_tokens, 0);
+    if let Some(cost) = meter.settle(Some(Served { entry: &out.entry, model: &out.model, usage }), 200) {
+        headers.insert("x-hoosh-cost-usd", cost);
+    }
     let format = req.encoding_format.unwrap_or_default();
     let data = out
         .value

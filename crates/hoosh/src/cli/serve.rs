@@ -25,6 +25,12 @@ pub struct ServeArgs {
     /// Log format.
     #[arg(long, value_enum, env = "HOOSH_LOG_FORMAT", default_value_t = LogFormat::Pretty)]
     pub log_format: LogFormat,
+    /// Directory of the usage ledger and key store (overrides `governance.data_dir`).
+    #[arg(long, env = "HOOSH_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Serve without any API key on a non-loopback address.
+    #[arg(long)]
+    pub allow_unauthenticated: bool,
 }
 
 pub async fn run(args: ServeArgs) -> Result<ExitCode> {
@@ -41,6 +47,22 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
         .bind
         .parse()
         .with_context(|| format!("server.bind `{}` is not an IP address", config.server.bind))?;
+    let gov = hoosh_server::governance::open(&config.governance, args.data_dir.as_deref())
+        .map_err(|e| anyhow::anyhow!("governance: {e}"))?;
+    if gov.open {
+        if !ip.is_loopback() && !args.allow_unauthenticated {
+            anyhow::bail!(
+                "refusing to serve {ip} without authentication: set HOOSH_MASTER_KEY (then create keys with `hoosh keys create`), declare [[governance.keys]], or pass --allow-unauthenticated"
+            );
+        }
+        tracing::warn!(
+            "NO AUTHENTICATION: no API keys and no admin key are configured, so anyone who can reach {ip} may use this gateway; set HOOSH_MASTER_KEY to turn keys on"
+        );
+    }
+    match &gov.db_path {
+        Some(p) => tracing::info!(ledger = %p.display(), "usage ledger"),
+        None => tracing::warn!("usage ledger kept in memory (governance.in_memory): nothing survives a restart"),
+    }
     let mut entries = registry::build_entries(&config)?;
     if config.local.enabled {
         match hoosh_local::build(&config.local, &config.circuit_breaker).await {
@@ -79,7 +101,7 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
     tracing::info!(%source, "hoosh {} listening on http://{local}", env!("CARGO_PKG_VERSION"));
     // Scripts that start hoosh on port 0 read the chosen address from stdout.
     println!("hoosh listening on http://{local}");
-    let state = AppState::new(config, entries);
+    let state = AppState::with_governance(config, entries, gov);
     hoosh_server::serve::run(listener, state, hoosh_server::serve::signal()).await?;
     tracing::info!("hoosh stopped");
     Ok(ExitCode::SUCCESS)

@@ -1,0 +1,103 @@
+//! Authentication at the edge: every route needs a key except the configured
+//! public paths. The key comes from `Authorization: Bearer …` (OpenAI SDKs)
+//! or `x-api-key` (Anthropic SDKs), is looked up by its SHA-256 digest, and
+//! the [`Principal`] is put in the request's extensions for handlers
+//! ([`Caller`]). With no keys and no admin key configured the gateway runs
+//! open: every caller is the `anonymous` principal.
+
+use std::sync::{Arc, LazyLock};
+
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use hoosh_governance::{KeyHash, KeyRecord, Principal, Scope};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Who calls when the gateway runs open.
+static ANONYMOUS: LazyLock<Arc<Principal>> = LazyLock::new(|| {
+    Arc::new(Principal::new(KeyRecord {
+        id: "anonymous".into(),
+        name: "anonymous".into(),
+        hash: KeyHash([0; 32]),
+        prefix: String::new(),
+        team: None,
+        models: Vec::new(),
+        scopes: vec![Scope::Inference, Scope::ReadUsage],
+        expires_at: None,
+        metadata: Default::default(),
+        enabled: true,
+        created_at: 0,
+        limits: Default::default(),
+        budget: None,
+    }))
+});
+
+/// The key a request presents, if any.
+fn presented(parts: &axum::http::HeaderMap) -> Option<&str> {
+    if let Some(v) = parts.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        let v = v.trim();
+        let token = v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")).unwrap_or(v);
+        return Some(token.trim());
+    }
+    parts.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::trim)
+}
+
+/// The middleware: public path → through; otherwise authenticate or 401.
+pub async fn authenticate(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    if st.gov.public_paths.iter().any(|p| p == path) {
+        return next.run(req).await;
+    }
+    let principal = if st.gov.open {
+        Arc::clone(&ANONYMOUS)
+    } else {
+        match st.gov.inner.keys().authenticate(presented(req.headers()), crate::metering::now_ms()) {
+            Ok(p) => p,
+            Err(e) => return ApiError::from(e).into_response(),
+        }
+    };
+    req.extensions_mut().insert(principal);
+    next.run(req).await
+}
+
+/// The authenticated caller and the request id, for handlers.
+#[derive(Clone)]
+pub struct Caller {
+    pub principal: Arc<Principal>,
+    pub request_id: String,
+}
+
+impl Caller {
+    /// 403 unless the caller holds `scope`.
+    pub fn require(&self, scope: Scope) -> Result<(), ApiError> {
+        if self.principal.has_scope(scope) {
+            return Ok(());
+        }
+        let name = match scope {
+            Scope::Inference => "inference",
+            Scope::Admin => "admin",
+            Scope::ReadUsage => "read_usage",
+        };
+        Err(ApiError::Forbidden {
+            message: format!("This API key lacks the `{name}` scope needed here."),
+            code: "insufficient_scope",
+        })
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let principal = parts
+            .extensions
+            .get::<Arc<Principal>>()
+            .cloned()
+            .ok_or_else(|| ApiError::Internal("a governed route ran without the auth layer".into()))?;
+        let request_id = parts.headers.get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        Ok(Caller { principal, request_id })
+    }
+}

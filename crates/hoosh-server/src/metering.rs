@@ -1,0 +1,371 @@
+//! Governed requests: estimate → admit (rate limits, concurrency, budget
+//! reservation) → run → settle to the actual usage, with one ledger row.
+//!
+//! A [`Metered`] request is settled exactly once, whatever happens: the
+//! handler calls [`Metered::settle`] (success or error); a stream is wrapped
+//! by [`Metered::stream`], which settles when the stream ends, fails, or is
+//! dropped because the client went away (the [`Admission`] inside settles
+//! on drop to what was recorded so far: the prompt plus the chunks sent).
+//!
+//! Estimates: the prompt at ~4 bytes per token plus per-message framing,
+//! plus the output cap (`max_tokens`, else `governance.default_max_tokens`).
+//! Dollars: the estimate priced at the most expensive candidate, so a
+//! failover can never spend more than was reserved. A request whose every
+//! candidate is free (local, or priced at zero) is exempt from dollar
+//! budgets when `free_models_exempt` is on.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use futures_util::Stream;
+use hoosh_core::ChunkStream;
+use hoosh_core::pricing::Price;
+use hoosh_core::router::{Candidate, ProviderEntry};
+use hoosh_governance::{Admission, AdmitRequest, Amount, Outcome, UsageRecord, nanos_to_usd};
+use hoosh_types::openai::{ChatCompletionChunk, ChatCompletionRequest, Usage, content_text};
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Unix time in milliseconds.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Bytes per token of the estimate (English text with BPE tokenizers runs
+/// at 3.5–4.5; the estimate is corrected at settle anyway).
+const BYTES_PER_TOKEN: u64 = 4;
+/// Framing tokens per message (role, separators), as OpenAI counts them.
+const TOKENS_PER_MESSAGE: u64 = 4;
+/// Tokens for an image part (OpenAI's low-detail figure).
+const TOKENS_PER_IMAGE: u64 = 85;
+
+fn text_tokens(text: &str) -> u64 {
+    (text.len() as u64).div_ceil(BYTES_PER_TOKEN)
+}
+
+/// Estimated prompt tokens of a chat request.
+pub fn estimate_chat_prompt(req: &ChatCompletionRequest) -> u64 {
+    let mut tokens = 3;
+    for m in &req.messages {
+        tokens += TOKENS_PER_MESSAGE;
+        if let Some(c) = &m.content {
+            tokens += text_tokens(&content_text(c));
+            if let hoosh_types::content::TextOrParts::Parts(parts) = c {
+                let images =
+                    parts.iter().filter(|p| matches!(p, hoosh_types::openai::ContentPart::ImageUrl { .. })).count();
+                tokens += images as u64 * TOKENS_PER_IMAGE;
+            }
+        }
+        for call in m.tool_calls.iter().flatten() {
+            tokens += text_tokens(&call.function.name) + text_tokens(&call.function.arguments);
+        }
+    }
+    for tool in req.tools.iter().flatten() {
+        tokens += serde_json::to_string(tool).map_or(0, |s| text_tokens(&s));
+    }
+    tokens
+}
+
+/// Estimated tokens of embedding inputs.
+pub fn estimate_inputs(inputs: &[String]) -> u64 {
+    inputs.iter().map(|s| text_tokens(s).max(1)).sum()
+}
+
+/// What a call costs, in nano-USD: `None` when the model is unpriced.
+fn cost(price: Option<&Price>, local: bool, prompt: u64, cached: u64, completion: u64) -> Option<u64> {
+    if local {
+        return Some(0);
+    }
+    let p = price?;
+    let cached = cached.min(prompt);
+    let usd = (prompt - cached) as f64 * p.input
+        + cached as f64 * p.cached_input.unwrap_or(p.input)
+        + completion as f64 * p.output;
+    // USD per million tokens → nano-USD: × 1e-6 × 1e9.
+    Some((usd * 1e3).ceil() as u64)
+}
+
+/// The prompt alone priced at the most expensive candidate.
+fn cost_of_prompt(candidates: &[Candidate], st: &AppState, prompt: u64) -> u64 {
+    let pricing = st.router.pricing();
+    candidates
+        .iter()
+        .map(|c| cost(pricing.lookup(&c.model), c.entry.local, prompt, 0, 0).unwrap_or(0))
+        .max()
+        .unwrap_or(0)
+}
+
+/// A governed request between admission and settlement.
+pub struct Metered {
+    admission: Admission,
+    st: AppState,
+    started: Instant,
+    request_id: String,
+    route: &'static str,
+    requested_model: String,
+    prompt_estimate: u64,
+    headers: HeaderMap,
+}
+
+impl std::fmt::Debug for Metered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metered").field("request_id", &self.request_id).field("route", &self.route).finish()
+    }
+}
+
+/// Where a finished request was served, and what it used.
+pub struct Served<'a> {
+    pub entry: &'a ProviderEntry,
+    /// The model name the provider was asked for.
+    pub model: &'a str,
+    pub usage: Usage,
+}
+
+impl Metered {
+    /// Checks the key's model list, rate and concurrency limits, and reserves
+    /// the estimate against every applicable budget.
+    pub fn admit(
+        st: &AppState,
+        caller: &Caller,
+        route: &'static str,
+        model: &str,
+        candidates: &[Candidate],
+        prompt_estimate: u64,
+        output_cap: u64,
+    ) -> Result<Metered, ApiError> {
+        let pricing = st.router.pricing();
+        let mut nanos = 0u64;
+        let mut all_free = true;
+        for c in candidates {
+            let price = pricing.lookup(&c.model);
+            let free = c.entry.local || price.is_some_and(|p| p.input == 0.0 && p.output == 0.0);
+            all_free &= free;
+            let n = cost(price, c.entry.local, prompt_estimate, 0, output_cap).unwrap_or(0);
+            nanos = nanos.max(n);
+        }
+        let req = AdmitRequest {
+            model,
+            estimated_tokens: prompt_estimate + output_cap,
+            estimated_nanos: nanos,
+            dollar_exempt: all_free && st.gov.free_models_exempt,
+        };
+        let mut admission = st.gov.inner.admit(&caller.principal, req, now_ms())?;
+        // Until settled, a drop (client gone mid-call) charges the prompt:
+        // it reached the provider.
+        let prompt_nanos =
+            if req.dollar_exempt { 0 } else { nanos.min(cost_of_prompt(candidates, st, prompt_estimate)) };
+        admission.record(Amount::new(prompt_estimate, prompt_nanos));
+        let mut headers = HeaderMap::new();
+        let remaining = admission.remaining();
+        let mut put = |name: &'static str, value: String| {
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                headers.insert(HeaderName::from_static(name), v);
+            }
+        };
+        if let Some(t) = remaining.tokens {
+            put("x-hoosh-budget-remaining-tokens", t.to_string());
+        }
+        if let Some(usd) = remaining.usd {
+            put("x-hoosh-budget-remaining-usd", format!("{usd:.6}"));
+        }
+        for (name, value) in admission.rate_status().headers() {
+            put(name, value);
+        }
+        Ok(Metered {
+            admission,
+            st: st.clone(),
+            started: Instant::now(),
+            request_id: caller.request_id.clone(),
+            route,
+            requested_model: model.to_owned(),
+            prompt_estimate,
+            headers,
+        })
+    }
+
+    /// Budget and rate-limit headers for the response.
+    pub fn headers(&self) -> HeaderMap {
+        self.headers.clone()
+    }
+
+    fn row(&self, served: Option<&Served<'_>>, status: u16, ttft_ms: Option<u64>) -> (UsageRecord, Amount) {
+        let (provider, model, usage, cost_nanos) = match served {
+            Some(s) => {
+                let cached = s.usage.prompt_tokens_details.as_ref().map_or(0, |d| d.cached_tokens);
+                let price = self.st.router.pricing().lookup(s.model);
+                let c = cost(price, s.entry.local, s.usage.prompt_tokens, cached, s.usage.completion_tokens);
+                (Some(s.entry.name().to_owned()), s.model.to_owned(), Some((s.usage.clone(), cached)), c)
+            }
+            None => (None, self.requested_model.clone(), None, Some(0)),
+        };
+        let (prompt, completion, cached) =
+            usage.map_or((0, 0, 0), |(u, cached)| (u.prompt_tokens, u.completion_tokens, cached));
+        let row = UsageRecord {
+            ts_ms: now_ms(),
+            request_id: self.request_id.clone(),
+            key_id: None,
+            team: None,
+            provider,
+            model,
+            prompt_tokens: prompt,
+            completion_tokens: completion,
+            cached_tokens: cached,
+            cost_nanos,
+            latency_ms: self.started.elapsed().as_millis() as u64,
+            ttft_ms,
+            status,
+            cache_hit: false,
+            route: self.route.into(),
+        };
+        let amount = Amount::new(prompt + completion, cost_nanos.unwrap_or(0));
+        (row, amount)
+    }
+
+    /// Settles a request that got its whole answer (`served`) or failed
+    /// (`None`: nothing billable came back). Returns the cost header value.
+    pub fn settle(self, served: Option<Served<'_>>, status: u16) -> Option<HeaderValue> {
+        let (row, actual) = self.row(served.as_ref(), status, None);
+        let header = match row.cost_nanos {
+            Some(n) => HeaderValue::from_str(&format!("{:.9}", nanos_to_usd(n))).ok(),
+            None => Some(HeaderValue::from_static("unpriced")),
+        };
+        self.admission.finish(Outcome { actual, usage: row });
+        header
+    }
+
+    /// Settles a failed request (nothing billable came back) and hands the
+    /// error on.
+    pub fn fail(self, err: impl Into<ApiError>) -> ApiError {
+        let err = err.into();
+        self.settle(None, err.status().as_u16());
+        err
+    }
+
+    /// The stream, metered: usage is recorded as chunks pass, settled when it
+    /// ends or fails, and on drop (client gone) settled to what was sent.
+    pub fn stream(self, inner: ChunkStream, entry: std::sync::Arc<ProviderEntry>, model: String) -> ChunkStream {
+        let price = self.st.router.pricing().lookup(&model).cloned();
+        let mut meter = StreamMeter { metered: self, entry, model, price, completion: 0, usage: None, ttft_ms: None };
+        meter.record();
+        Box::pin(MeteredStream { inner, meter: Some(meter) })
+    }
+}
+
+struct StreamMeter {
+    metered: Metered,
+    entry: std::sync::Arc<ProviderEntry>,
+    model: String,
+    price: Option<Price>,
+    /// Content chunks seen: about one token each.
+    completion: u64,
+    /// Exact usage, once the provider reported it.
+    usage: Option<Usage>,
+    ttft_ms: Option<u64>,
+}
+
+impl StreamMeter {
+    fn usage_so_far(&self) -> Usage {
+        self.usage.clone().unwrap_or_else(|| Usage::new(self.metered.prompt_estimate, self.completion))
+    }
+
+    /// What a drop would settle to now: the prompt (it reached the provider)
+    /// plus the chunks sent.
+    fn record(&mut self) {
+        let u = self.usage_so_far();
+        let nanos = cost(self.price.as_ref(), self.entry.local, u.prompt_tokens, 0, u.completion_tokens).unwrap_or(0);
+        self.metered.admission.record(Amount::new(u.prompt_tokens + u.completion_tokens, nanos));
+    }
+
+    fn observe(&mut self, chunk: &ChatCompletionChunk) {
+        if let Some(u) = &chunk.usage {
+            self.usage = Some(u.clone());
+        }
+        let content = chunk
+            .choices
+            .iter()
+            .any(|c| c.delta.content.as_deref().is_some_and(|t| !t.is_empty()) || c.delta.tool_calls.is_some());
+        if content {
+            self.completion += 1;
+            if self.ttft_ms.is_none() {
+                self.ttft_ms = Some(self.metered.started.elapsed().as_millis() as u64);
+            }
+        }
+        if content || chunk.usage.is_some() {
+            self.record();
+        }
+    }
+
+    fn end(self, status: u16) {
+        let usage = self.usage_so_far();
+        let served = Served { entry: &self.entry, model: &self.model, usage };
+        let (row, actual) = self.metered.row(Some(&served), status, self.ttft_ms);
+        self.metered.admission.finish(Outcome { actual, usage: row });
+    }
+}
+
+struct MeteredStream {
+    inner: ChunkStream,
+    meter: Option<StreamMeter>,
+}
+
+impl Stream for MeteredStream {
+    type Item = <ChunkStream as Stream>::Item;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        let next = this.inner.as_mut().poll_next(cx);
+        match &next {
+            Poll::Ready(Some(Ok(chunk))) => {
+                if let Some(m) = this.meter.as_mut() {
+                    m.observe(chunk);
+                }
+            }
+            // A stream cut upstream: the client saw a 200 that ended in an
+            // error event; the ledger says 502.
+            Poll::Ready(Some(Err(_))) => {
+                if let Some(m) = this.meter.take() {
+                    m.end(502);
+                }
+            }
+            Poll::Ready(None) => {
+                if let Some(m) = this.meter.take() {
+                    m.end(200);
+                }
+            }
+            Poll::Pending => {}
+        }
+        next
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hoosh_types::openai::{ChatMessage, Role};
+
+    #[test]
+    fn the_estimate_counts_text_messages_and_framing() {
+        let req = ChatCompletionRequest {
+            model: "m".into(),
+            messages: vec![ChatMessage::text(Role::System, "abcd"), ChatMessage::text(Role::User, "abcdefgh")],
+            ..Default::default()
+        };
+        assert_eq!(estimate_chat_prompt(&req), 3 + 2 * TOKENS_PER_MESSAGE + 1 + 2);
+        assert_eq!(estimate_inputs(&["a".into(), "abcde".into()]), 1 + 2);
+    }
+
+    #[test]
+    fn cost_uses_cached_and_output_prices_and_local_is_free() {
+        let p = Price { model: "x".into(), input: 2.0, output: 8.0, cached_input: Some(0.5) };
+        // 1M prompt tokens, half cached, 1M output: 1.0 + 0.25 + 8.0 USD.
+        assert_eq!(cost(Some(&p), false, 1_000_000, 500_000, 1_000_000), Some(9_250_000_000));
+        assert_eq!(cost(None, false, 10, 0, 10), None, "unpriced is not free");
+        assert_eq!(cost(None, true, 10, 0, 10), Some(0));
+    }
+}

@@ -56,6 +56,10 @@ pub struct Config {
     /// Keys, budgets, rate limits and the usage ledger.
     #[serde(default)]
     pub governance: GovernanceConfig,
+    /// Price rows checked before the shipped table (a negotiated rate, a
+    /// model the table lacks, a price for one provider only).
+    #[serde(default)]
+    pub pricing: Vec<crate::pricing::Price>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -422,6 +426,8 @@ impl Config {
             ));
         }
         self.governance.validate().map_err(ConfigError::Invalid)?;
+        crate::pricing::Pricing::with_overrides(&self.pricing)
+            .map_err(|e| ConfigError::Invalid(format!("pricing: {e}")))?;
         if self.server.body_limit_bytes < 1024 {
             return Err(ConfigError::Invalid("server.body_limit_bytes must be at least 1024".into()));
         }

@@ -42,17 +42,35 @@ pub struct Failure {
     pub attempts: u32,
 }
 
-#[derive(Debug, Clone)]
+/// Asked before every call to a provider; an error skips that provider
+/// (the next candidate is tried) without counting against its health. The
+/// gateway uses it for per-provider rate limits.
+pub type AttemptGate = Arc<dyn Fn(&ProviderEntry) -> Result<(), ProviderError> + Send + Sync>;
+
+#[derive(Clone)]
 pub struct Executor {
     cfg: RoutingConfig,
     backoff: Backoff,
+    gate: Option<AttemptGate>,
+}
+
+impl std::fmt::Debug for Executor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Executor").field("cfg", &self.cfg).field("gated", &self.gate.is_some()).finish()
+    }
 }
 
 impl Executor {
     pub fn new(cfg: RoutingConfig) -> Self {
         let backoff =
             Backoff { base: Duration::from_millis(cfg.retry_base_ms), cap: Duration::from_millis(cfg.retry_max_ms) };
-        Executor { cfg, backoff }
+        Executor { cfg, backoff, gate: None }
+    }
+
+    /// Adds a check made before every provider call.
+    pub fn with_gate(mut self, gate: AttemptGate) -> Self {
+        self.gate = Some(gate);
+        self
     }
 
     /// A non-streaming chat completion.
@@ -134,6 +152,13 @@ impl Executor {
                 None => DroppedParams::default(),
             };
             for retry in 0..=self.cfg.max_retries {
+                if let Some(gate) = &self.gate
+                    && let Err(e) = gate(entry)
+                {
+                    tracing::debug!(provider = entry.name(), error = %e, "provider skipped by the gate");
+                    last = Some(e.with_provider(entry.name()));
+                    break;
+                }
                 if !forced && !entry.stats.try_acquire() {
                     break;
                 }

@@ -85,7 +85,9 @@ pub struct TeamConfig {
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct TargetLimitsConfig {
-    /// A model glob (`gpt-4o*`) or, with `provider`, a provider name.
+    /// A model glob (`gpt-4o*`): rpm, tpm and max_concurrency apply.
+    /// Or a provider name (`provider`): rpm applies (a provider over it is
+    /// skipped; the next candidate is tried).
     pub model: Option<String>,
     pub provider: Option<String>,
     pub rpm: Option<u32>,
@@ -230,7 +232,8 @@ impl GovernanceConfig {
                 (Some(g), None) => {
                     glob::Pattern::new(g).map_err(|e| format!("{what}: model glob `{g}`: {e}"))?;
                 }
-                (None, Some(_)) => {}
+                (None, Some(_)) if l.tpm.is_none() && l.max_concurrency.is_none() && l.rpm.is_some() => {}
+                (None, Some(_)) => return Err(format!("{what}: a provider limit takes `rpm` only")),
                 _ => return Err(format!("{what}: set exactly one of model, provider")),
             }
             limits(&what, &l.limits())?;
@@ -264,7 +267,7 @@ mod tests {
             tpm = 50000
             [[limits]]
             provider = "openai"
-            max_concurrency = 8
+            rpm = 3000
             "#,
         );
         g.validate().unwrap();
@@ -284,6 +287,7 @@ mod tests {
             ("[[keys]]\nname = 'a'\nkey_env = 'K'\n[[keys]]\nname = 'a'\nkey_env = 'L'\n", "unique"),
             ("budget = { period = 'daily' }\n", "neither tokens nor usd"),
             ("[[limits]]\nrpm = 5\n", "exactly one of model, provider"),
+            ("[[limits]]\nprovider = 'p'\ntpm = 5\n", "rpm` only"),
         ];
         for (text, want) in bad {
             let err = parse(text).validate().unwrap_err();

@@ -206,7 +206,7 @@ impl Router {
             Strategy::LeastBusy => out.sort_by_key(|c| c.entry.stats.in_flight()),
             Strategy::Cost => {
                 let price = |c: &Candidate| {
-                    if c.entry.local { Some(0.0) } else { self.pricing.blended(&c.model) }
+                    if c.entry.local { Some(0.0) } else { self.pricing.blended(c.entry.name(), &c.model) }
                 };
                 out.sort_by(|a, b| match (price(a), price(b)) {
                     (Some(x), Some(y)) => x.total_cmp(&y),

@@ -64,7 +64,7 @@ pub fn generate_request(req: &ChatCompletionRequest, prompt: String) -> Generate
 pub fn usage(prompt: u32, completion: u32, cached: u32) -> Usage {
     let mut u = Usage::new(u64::from(prompt), u64::from(completion));
     if cached > 0 {
-        u.prompt_tokens_details = Some(PromptTokensDetails { cached_tokens: u64::from(cached) });
+        u.prompt_tokens_details = Some(PromptTokensDetails { cached_tokens: u64::from(cached), ..Default::default() });
     }
     u
 }

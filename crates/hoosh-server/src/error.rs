@@ -192,7 +192,7 @@ fn provider_parts(e: &ProviderError, attempts: u32) -> (StatusCode, ErrorObject,
         ErrorKind::RateLimited => {
             let (s, b) = obj(
                 StatusCode::TOO_MANY_REQUESTS,
-                format!("Provider `{who}` is rate limiting requests{tries}; retry later."),
+                format!("Provider `{who}` is rate limiting requests{tries}{detail}; retry later."),
                 "rate_limit_error",
                 "rate_limit_exceeded",
                 None,

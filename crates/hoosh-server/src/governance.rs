@@ -1,14 +1,21 @@
 //! `[governance]` config → the live [`Governance`] the server holds: the
 //! store (SQLite file or memory), keys and teams declared in the config
 //! (upserted on every start: the file is their source of truth), the global
-//! budget and per-model limits; and whether the gateway runs open.
+//! budget, per-model and per-provider limits; and whether the gateway runs
+//! open.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
+use hoosh_core::ProviderError;
 use hoosh_core::config::{BudgetConfig, BudgetPeriod, GovernanceConfig, LimitsConfig};
+use hoosh_core::executor::AttemptGate;
+use hoosh_core::router::ProviderEntry;
 use hoosh_governance::{
-    BudgetSpec, Governance, KeyHash, KeyRecord, Limits, MemoryStore, Period, Scope, SqliteStore, Store, Team, hash_key,
+    BudgetSpec, Governance, KeyHash, KeyRecord, Limit, LimitKey, Limits, MemoryStore, Period, Scope, SqliteStore,
+    Store, Team, hash_key,
 };
 
 /// File name of the ledger and key store inside the data directory.
@@ -143,8 +150,6 @@ pub fn open_with_store(cfg: &GovernanceConfig, store: Arc<dyn Store>, db_path: O
     for l in &cfg.limits {
         if let Some(glob) = &l.model {
             gov.set_model_limits(glob, limits(l.limits())).map_err(|e| e.to_string())?;
-        } else if let Some(provider) = &l.provider {
-            tracing::warn!(provider = %provider, "governance.limits by provider are not enforced yet; use model globs");
         }
     }
     let open = gov.keys().is_empty() && !has_master;
@@ -156,6 +161,31 @@ pub fn open_with_store(cfg: &GovernanceConfig, store: Arc<dyn Store>, db_path: O
         default_max_tokens: cfg.default_max_tokens,
         db_path,
     })
+}
+
+/// Per-provider request limits, checked before every call to a provider (a
+/// provider over its limit is skipped; the next candidate is tried).
+pub fn provider_gate(cfg: &GovernanceConfig, gov: &Gov) -> Option<AttemptGate> {
+    let limits: HashMap<String, (LimitKey, Limit)> = cfg
+        .limits
+        .iter()
+        .filter_map(|l| Some((l.provider.clone()?, l.rpm?)))
+        .map(|(name, rpm)| (name.clone(), (LimitKey::provider(&name), Limit::rpm(rpm))))
+        .collect();
+    if limits.is_empty() {
+        return None;
+    }
+    let limiter = Arc::clone(gov.inner.limits());
+    Some(Arc::new(move |entry: &ProviderEntry| {
+        let Some((key, limit)) = limits.get(entry.name()) else { return Ok(()) };
+        match limiter.check_and_take(&[(key.clone(), *limit, 1)], now_ms()) {
+            Ok(_) => Ok(()),
+            Err(r) => {
+                let msg = format!("the gateway's limit of {} requests per minute is reached", r.limit);
+                Err(ProviderError::from_status(429, msg, Some(Duration::from_millis(r.retry_after_ms))).public())
+            }
+        }
+    }))
 }
 
 fn limits(l: LimitsConfig) -> Limits {

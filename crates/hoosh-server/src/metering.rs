@@ -21,7 +21,7 @@ use std::time::Instant;
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use futures_util::Stream;
 use hoosh_core::ChunkStream;
-use hoosh_core::pricing::Price;
+use hoosh_core::pricing::{Price, Tokens};
 use hoosh_core::router::{Candidate, ProviderEntry};
 use hoosh_governance::{Admission, AdmitRequest, Amount, Outcome, UsageRecord, nanos_to_usd};
 use hoosh_types::openai::{ChatCompletionChunk, ChatCompletionRequest, Usage, content_text};
@@ -78,17 +78,27 @@ pub fn estimate_inputs(inputs: &[String]) -> u64 {
 }
 
 /// What a call costs, in nano-USD: `None` when the model is unpriced.
-fn cost(price: Option<&Price>, local: bool, prompt: u64, cached: u64, completion: u64) -> Option<u64> {
+fn cost(price: Option<&Price>, local: bool, tokens: Tokens) -> Option<u64> {
     if local {
         return Some(0);
     }
-    let p = price?;
-    let cached = cached.min(prompt);
-    let usd = (prompt - cached) as f64 * p.input
-        + cached as f64 * p.cached_input.unwrap_or(p.input)
-        + completion as f64 * p.output;
-    // USD per million tokens → nano-USD: × 1e-6 × 1e9.
-    Some((usd * 1e3).ceil() as u64)
+    price.map(|p| p.cost_nanos(tokens))
+}
+
+/// The token counts a provider's usage bills.
+fn tokens_of(u: &Usage) -> Tokens {
+    let details = u.prompt_tokens_details.unwrap_or_default();
+    Tokens {
+        prompt: u.prompt_tokens,
+        cached_read: details.cached_tokens,
+        cache_write: details.cache_write_tokens,
+        completion: u.completion_tokens,
+        reasoning: u.completion_tokens_details.map_or(0, |d| d.reasoning_tokens),
+    }
+}
+
+fn plain(prompt: u64, completion: u64) -> Tokens {
+    Tokens { prompt, completion, ..Default::default() }
 }
 
 /// The prompt alone priced at the most expensive candidate.
@@ -96,7 +106,7 @@ fn cost_of_prompt(candidates: &[Candidate], st: &AppState, prompt: u64) -> u64 {
     let pricing = st.router.pricing();
     candidates
         .iter()
-        .map(|c| cost(pricing.lookup(&c.model), c.entry.local, prompt, 0, 0).unwrap_or(0))
+        .map(|c| cost(pricing.lookup(c.entry.name(), &c.model), c.entry.local, plain(prompt, 0)).unwrap_or(0))
         .max()
         .unwrap_or(0)
 }
@@ -143,10 +153,9 @@ impl Metered {
         let mut nanos = 0u64;
         let mut all_free = true;
         for c in candidates {
-            let price = pricing.lookup(&c.model);
-            let free = c.entry.local || price.is_some_and(|p| p.input == 0.0 && p.output == 0.0);
-            all_free &= free;
-            let n = cost(price, c.entry.local, prompt_estimate, 0, output_cap).unwrap_or(0);
+            let price = pricing.lookup(c.entry.name(), &c.model);
+            all_free &= c.entry.local || price.is_some_and(Price::is_free);
+            let n = cost(price, c.entry.local, plain(prompt_estimate, output_cap)).unwrap_or(0);
             nanos = nanos.max(n);
         }
         let req = AdmitRequest {
@@ -198,8 +207,8 @@ impl Metered {
         let (provider, model, usage, cost_nanos) = match served {
             Some(s) => {
                 let cached = s.usage.prompt_tokens_details.as_ref().map_or(0, |d| d.cached_tokens);
-                let price = self.st.router.pricing().lookup(s.model);
-                let c = cost(price, s.entry.local, s.usage.prompt_tokens, cached, s.usage.completion_tokens);
+                let price = self.st.router.pricing().lookup(s.entry.name(), s.model);
+                let c = cost(price, s.entry.local, tokens_of(&s.usage));
                 (Some(s.entry.name().to_owned()), s.model.to_owned(), Some((s.usage.clone(), cached)), c)
             }
             None => (None, self.requested_model.clone(), None, Some(0)),
@@ -250,7 +259,7 @@ impl Metered {
     /// The stream, metered: usage is recorded as chunks pass, settled when it
     /// ends or fails, and on drop (client gone) settled to what was sent.
     pub fn stream(self, inner: ChunkStream, entry: std::sync::Arc<ProviderEntry>, model: String) -> ChunkStream {
-        let price = self.st.router.pricing().lookup(&model).cloned();
+        let price = self.st.router.pricing().lookup(entry.name(), &model).cloned();
         let mut meter = StreamMeter { metered: self, entry, model, price, completion: 0, usage: None, ttft_ms: None };
         meter.record();
         Box::pin(MeteredStream { inner, meter: Some(meter) })
@@ -278,7 +287,7 @@ impl StreamMeter {
     /// plus the chunks sent.
     fn record(&mut self) {
         let u = self.usage_so_far();
-        let nanos = cost(self.price.as_ref(), self.entry.local, u.prompt_tokens, 0, u.completion_tokens).unwrap_or(0);
+        let nanos = cost(self.price.as_ref(), self.entry.local, tokens_of(&u)).unwrap_or(0);
         self.metered.admission.record(Amount::new(u.prompt_tokens + u.completion_tokens, nanos));
     }
 
@@ -361,11 +370,10 @@ mod tests {
     }
 
     #[test]
-    fn cost_uses_cached_and_output_prices_and_local_is_free() {
-        let p = Price { model: "x".into(), input: 2.0, output: 8.0, cached_input: Some(0.5) };
-        // 1M prompt tokens, half cached, 1M output: 1.0 + 0.25 + 8.0 USD.
-        assert_eq!(cost(Some(&p), false, 1_000_000, 500_000, 1_000_000), Some(9_250_000_000));
-        assert_eq!(cost(None, false, 10, 0, 10), None, "unpriced is not free");
-        assert_eq!(cost(None, true, 10, 0, 10), Some(0));
+    fn local_is_free_and_unpriced_is_not() {
+        let p = Price { model: "x".into(), input: 2.0, output: 8.0, ..Default::default() };
+        assert_eq!(cost(Some(&p), false, plain(1_000_000, 1_000_000)), Some(10_000_000_000));
+        assert_eq!(cost(None, false, plain(10, 10)), None, "unpriced is not free");
+        assert_eq!(cost(None, true, plain(10, 10)), Some(0));
     }
 }

@@ -57,10 +57,15 @@ impl AppState {
             entries,
             &config.model_aliases,
             config.routing.strategy,
-            Pricing::shipped(),
+            // Checked by `Config::validate`; an invalid override falls back
+            // to the shipped table.
+            Pricing::with_overrides(&config.pricing).unwrap_or_else(|_| Pricing::shipped()),
             Duration::from_secs(config.routing.latency_stale_secs),
         );
-        let executor = Executor::new(config.routing.clone());
+        let mut executor = Executor::new(config.routing.clone());
+        if let Some(gate) = governance::provider_gate(&config.governance, &gov) {
+            executor = executor.with_gate(gate);
+        }
         AppState(Arc::new(Inner {
             config,
             router,

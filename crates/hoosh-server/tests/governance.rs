@@ -304,3 +304,40 @@ fn principal_and_amount_types_are_shareable() {
     shareable::<Arc<Principal>>();
     shareable::<Amount>();
 }
+
+#[tokio::test]
+async fn a_provider_over_its_rpm_is_skipped_for_the_next_candidate() {
+    let (first, second) = (hoosh_testkit::openai::start().await, hoosh_testkit::openai::start().await);
+    let mut c = config(vec![openai("first", &first.url()), openai("second", &second.url())]);
+    c.providers[1].priority = 20;
+    c.governance.limits = vec![hoosh_core::config::TargetLimitsConfig {
+        provider: Some("first".into()),
+        rpm: Some(2),
+        ..Default::default()
+    }];
+    c.validate().unwrap();
+    let gw = Gateway::start(c).await;
+    let mut served = Vec::new();
+    for _ in 0..3 {
+        let r = http().post(gw.url("/v1/chat/completions")).json(&chat_body("m", "x")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        served.push(r.headers()["x-hoosh-provider"].to_str().unwrap().to_owned());
+    }
+    assert_eq!(served, ["first", "first", "second"], "exactly at the limit, then one over fails over");
+
+    // With nowhere else to go, one over the limit is a 429 that says why.
+    let mut c = config(vec![openai("only", &first.url())]);
+    c.governance.limits = vec![hoosh_core::config::TargetLimitsConfig {
+        provider: Some("only".into()),
+        rpm: Some(1),
+        ..Default::default()
+    }];
+    let gw = Gateway::start(c).await;
+    let ok = http().post(gw.url("/v1/chat/completions")).json(&chat_body("m", "x")).send().await.unwrap();
+    assert_eq!(ok.status(), 200);
+    let r = http().post(gw.url("/v1/chat/completions")).json(&chat_body("m", "x")).send().await.unwrap();
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().get("retry-after").is_some());
+    let body: Value = r.json().await.unwrap();
+    assert!(body["error"]["message"].as_str().unwrap().contains("1 requests per minute"), "{body}");
+}

@@ -237,8 +237,8 @@ pub fn usage(u: &wire::Usage) -> Usage {
     let written = u.cache_creation_input_tokens.unwrap_or(0);
     let prompt = u.input_tokens.saturating_add(read).saturating_add(written);
     let mut out = Usage::new(prompt, u.output_tokens);
-    if read > 0 {
-        out.prompt_tokens_details = Some(PromptTokensDetails { cached_tokens: read });
+    if read > 0 || written > 0 {
+        out.prompt_tokens_details = Some(PromptTokensDetails { cached_tokens: read, cache_write_tokens: written });
     }
     out
 }

@@ -331,7 +331,8 @@ pub fn usage(u: &wire::UsageMetadata) -> Usage {
     let thoughts = u.thoughts_token_count.unwrap_or(0);
     let prompt = u.prompt_token_count + u.tool_use_prompt_token_count.unwrap_or(0);
     let mut out = Usage::new(prompt, u.candidates_token_count + thoughts);
-    out.prompt_tokens_details = u.cached_content_token_count.map(|cached_tokens| PromptTokensDetails { cached_tokens });
+    out.prompt_tokens_details =
+        u.cached_content_token_count.map(|cached_tokens| PromptTokensDetails { cached_tokens, ..Default::default() });
     out.completion_tokens_details =
         u.thoughts_token_count.map(|reasoning_tokens| CompletionTokensDetails { reasoning_tokens });
     out

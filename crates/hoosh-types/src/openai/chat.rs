@@ -339,8 +339,17 @@ impl Usage {
 
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PromptTokensDetails {
+    /// Prompt tokens read from the provider's prompt cache.
     #[serde(default)]
     pub cached_tokens: u64,
+    /// hoosh extension: prompt tokens written to the provider's prompt cache
+    /// (Anthropic bills them apart); absent when zero.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cache_write_tokens: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]

@@ -8,7 +8,13 @@
 # (cargo build --release -p hoosh). hoosh runs pinned to core 0; nginx and wrk
 # to core 1, so the generator does not steal the gateway's CPU.
 #
-# Usage: bench/load.sh [seconds-per-run] [concurrency...]
+# GOVERNED=1 runs the governed path: a virtual key (Bearer auth) with token
+# and dollar budgets, RPM/TPM and concurrency limits, cost from the price
+# table and one SQLite ledger row per request. Otherwise the gateway runs
+# open (no keys), which still meters against the global pool and writes the
+# ledger.
+#
+# Usage: [GOVERNED=1] bench/load.sh [seconds-per-run] [concurrency...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR=${1:-10}
@@ -49,13 +55,32 @@ cat > "$WORK/hoosh.toml" <<TOML
 port = $GW_PORT
 [health]
 interval_secs = 0
+[local]
+enabled = false
 [[providers]]
 name = "nginx"
 type = "openai-compatible"
 base_url = "http://127.0.0.1:$UP_PORT/v1"
 models = ["*"]
 TOML
-HOOSH_LOG=warn taskset -c 0 ./target/release/hoosh serve --config "$WORK/hoosh.toml" > /dev/null 2>&1 &
+BENCH_KEY="hk-bench-0123456789abcdefghijklmnopqrstuvwxyzABCDEFG"
+AUTH=""
+if [ "${GOVERNED:-0}" = 1 ]; then
+  cat >> "$WORK/hoosh.toml" <<TOML
+[governance]
+master_key_env = "HOOSH_BENCH_MASTER_UNSET"
+[[governance.keys]]
+name = "bench"
+key_env = "HOOSH_BENCH_KEY"
+budget = { tokens = 100000000000, usd = 1000000.0, period = "daily" }
+rpm = 100000000
+tpm = 100000000000
+max_concurrency = 100000
+TOML
+  AUTH="wrk.headers[\"Authorization\"] = \"Bearer $BENCH_KEY\""
+fi
+HOOSH_BENCH_KEY=$BENCH_KEY HOOSH_LOG=warn taskset -c 0 ./target/release/hoosh serve --config "$WORK/hoosh.toml" \
+  --data-dir "$WORK/data" > /dev/null 2>&1 &
 GW_PID=$!
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$GW_PORT/health" > /dev/null && break; sleep 0.1; done
 
@@ -63,6 +88,7 @@ cat > "$WORK/post.lua" <<LUA
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.body = '$BODY'
+$AUTH
 LUA
 
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$GW_PID/status"; }
@@ -93,4 +119,7 @@ for c in $CONCS; do
   echo "| $c | $d_rps | $d_p50 / $d_p99 | $g_rps | $g_p50 / $g_p99 | $add50 / $add99 | $cpu_us | $(( $(rss_kb) / 1024 )) |"
 done
 echo
-echo "hoosh idle RSS: $(( IDLE_RSS / 1024 )) MB; ${DUR}s per run; wrk -t1; hoosh on core 0, nginx + wrk on core 1."
+echo "hoosh idle RSS: $(( IDLE_RSS / 1024 )) MB; ${DUR}s per run; wrk -t1; hoosh on core 0, nginx + wrk on core 1; governed=${GOVERNED:-0}."
+if command -v sqlite3 > /dev/null; then
+  echo "ledger rows: $(sqlite3 "$WORK/data/hoosh.db" 'select count(*) from ledger' 2>/dev/null || echo '?')"
+fi

@@ -99,6 +99,14 @@ pub trait Provider: Send + Sync + 'static {
         None
     }
 
+    /// The prompt's exact token count for `model` (the name this provider
+    /// knows) with the model's own tokenizer, when
+    /// the provider has it at hand (an in-process model already loaded);
+    /// budgets use it instead of an estimate.
+    fn count_prompt_tokens(&self, _model: &str, _req: &ChatCompletionRequest) -> Option<u64> {
+        None
+    }
+
     /// A cheap liveness probe; listing models by default.
     async fn health(&self) -> Result<(), ProviderError> {
         self.list_models().await.map(|_| ())

@@ -401,4 +401,14 @@ impl Provider for LocalProvider {
     fn model_loaded(&self, model: &str) -> Option<bool> {
         self.is_loaded(model)
     }
+
+    fn count_prompt_tokens(&self, model: &str, req: &ChatCompletionRequest) -> Option<u64> {
+        let slot = self.slots.get(model)?;
+        // Never waits: a model being loaded (or not loaded) is estimated instead.
+        let state = slot.engine.try_lock().ok()?;
+        let Some(Ok(engine)) = state.as_ref() else { return None };
+        let Engine::Llm(llm) = engine.as_ref() else { return None };
+        let prompt = llm.render_chat(&req.messages, convert::tools_for_prompt(req)).ok()?;
+        llm.tokenize(&prompt, true).ok().map(|t| t.len() as u64)
+    }
 }

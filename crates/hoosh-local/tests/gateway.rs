@@ -363,3 +363,25 @@ async fn models_show_whether_loaded_and_a_model_in_use_is_never_evicted() {
     let list: Value = http.get(format!("{url}/v1/models")).send().await.unwrap().json().await.unwrap();
     assert_eq!((loaded(&list, "smollm2-135m"), loaded(&list, "minilm-l6")), (json!(false), json!(true)), "{list}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn budgets_reserve_the_prompt_counted_by_the_models_own_tokenizer() {
+    let Some(dir) = models_dir() else { return };
+    let (url, _stop) = boot(dir, |c| {
+        c.governance.budget = Some(hoosh_core::config::BudgetConfig { tokens: Some(100_000), ..Default::default() });
+    })
+    .await;
+    let resp = reqwest::Client::new()
+        .post(format!("{url}/v1/chat/completions"))
+        .json(&chat("Which city is the capital of France?"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let remaining: u64 = resp.headers()["x-hoosh-budget-remaining-tokens"].to_str().unwrap().parse().unwrap();
+    assert_eq!(resp.headers()["x-hoosh-cost-usd"], "0.000000000", "local models are free");
+    let body: Value = resp.json().await.unwrap();
+    let prompt = body["usage"]["prompt_tokens"].as_u64().unwrap();
+    // Reserved: the exact prompt (llama.cpp's count, as usage reports it) + max_tokens (24).
+    assert_eq!(remaining, 100_000 - prompt - 24, "{body}");
+}

@@ -7,7 +7,8 @@
 //! dropped because the client went away (the [`Admission`] inside settles
 //! on drop to what was recorded so far: the prompt plus the chunks sent).
 //!
-//! Estimates: the prompt at ~4 bytes per token plus per-message framing,
+//! Estimates: the prompt counted by the model's own tokenizer when it is at
+//! hand (a loaded local model), else at ~4 bytes per token plus per-message framing,
 //! plus the output cap (`max_tokens`, else `governance.default_max_tokens`).
 //! Dollars: the estimate priced at the most expensive candidate, so a
 //! failover can never spend more than was reserved. A request whose every
@@ -70,6 +71,15 @@ pub fn estimate_chat_prompt(req: &ChatCompletionRequest) -> u64 {
         tokens += serde_json::to_string(tool).map_or(0, |s| text_tokens(&s));
     }
     tokens
+}
+
+/// The prompt's tokens: counted by the first candidate's own tokenizer when
+/// it has one at hand (a loaded local model), else estimated.
+pub fn prompt_tokens(candidates: &[Candidate], req: &ChatCompletionRequest) -> u64 {
+    candidates
+        .first()
+        .and_then(|c| c.entry.provider.count_prompt_tokens(&c.model, req))
+        .unwrap_or_else(|| estimate_chat_prompt(req))
 }
 
 /// Estimated tokens of embedding inputs.

@@ -26,7 +26,7 @@ pub async fn chat_completions(
     validate::chat(&req)?;
     let candidates = st.router.candidates(&req.model, Need::Chat)?;
     let cap = u64::from(req.output_cap().unwrap_or(st.gov.default_max_tokens));
-    let prompt = metering::estimate_chat_prompt(&req);
+    let prompt = metering::prompt_tokens(&candidates, &req);
     let meter = Metered::admit(&st, &caller, "chat", &req.model, &candidates, prompt, cap)?;
     let mut headers = meter.headers();
     if req.stream {

@@ -46,7 +46,7 @@ pub async fn completions(
     validate::chat(&chat)?;
     let candidates = st.router.candidates(&chat.model, Need::Chat)?;
     let cap = u64::from(chat.output_cap().unwrap_or(st.gov.default_max_tokens));
-    let prompt = metering::estimate_chat_prompt(&chat);
+    let prompt = metering::prompt_tokens(&candidates, &chat);
     let meter = Metered::admit(&st, &caller, "completions", &chat.model, &candidates, prompt, cap)?;
     let mut headers = meter.headers();
     if chat.stream {

@@ -15,6 +15,11 @@ export HOOSH_MODELS_DIR="${HOOSH_MODELS_DIR:-${HOME:-/root}/.cache/hoosh/models}
 export HOOSH_TEST_MODELS_DIR="$HOOSH_MODELS_DIR"
 export HOOSH_TEST_GGUF="$HOOSH_MODELS_DIR/smollm2-135m/SmolLM2-135M-Instruct.Q4_1.gguf"
 export HOOSH_TEST_MINILM_DIR="$HOOSH_MODELS_DIR/minilm-l6"
+# Every `hoosh serve` the tests start keeps its usage ledger here, not in
+# ~/.local/share/hoosh.
+HOOSH_DATA_DIR="$(mktemp -d)"
+export HOOSH_DATA_DIR
+trap 'rm -rf "$HOOSH_DATA_DIR"' EXIT
 
 cargo test --workspace
 

@@ -46,7 +46,7 @@ pub enum ApiError {
         kind: &'static str,
         code: &'static str,
         retry_after: Option<Duration>,
-        headers: HeaderMap,
+        headers: Box<HeaderMap>,
     },
     /// 404 on the admin API: no such key, team or budget.
     NotFound(String),
@@ -295,7 +295,7 @@ impl From<Denied> for ApiError {
                     kind,
                     code: "rate_limit_exceeded",
                     retry_after: Some(Duration::from_millis(r.retry_after_ms)),
-                    headers: HeaderMap::new(),
+                    headers: Box::default(),
                 }
             }
             Denied::Concurrency(c) => ApiError::Limited {
@@ -303,7 +303,7 @@ impl From<Denied> for ApiError {
                 kind: "requests",
                 code: "concurrency_limit_exceeded",
                 retry_after: Some(Duration::from_secs(1)),
-                headers: HeaderMap::new(),
+                headers: Box::default(),
             },
             Denied::Budget(b) => {
                 let what = match b.limit_kind {
@@ -325,7 +325,7 @@ impl From<Denied> for ApiError {
                     kind: "insufficient_quota",
                     code: "budget_exceeded",
                     retry_after: b.resets_at.map(|at| Duration::from_millis(u64::try_from(at - now_ms).unwrap_or(0))),
-                    headers,
+                    headers: Box::new(headers),
                 }
             }
         }
@@ -354,7 +354,7 @@ impl IntoResponse for ApiError {
         }
         let mut resp = (status, Json(ErrorResponse { error })).into_response();
         if let ApiError::Limited { headers, .. } = &self {
-            resp.headers_mut().extend(headers.clone());
+            resp.headers_mut().extend(headers.as_ref().clone());
         }
         if let Some(ra) = retry_after {
             // Round up: "retry after 0" would invite an immediate retry.

@@ -219,7 +219,7 @@ impl Metered {
                 let cached = s.usage.prompt_tokens_details.as_ref().map_or(0, |d| d.cached_tokens);
                 let price = self.st.router.pricing().lookup(s.entry.name(), s.model);
                 let c = cost(price, s.entry.local, tokens_of(&s.usage));
-                (Some(s.entry.name().to_owned()), s.model.to_owned(), Some((s.usage.clone(), cached)), c)
+                (Some(s.entry.name().to_owned()), s.model.to_owned(), Some((s.usage, cached)), c)
             }
             None => (None, self.requested_model.clone(), None, Some(0)),
         };
@@ -290,7 +290,7 @@ struct StreamMeter {
 
 impl StreamMeter {
     fn usage_so_far(&self) -> Usage {
-        self.usage.clone().unwrap_or_else(|| Usage::new(self.metered.prompt_estimate, self.completion))
+        self.usage.unwrap_or_else(|| Usage::new(self.metered.prompt_estimate, self.completion))
     }
 
     /// What a drop would settle to now: the prompt (it reached the provider)
@@ -303,7 +303,7 @@ impl StreamMeter {
 
     fn observe(&mut self, chunk: &ChatCompletionChunk) {
         if let Some(u) = &chunk.usage {
-            self.usage = Some(u.clone());
+            self.usage = Some(*u);
         }
         let content = chunk
             .choices

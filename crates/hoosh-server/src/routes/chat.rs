@@ -45,7 +45,7 @@ pub async fn chat_completions(
             Err(f) => return Err(meter.fail(f)),
         };
         headers.extend(served_by(&out));
-        let usage = out.value.usage.clone().unwrap_or_else(|| counted_usage(prompt, &out.value));
+        let usage = out.value.usage.unwrap_or_else(|| counted_usage(prompt, &out.value));
         let served = Served { entry: &out.entry, model: &out.model, usage };
         if let Some(cost) = meter.settle(Some(served), 200) {
             headers.insert("x-hoosh-cost-usd", cost);

@@ -65,7 +65,7 @@ pub async fn completions(
             Err(f) => return Err(meter.fail(f)),
         };
         headers.extend(served_by(&out));
-        let usage = out.value.usage.clone().unwrap_or_else(|| super::chat::counted_usage(prompt, &out.value));
+        let usage = out.value.usage.unwrap_or_else(|| super::chat::counted_usage(prompt, &out.value));
         if let Some(cost) = meter.settle(Some(Served { entry: &out.entry, model: &out.model, usage }), 200) {
             headers.insert("x-hoosh-cost-usd", cost);
         }

@@ -341,3 +341,44 @@ async fn a_provider_over_its_rpm_is_skipped_for_the_next_candidate() {
     let body: Value = r.json().await.unwrap();
     assert!(body["error"]["message"].as_str().unwrap().contains("1 requests per minute"), "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn many_clients_disconnecting_mid_stream_leave_no_reservation_behind() {
+    let mock = hoosh_testkit::openai::start().await;
+    let gw = governed(&mock.url()).await;
+    let mut body = chat_body("mock-stall-10000", "hang up on me");
+    body["stream"] = json!(true);
+    body["max_tokens"] = json!(100);
+    let typed: ChatCompletionRequest = serde_json::from_value(body.clone()).unwrap();
+    let prompt = hoosh_server::metering::estimate_chat_prompt(&typed);
+    // Room for 40 reservations (prompt + 100 each) at once.
+    let (id, key) = key(&gw, budget_key(40 * (prompt + 100)));
+    let client = http();
+    let calls = (0..60).map(|_| {
+        let req = client.post(gw.url("/v1/chat/completions")).bearer_auth(&key).json(&body);
+        async move {
+            let resp = req.send().await.unwrap();
+            let status = resp.status().as_u16();
+            if status == 200 {
+                let mut s = resp.bytes_stream();
+                s.next().await.unwrap().unwrap(); // the first chunk, then hang up
+            }
+            status
+        }
+    });
+    let statuses = futures_util::future::join_all(calls).await;
+    let ok = statuses.iter().filter(|s| **s == 200).count() as u64;
+    assert_eq!(ok, 40, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 20);
+    let mut released = false;
+    for _ in 0..100 {
+        if used(&gw, &id).1 == 0 {
+            released = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(released, "every disconnected stream released its reservation");
+    assert_eq!(used(&gw, &id).0, ok * prompt, "each charged the prompt that reached the provider");
+    assert_eq!(ledger_tokens(&gw, &id), ok * prompt);
+}

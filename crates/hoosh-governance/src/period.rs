@@ -71,7 +71,7 @@ fn monday_of(day: i64) -> i64 {
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (`month` 1-12, `day` 1-31).
-pub(crate) fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     // Count years from March so that the leap day is the last day of the year.
     let y = if month <= 2 { year - 1 } else { year };
     let era = y.div_euclid(400);

@@ -50,6 +50,8 @@ pub enum ApiError {
     },
     /// 404 on the admin API: no such key, team or budget.
     NotFound(String),
+    /// 409 on the admin API: the thing to create exists already.
+    Conflict(String),
     /// 500: a bug. The message is logged, never sent.
     Internal(String),
 }
@@ -122,6 +124,11 @@ impl ApiError {
             ApiError::Limited { message, kind, code, retry_after, .. } => {
                 (StatusCode::TOO_MANY_REQUESTS, obj(message.clone(), kind, None, Some(code)), *retry_after)
             }
+            ApiError::Conflict(message) => (
+                StatusCode::CONFLICT,
+                obj(message.clone(), "invalid_request_error", None, Some("already_exists")),
+                None,
+            ),
             ApiError::NotFound(message) => {
                 (StatusCode::NOT_FOUND, obj(message.clone(), "invalid_request_error", None, Some("not_found")), None)
             }

@@ -146,7 +146,11 @@ pub fn open_with_store(cfg: &GovernanceConfig, store: Arc<dyn Store>, db_path: O
     let master = cfg.master_key()?;
     let has_master = master.is_some();
     let gov = Governance::open(store, master, now).map_err(|e| e.to_string())?;
-    gov.set_global_budget(cfg.budget.as_ref().map(budget), now).map_err(|e| e.to_string())?;
+    // Only a configured global budget replaces the stored one: one set with
+    // the admin API survives restarts of a config that names none.
+    if let Some(b) = &cfg.budget {
+        gov.set_global_budget(Some(budget(b)), now).map_err(|e| e.to_string())?;
+    }
     for l in &cfg.limits {
         if let Some(glob) = &l.model {
             gov.set_model_limits(glob, limits(l.limits())).map_err(|e| e.to_string())?;

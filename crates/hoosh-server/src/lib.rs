@@ -4,6 +4,7 @@
 //! - [`app`] builds the router; its doc lists every middleware layer in order.
 //! - [`routes`]: one file per endpoint family (chat, completions,
 //!   embeddings, models, health).
+//! - [`routes::admin`]: the admin API — keys, teams, budgets, usage reports and CSV export.
 //! - [`extract`]: the JSON body extractor with OpenAI-shaped rejections.
 //! - [`validate`]: parameter checks with OpenAI's limits.
 //! - [`sse`]: chunk streams → `text/event-stream` with keep-alives and a
@@ -65,6 +66,20 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/models/{*id}", get(routes::models::get))
         .route("/v1/providers", get(routes::health::providers))
         .route("/v1/budgets", get(routes::budgets::mine))
+        .route("/admin/keys", get(routes::admin::keys::list).post(routes::admin::keys::create))
+        .route(
+            "/admin/keys/{id}",
+            get(routes::admin::keys::get).patch(routes::admin::keys::update).delete(routes::admin::keys::delete),
+        )
+        .route("/admin/teams", get(routes::admin::teams::list).post(routes::admin::teams::create))
+        .route(
+            "/admin/teams/{name}",
+            get(routes::admin::teams::get).patch(routes::admin::teams::update).delete(routes::admin::teams::delete),
+        )
+        .route("/admin/budgets", get(routes::admin::budgets::list))
+        .route("/admin/budgets/{pool}", axum::routing::put(routes::admin::budgets::set))
+        .route("/admin/usage", get(routes::admin::usage::report))
+        .route("/admin/usage/export", get(routes::admin::usage::export))
         .route("/health", get(routes::health::health))
         .route("/ready", get(routes::health::ready))
         .fallback(unknown_url)
@@ -83,7 +98,7 @@ pub fn app(state: AppState) -> Router {
 
 fn cors(origins: &[String]) -> CorsLayer {
     let base = CorsLayer::new()
-        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE, Method::OPTIONS])
         .allow_headers(Any)
         .expose_headers(Any);
     if origins.iter().any(|o| o == "*") {

@@ -1,5 +1,6 @@
 //! The `hoosh` binary: `serve` runs the gateway; `chat`, `models` and
-//! `health` talk to a running one; `config check` and `info` explain what a
+//! `health` talk to a running one, and so do `keys`, `budgets` and `usage`
+//! through its admin API; `config check` and `info` explain what a
 //! configuration resolves to without starting anything.
 //!
 //! Layout: [`cli`] holds one file per command family; [`settings`] turns
@@ -57,6 +58,18 @@ enum Command {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Virtual API keys of a running gateway (needs an admin key: --api-key, HOOSH_API_KEY or HOOSH_MASTER_KEY).
+    Keys {
+        #[command(subcommand)]
+        command: cli::keys::KeysCommand,
+    },
+    /// Token and dollar budgets of a running gateway: global, per team, per key (needs an admin key).
+    Budgets {
+        #[command(subcommand)]
+        command: cli::budgets::BudgetsCommand,
+    },
+    /// Requests, tokens and cost by key, team, model or provider (needs an admin or read_usage key).
+    Usage(cli::usage::UsageArgs),
     /// Configuration tools.
     Config {
         #[command(subcommand)]
@@ -96,6 +109,9 @@ fn main() -> ExitCode {
             Command::Models { remote, .. } => cli::client::models(remote).await,
             Command::Pull(args) => cli::pull::run(args).await,
             Command::Health { remote } => cli::client::health(remote).await,
+            Command::Keys { command } => cli::keys::run(command).await,
+            Command::Budgets { command } => cli::budgets::run(command).await,
+            Command::Usage(args) => cli::usage::run(args).await,
             Command::Config { command: ConfigCommand::Check { file } } => cli::inspect::check(&file),
             Command::Info { config } => cli::inspect::info(config.as_deref()),
         }

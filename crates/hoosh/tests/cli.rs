@@ -45,8 +45,15 @@ struct Served {
 
 impl Served {
     fn start(config: &str) -> Served {
+        Served::start_with(config, &[], &[])
+    }
+
+    /// `hoosh serve` with extra arguments and environment variables.
+    fn start_with(config: &str, args: &[&str], envs: &[(&str, &str)]) -> Served {
         let mut child = Command::new(BIN)
             .args(["serve", "--config", config, "--port", "0"])
+            .args(args)
+            .envs(envs.iter().copied())
             .env("HOOSH_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -129,4 +136,108 @@ fn health_of_a_dead_gateway_exits_non_zero() {
     let out = hoosh(&["health", "--url", "http://127.0.0.1:1"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("DOWN"));
+}
+
+/// A config with one mock OpenAI provider, in a fresh directory.
+fn mock_config(dir: &std::path::Path, mock_url: &str) -> std::path::PathBuf {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).unwrap();
+    let config = dir.join("hoosh.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[health]\ninterval_secs = 0\n[[providers]]\nname = \"mock\"\ntype = \"openai\"\nbase_url = \"{mock_url}/v1\"\nmodels = [\"*\"]\n"
+        ),
+    )
+    .unwrap();
+    config
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn keys_budgets_and_usage_through_the_cli() {
+    let mock = hoosh_testkit::openai::start().await;
+    let dir = std::env::temp_dir().join(format!("hoosh-cli-admin-{}", std::process::id()));
+    let config = mock_config(&dir, &mock.url());
+    let data = dir.join("data");
+    let master = format!("hk-cli-master-{}", std::process::id());
+    let served = Served::start_with(
+        config.to_str().unwrap(),
+        &["--data-dir", data.to_str().unwrap()],
+        &[("HOOSH_MASTER_KEY", &master)],
+    );
+    let url = served.url.clone();
+    // Admin commands find the admin key in HOOSH_MASTER_KEY, like an operator's shell.
+    let run = |args: &[&str], master: Option<&str>| {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args).args(["--url", &url]).env_remove("HOOSH_API_KEY").env_remove("HOOSH_MASTER_KEY");
+        if let Some(m) = master {
+            cmd.env("HOOSH_MASTER_KEY", m);
+        }
+        // Blocking, but off the worker threads the mock upstream runs on.
+        let out = tokio::task::block_in_place(|| cmd.output().unwrap());
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let chat = |key: String| {
+        let url = served.url.clone();
+        async move {
+            reqwest::Client::new()
+                .post(format!("{url}/v1/chat/completions"))
+                .bearer_auth(key)
+                .json(&serde_json::json!({"model": "mock-usage-7-3", "messages": [{"role": "user", "content": "hi"}]}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+
+    let (ok, stdout, stderr) = run(&["keys", "create", "ci", "--rpm", "5"], Some(&master));
+    assert!(ok, "{stderr}");
+    let key = stdout.lines().find(|l| l.starts_with("hk-")).unwrap().trim().to_owned();
+    assert_eq!(key.len(), 46, "{stdout}");
+    assert!(stderr.contains("not shown again"), "{stderr}");
+    assert_eq!(chat(key.clone()).await, 200);
+
+    let (ok, stdout, stderr) = run(&["keys", "list"], Some(&master));
+    assert!(ok, "{stderr}");
+    assert!(stdout.starts_with("ID"), "{stdout}");
+    let row = stdout.lines().find(|l| l.split_whitespace().nth(1) == Some("ci")).unwrap();
+    let id = row.split_whitespace().next().unwrap().to_owned();
+    assert!(id.starts_with("key_") && row.contains(&key[..8]) && row.contains("rpm=5") && row.contains("yes"), "{row}");
+    assert!(!stdout.contains(&key), "the key is never listed");
+
+    let (ok, stdout, stderr) = run(&["usage", "--by", "key", "--since", "1h"], Some(&master));
+    assert!(ok, "{stderr}");
+    let row = stdout.lines().find(|l| l.starts_with(&id)).unwrap_or_else(|| panic!("{id} in {stdout}"));
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    // KEY NAME REQUESTS TOKENS-IN TOKENS-OUT COST UNPRICED ERRORS
+    assert_eq!((cols[1], cols[2], cols[3], cols[4], cols[7]), ("ci", "1", "7", "3", "0"), "{stdout}");
+
+    let pool = format!("key:{id}");
+    let (ok, _, stderr) = run(&["budgets", "set", &pool, "--tokens", "100000", "--period", "daily"], Some(&master));
+    assert!(ok, "{stderr}");
+    let (ok, stdout, _) = run(&["budgets", "show"], Some(&master));
+    assert!(ok && stdout.contains(&pool) && stdout.contains("10 / 100000"), "{stdout}");
+    let (ok, _, stderr) = run(&["budgets", "set", &pool, "--clear"], Some(&master));
+    assert!(ok, "{stderr}");
+
+    let (ok, _, stderr) = run(&["keys", "list"], None);
+    assert!(!ok && stderr.contains("401") && stderr.contains("HOOSH_MASTER_KEY"), "{stderr}");
+    let (ok, _, stderr) = run(&["keys", "list", "--api-key", &key], None);
+    assert!(!ok && stderr.contains("insufficient_scope"), "{stderr}");
+
+    let (ok, stdout, stderr) = run(&["keys", "revoke", &id], Some(&master));
+    assert!(ok && stdout.contains(&id), "{stderr}");
+    assert_eq!(chat(key.clone()).await, 401);
+    let (_, stdout, _) = run(&["keys", "list"], Some(&master));
+    assert!(stdout.contains("no (revoked)"), "{stdout}");
+
+    let status = tokio::task::spawn_blocking(move || served.terminate()).await.unwrap();
+    assert!(status.success(), "graceful exit 0 on SIGTERM, got {status}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,5 +1,6 @@
 //! One file per endpoint family.
 
+pub mod admin;
 pub mod budgets;
 pub mod chat;
 pub mod completions;

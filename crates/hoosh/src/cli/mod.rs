@@ -1,6 +1,10 @@
 //! One file per command family.
 
+pub mod admin;
+pub mod budgets;
 pub mod client;
 pub mod inspect;
+pub mod keys;
 pub mod pull;
 pub mod serve;
+pub mod usage;

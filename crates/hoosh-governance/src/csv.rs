@@ -22,6 +22,15 @@ pub enum ExportError {
 
 /// Writes `field`, quoted if needed.
 fn field(out: &mut String, value: &str) {
+    // A cell a spreadsheet would run as a formula (model names and request
+    // ids come from clients) is defused with a leading quote, as OWASP advises.
+    let defused;
+    let value = if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        defused = format!("'{value}");
+        defused.as_str()
+    } else {
+        value
+    };
     if value.contains([',', '"', '\n', '\r']) {
         out.push('"');
         out.push_str(&value.replace('"', "\"\""));
@@ -119,5 +128,19 @@ mod tests {
         );
         assert_eq!(HEADER.split(',').count(), 16);
         assert_eq!(format_nanos(5), "0.000000005");
+    }
+
+    #[test]
+    fn formulas_from_clients_are_defused() {
+        for (raw, cell) in
+            [("=HYPERLINK(\"x\")", "\"'=HYPERLINK(\"\"x\"\")\""), ("@SUM(A1)", "'@SUM(A1)"), ("-1+2", "'-1+2")]
+        {
+            let mut out = String::new();
+            field(&mut out, raw);
+            assert_eq!(out, cell);
+        }
+        let mut plain = String::new();
+        field(&mut plain, "gpt-4o");
+        assert_eq!(plain, "gpt-4o");
     }
 }

@@ -56,7 +56,13 @@ pub async fn authenticate(State(st): State<AppState>, mut req: Request, next: Ne
     } else {
         match st.gov.inner.keys().authenticate(presented(req.headers()), crate::metering::now_ms()) {
             Ok(p) => p,
-            Err(e) => return ApiError::from(e).into_response(),
+            Err(e) => {
+                let err = ApiError::from(e);
+                if let ApiError::Unauthorized { code, .. } = &err {
+                    crate::metrics::record_auth_failure(code);
+                }
+                return err.into_response();
+            }
         }
     };
     req.extensions_mut().insert(principal);

@@ -14,6 +14,8 @@
 //! - [`metering`]: estimate → admit (limits, budget reservation) → settle,
 //!   for blocking and streamed requests, exactly once.
 //! - [`governance`]: `[governance]` config → the live keys/budgets/ledger.
+//! - [`metrics`]: Prometheus metrics, recorded where things happen and
+//!   scraped at `GET /metrics`.
 //! - [`error`]: [`ApiError`], the single mapping of errors to HTTP.
 //! - [`state`]: [`AppState`], one cheap `Clone` handle.
 //! - [`probes`]: background provider health probes.
@@ -24,6 +26,7 @@ pub mod error;
 pub mod extract;
 pub mod governance;
 pub mod metering;
+pub mod metrics;
 pub mod probes;
 pub mod routes;
 pub mod serve;
@@ -51,11 +54,13 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// 4. `Cors`: the configured origins (any, by default: auth is by bearer
 ///    key, never by cookie);
 /// 5. `DefaultBodyLimit`: `server.body_limit_bytes` → 413;
-/// 6. `auth::authenticate`: a key on every path but `governance.public_paths`
+/// 6. `metrics::track`: in-flight gauge, request count and duration per route;
+/// 7. `auth::authenticate`: a key on every path but `governance.public_paths`
 ///    (401 otherwise), or the anonymous principal when running open.
 ///
 /// Unknown paths answer an OpenAI-shaped 404, wrong methods a 405.
 pub fn app(state: AppState) -> Router {
+    metrics::init();
     let limit = state.config.server.body_limit_bytes;
     let cors = cors(&state.config.server.cors_origins);
     Router::new()
@@ -80,11 +85,13 @@ pub fn app(state: AppState) -> Router {
         .route("/admin/budgets/{pool}", axum::routing::put(routes::admin::budgets::set))
         .route("/admin/usage", get(routes::admin::usage::report))
         .route("/admin/usage/export", get(routes::admin::usage::export))
+        .route("/metrics", get(metrics::render))
         .route("/health", get(routes::health::health))
         .route("/ready", get(routes::health::ready))
         .fallback(unknown_url)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::authenticate))
+        .layer(axum::middleware::from_fn(metrics::track))
         .with_state(state)
         .layer(DefaultBodyLimit::max(limit))
         .layer(cors)

@@ -24,11 +24,12 @@ use futures_util::Stream;
 use hoosh_core::ChunkStream;
 use hoosh_core::pricing::{Price, Tokens};
 use hoosh_core::router::{Candidate, ProviderEntry};
-use hoosh_governance::{Admission, AdmitRequest, Amount, Outcome, UsageRecord, nanos_to_usd};
+use hoosh_governance::{Admission, AdmitRequest, Amount, Denied, Outcome, UsageRecord, nanos_to_usd};
 use hoosh_types::openai::{ChatCompletionChunk, ChatCompletionRequest, Usage, content_text};
 
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::metrics;
 use crate::state::AppState;
 
 /// Unix time in milliseconds.
@@ -174,7 +175,14 @@ impl Metered {
             estimated_nanos: nanos,
             dollar_exempt: all_free && st.gov.free_models_exempt,
         };
-        let mut admission = st.gov.inner.admit(&caller.principal, req, now_ms())?;
+        let mut admission = st.gov.inner.admit(&caller.principal, req, now_ms()).inspect_err(|d| {
+            metrics::record_rejection(match d {
+                Denied::ModelNotAllowed { .. } => "model_not_allowed",
+                Denied::RateLimited(_) => "rate_limit",
+                Denied::Concurrency(_) => "concurrency",
+                Denied::Budget(_) => "budget",
+            });
+        })?;
         // Until settled, a drop (client gone mid-call) charges the prompt:
         // it reached the provider.
         let prompt_nanos =
@@ -246,10 +254,25 @@ impl Metered {
         (row, amount)
     }
 
+    fn report(&self, row: &UsageRecord) {
+        metrics::record_settled(&metrics::Settled {
+            route: self.route,
+            model: &row.model,
+            provider: row.provider.as_deref().unwrap_or("none"),
+            status: row.status,
+            prompt_tokens: row.prompt_tokens,
+            completion_tokens: row.completion_tokens,
+            cost_nanos: row.cost_nanos,
+            latency: self.started.elapsed(),
+            ttft: row.ttft_ms.map(std::time::Duration::from_millis),
+        });
+    }
+
     /// Settles a request that got its whole answer (`served`) or failed
     /// (`None`: nothing billable came back). Returns the cost header value.
     pub fn settle(self, served: Option<Served<'_>>, status: u16) -> Option<HeaderValue> {
         let (row, actual) = self.row(served.as_ref(), status, None);
+        self.report(&row);
         let header = match row.cost_nanos {
             Some(n) => HeaderValue::from_str(&format!("{:.9}", nanos_to_usd(n))).ok(),
             None => Some(HeaderValue::from_static("unpriced")),
@@ -262,6 +285,9 @@ impl Metered {
     /// error on.
     pub fn fail(self, err: impl Into<ApiError>) -> ApiError {
         let err = err.into();
+        if let ApiError::Provider { error, .. } = &err {
+            metrics::record_upstream_error(error.provider.as_deref().unwrap_or("none"), error.kind.as_str());
+        }
         self.settle(None, err.status().as_u16());
         err
     }
@@ -324,6 +350,7 @@ impl StreamMeter {
         let usage = self.usage_so_far();
         let served = Served { entry: &self.entry, model: &self.model, usage };
         let (row, actual) = self.metered.row(Some(&served), status, self.ttft_ms);
+        self.metered.report(&row);
         self.metered.admission.finish(Outcome { actual, usage: row });
     }
 }
@@ -331,6 +358,19 @@ impl StreamMeter {
 struct MeteredStream {
     inner: ChunkStream,
     meter: Option<StreamMeter>,
+}
+
+/// The client went away mid-stream: the admission inside settles (and logs
+/// the 499) on its own drop; metrics hear of it here.
+impl Drop for MeteredStream {
+    fn drop(&mut self) {
+        if let Some(m) = &self.meter {
+            let usage = m.usage_so_far();
+            let served = Served { entry: &m.entry, model: &m.model, usage };
+            let (row, _) = m.metered.row(Some(&served), hoosh_governance::gate::CLIENT_CLOSED, m.ttft_ms);
+            m.metered.report(&row);
+        }
+    }
 }
 
 impl Stream for MeteredStream {

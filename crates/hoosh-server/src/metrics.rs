@@ -1,0 +1,202 @@
+//! Prometheus metrics: what is recorded where, and the `/metrics` scrape.
+//!
+//! Recorded as requests happen (the `metrics` facade; one process-wide
+//! recorder, rendered by `metrics-exporter-prometheus`):
+//! - `hoosh_http_requests_total{path,method,status}`, `hoosh_http_request_duration_seconds{path}`
+//!   (to the response head; a stream's whole life is in the next group) and
+//!   `hoosh_http_in_flight` — by [`track`], the outermost governed layer;
+//! - per settled request (`metering.rs`): `hoosh_requests_total{route,model,provider,status}`,
+//!   `hoosh_request_duration_seconds{route,model,provider}`,
+//!   `hoosh_time_to_first_token_seconds{model,provider}` (streams),
+//!   `hoosh_tokens_total{type=prompt|completion,model,provider}`,
+//!   `hoosh_cost_nano_usd_total{model,provider}` (exact integer nano-dollars),
+//!   `hoosh_unpriced_requests_total{model,provider}`,
+//!   `hoosh_upstream_errors_total{provider,kind}` (the error a request ended with);
+//! - refusals: `hoosh_rejections_total{reason}` (rate_limit, concurrency, budget,
+//!   model_not_allowed) and `hoosh_auth_failures_total{code}`.
+//!
+//! Read at scrape time from live state: provider health, circuit state,
+//! in-flight calls, latency EWMA, calls and failures (all attempts, retries
+//! included); budget headroom per pool; the ledger's queue depth.
+//!
+//! Model names come from clients, so the `model` label takes at most
+//! [`MAX_MODEL_LABELS`] distinct values; the rest are counted as `other`.
+
+use std::collections::HashSet;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use hoosh_core::breaker::CircuitState;
+use metrics::{counter, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::state::AppState;
+
+/// Distinct `model` label values kept before folding into `other`.
+pub const MAX_MODEL_LABELS: usize = 200;
+
+/// Latency buckets (seconds): 1 ms to 5 min.
+const BUCKETS: &[f64] =
+    &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0];
+
+/// The process-wide recorder, installed on first use. `None` if another
+/// recorder was installed first (an embedding application's own).
+fn handle() -> Option<&'static PrometheusHandle> {
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new().set_buckets_for_metric(Matcher::Suffix("_seconds".into()), BUCKETS);
+            match builder.and_then(|b| b.install_recorder()) {
+                Ok(h) => Some(h),
+                Err(e) => {
+                    tracing::warn!(error = %e, "metrics recorder not installed; /metrics will be empty");
+                    None
+                }
+            }
+        })
+        .as_ref()
+}
+
+/// Installs the recorder (idempotent); call before serving.
+pub fn init() {
+    let _ = handle();
+}
+
+/// `model` label value, with bounded cardinality.
+pub fn model_label(model: &str) -> String {
+    static SEEN: OnceLock<Mutex<HashSet<String>>> = OnceLock::new();
+    let mut seen = SEEN.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
+    if seen.contains(model) {
+        return model.to_owned();
+    }
+    if seen.len() < MAX_MODEL_LABELS {
+        seen.insert(model.to_owned());
+        return model.to_owned();
+    }
+    "other".to_owned()
+}
+
+/// Middleware: in-flight gauge, request counter and duration per route.
+pub async fn track(req: Request, next: Next) -> Response {
+    let path = req.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_owned();
+    let method = req.method().to_string();
+    let started = Instant::now();
+    gauge!("hoosh_http_in_flight").increment(1.0);
+    let resp = next.run(req).await;
+    gauge!("hoosh_http_in_flight").decrement(1.0);
+    let status = resp.status().as_u16().to_string();
+    counter!("hoosh_http_requests_total", "path" => path.clone(), "method" => method, "status" => status).increment(1);
+    histogram!("hoosh_http_request_duration_seconds", "path" => path).record(started.elapsed().as_secs_f64());
+    resp
+}
+
+/// What a settled request reports.
+pub struct Settled<'a> {
+    pub route: &'a str,
+    pub model: &'a str,
+    pub provider: &'a str,
+    pub status: u16,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    /// `None`: the model has no price.
+    pub cost_nanos: Option<u64>,
+    pub latency: Duration,
+    pub ttft: Option<Duration>,
+}
+
+pub fn record_settled(s: &Settled<'_>) {
+    let model = model_label(s.model);
+    let provider = s.provider.to_owned();
+    let route = s.route.to_owned();
+    let labels = [("model", model.clone()), ("provider", provider.clone())];
+    counter!("hoosh_requests_total", "route" => route.clone(), "model" => model.clone(), "provider" => provider.clone(),
+        "status" => s.status.to_string())
+    .increment(1);
+    histogram!("hoosh_request_duration_seconds", "route" => route, "model" => model.clone(), "provider" => provider.clone())
+        .record(s.latency.as_secs_f64());
+    if let Some(t) = s.ttft {
+        histogram!("hoosh_time_to_first_token_seconds", &labels).record(t.as_secs_f64());
+    }
+    if s.prompt_tokens > 0 {
+        counter!("hoosh_tokens_total", "type" => "prompt", "model" => model.clone(), "provider" => provider.clone())
+            .increment(s.prompt_tokens);
+    }
+    if s.completion_tokens > 0 {
+        counter!("hoosh_tokens_total", "type" => "completion", "model" => model, "provider" => provider)
+            .increment(s.completion_tokens);
+    }
+    match s.cost_nanos {
+        Some(n) if n > 0 => counter!("hoosh_cost_nano_usd_total", &labels).increment(n),
+        Some(_) => {}
+        None => counter!("hoosh_unpriced_requests_total", &labels).increment(1),
+    }
+}
+
+/// A request that ended on an upstream error of `kind`.
+pub fn record_upstream_error(provider: &str, kind: &str) {
+    counter!("hoosh_upstream_errors_total", "provider" => provider.to_owned(), "kind" => kind.to_owned()).increment(1);
+}
+
+/// A request refused before it ran (`reason`: rate_limit, concurrency, budget, model_not_allowed).
+pub fn record_rejection(reason: &'static str) {
+    counter!("hoosh_rejections_total", "reason" => reason).increment(1);
+}
+
+pub fn record_auth_failure(code: &'static str) {
+    counter!("hoosh_auth_failures_total", "code" => code).increment(1);
+}
+
+/// `GET /metrics`: scrape-time gauges, then the Prometheus text.
+pub async fn render(State(st): State<AppState>) -> Response {
+    for e in st.router.entries() {
+        let s = e.stats.snapshot();
+        let p = e.name().to_owned();
+        gauge!("hoosh_provider_up", "provider" => p.clone()).set(if s.healthy { 1.0 } else { 0.0 });
+        let circuit = match s.circuit {
+            CircuitState::Closed => 0.0,
+            CircuitState::HalfOpen => 1.0,
+            CircuitState::Open => 2.0,
+        };
+        gauge!("hoosh_provider_circuit_state", "provider" => p.clone()).set(circuit);
+        gauge!("hoosh_provider_in_flight", "provider" => p.clone()).set(f64::from(s.in_flight));
+        if let Some(ms) = s.ewma_ttfb_ms {
+            gauge!("hoosh_provider_latency_ewma_seconds", "provider" => p.clone()).set(ms / 1000.0);
+        }
+        counter!("hoosh_provider_calls_total", "provider" => p.clone()).absolute(s.requests);
+        counter!("hoosh_provider_failures_total", "provider" => p).absolute(s.failures);
+    }
+    let gov = &st.gov.inner;
+    let now = crate::metering::now_ms();
+    for pool in gov.budgets().pools() {
+        let Some(b) = gov.budgets().snapshot(&pool, now) else { continue };
+        if let Some(t) = b.remaining_tokens {
+            gauge!("hoosh_budget_remaining_tokens", "pool" => pool.to_string()).set(t as f64);
+        }
+        if let Some(usd) = b.remaining_usd {
+            gauge!("hoosh_budget_remaining_usd", "pool" => pool.to_string()).set(usd);
+        }
+    }
+    gauge!("hoosh_ledger_queue_depth").set(gov.ledger().queue_depth() as f64);
+    let body = handle().map(PrometheusHandle::render).unwrap_or_default();
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The only test in this binary that touches the label set.
+    #[test]
+    fn model_labels_are_bounded() {
+        for i in 0..MAX_MODEL_LABELS + 50 {
+            let label = model_label(&format!("spam-{i}"));
+            let want = if i < MAX_MODEL_LABELS { format!("spam-{i}") } else { "other".into() };
+            assert_eq!(label, want);
+        }
+        assert_eq!(model_label("spam-3"), "spam-3", "seen labels stay");
+    }
+}

@@ -241,3 +241,39 @@ async fn keys_budgets_and_usage_through_the_cli() {
     assert!(status.success(), "graceful exit 0 on SIGTERM, got {status}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// With no keys and no admin key, a non-loopback bind is refused unless
+/// `--allow-unauthenticated`; loopback runs open (with a warning).
+#[test]
+fn an_open_gateway_is_refused_off_loopback() {
+    let dir = std::env::temp_dir().join(format!("hoosh-cli-open-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("open.toml");
+    std::fs::write(&config, "[local]\nenabled = false\n[governance]\nmaster_key_env = \"HOOSH_TEST_UNSET_MASTER\"\n")
+        .unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--bind", "0.0.0.0", "--port", "0", "--config", config.to_str().unwrap(), "--data-dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("refusing to serve 0.0.0.0 without authentication"), "{stderr}");
+    assert!(stderr.contains("--allow-unauthenticated"), "{stderr}");
+
+    let mut child = Command::new(BIN)
+        .args(["serve", "--bind", "0.0.0.0", "--port", "0", "--allow-unauthenticated", "--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert!(line.contains("listening on http://0.0.0.0:"), "{line}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -20,6 +20,8 @@
 //!   before the first byte of a response exists.
 //! - [`pricing`]: the shipped price table (USD per million tokens).
 //! - [`convert`]: legacy text completions expressed as chat and back.
+//! - [`trace`]: W3C `traceparent` of the request being served, propagated
+//!   to every upstream call.
 
 pub mod backoff;
 pub mod breaker;
@@ -34,6 +36,7 @@ pub mod provider;
 pub mod router;
 pub mod stats;
 pub mod strategy;
+pub mod trace;
 
 pub use error::{ErrorKind, ProviderError};
 pub use provider::{Capabilities, ChunkStream, EmbedRequest, EmbedResponse, Provider};

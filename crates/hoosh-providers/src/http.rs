@@ -45,7 +45,13 @@ pub fn transport_error(e: reqwest::Error) -> ProviderError {
 
 /// Sends a request; returns the response when its status is 2xx, and the
 /// classified upstream error otherwise.
-pub async fn send(req: reqwest::RequestBuilder) -> Result<reqwest::Response, ProviderError> {
+///
+/// Inside a traced request, sends `traceparent` with the caller's trace id
+/// and a new span id for this call.
+pub async fn send(mut req: reqwest::RequestBuilder) -> Result<reqwest::Response, ProviderError> {
+    if let Some(ctx) = hoosh_core::trace::current() {
+        req = req.header("traceparent", ctx.child().header_value());
+    }
     let resp = req.send().await.map_err(transport_error)?;
     if resp.status().is_success() { Ok(resp) } else { Err(error_from_response(resp).await) }
 }

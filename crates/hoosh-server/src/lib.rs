@@ -19,6 +19,7 @@
 //! - [`error`]: [`ApiError`], the single mapping of errors to HTTP.
 //! - [`state`]: [`AppState`], one cheap `Clone` handle.
 //! - [`probes`]: background provider health probes.
+//! - [`trace_context`]: the caller's `traceparent`, carried to upstreams.
 //! - [`serve`]: listener, `TCP_NODELAY`, graceful shutdown with a deadline.
 
 pub mod auth;
@@ -32,6 +33,7 @@ pub mod routes;
 pub mod serve;
 pub mod sse;
 pub mod state;
+pub mod trace_context;
 pub mod validate;
 
 use axum::Router;
@@ -54,8 +56,10 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// 4. `Cors`: the configured origins (any, by default: auth is by bearer
 ///    key, never by cookie);
 /// 5. `DefaultBodyLimit`: `server.body_limit_bytes` → 413;
-/// 6. `metrics::track`: in-flight gauge, request count and duration per route;
-/// 7. `auth::authenticate`: a key on every path but `governance.public_paths`
+/// 6. `trace_context::propagate`: the caller's `traceparent` (or a new
+///    trace) for every upstream call, its trace id on the log span;
+/// 7. `metrics::track`: in-flight gauge, request count and duration per route;
+/// 8. `auth::authenticate`: a key on every path but `governance.public_paths`
 ///    (401 otherwise), or the anonymous principal when running open.
 ///
 /// Unknown paths answer an OpenAI-shaped 404, wrong methods a 405.
@@ -92,13 +96,15 @@ pub fn app(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::authenticate))
         .layer(axum::middleware::from_fn(metrics::track))
+        .layer(axum::middleware::from_fn(trace_context::propagate))
         .with_state(state)
         .layer(DefaultBodyLimit::max(limit))
         .layer(cors)
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
             let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
-            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id,
+                trace_id = tracing::field::Empty)
         }))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
 }

@@ -234,3 +234,37 @@ async fn legacy_completions_work_blocking_and_streamed() {
         .unwrap();
     assert_eq!(resp.status(), 400);
 }
+
+#[tokio::test]
+async fn traceparent_reaches_the_upstream_with_the_callers_trace_id() {
+    let mock = hoosh_testkit::openai::start().await;
+    let gw = Gateway::start(config(vec![openai("up", &mock.url())])).await;
+    let sent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let r = http()
+        .post(gw.url("/v1/chat/completions"))
+        .header("traceparent", sent)
+        .json(&chat_body("m", "x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let header = |rec: &hoosh_testkit::Recorded| {
+        rec.headers.iter().find(|(k, _)| k == "traceparent").map(|(_, v)| v.clone()).expect("traceparent sent upstream")
+    };
+    let upstream = header(&mock.last_request().unwrap());
+    let parts: Vec<&str> = upstream.split('-').collect();
+    assert_eq!((parts[0], parts[1], parts[3]), ("00", "4bf92f3577b34da6a3ce929d0e0e4736", "01"), "{upstream}");
+    assert_ne!(parts[2], "00f067aa0ba902b7", "the gateway's call is a new span");
+
+    // Without one, a new trace starts; an invalid one is replaced.
+    for incoming in [None, Some("garbage")] {
+        let mut req = http().post(gw.url("/v1/chat/completions")).json(&chat_body("m", "x"));
+        if let Some(v) = incoming {
+            req = req.header("traceparent", v);
+        }
+        assert_eq!(req.send().await.unwrap().status(), 200);
+        let fresh = header(&mock.last_request().unwrap());
+        assert!(hoosh_core::trace::TraceContext::parse(&fresh).is_some(), "{fresh}");
+        assert!(!fresh.contains("4bf92f3577b34da6a3ce929d0e0e4736"));
+    }
+}

@@ -1,0 +1,132 @@
+//! W3C Trace Context (`traceparent`) for requests that cross the gateway.
+//!
+//! The server takes the caller's `traceparent` (or starts a new trace) and
+//! runs the request inside [`scope`]; every upstream call made in that scope
+//! sends a `traceparent` with the same trace id and a fresh span id, so an
+//! upstream's traces join the caller's. Held in a task-local: the executor
+//! calls providers on the request's own task.
+//!
+//! Format (version 00): `00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`,
+//! lowercase; all-zero ids are invalid.
+
+use std::fmt::Write as _;
+use std::future::Future;
+
+tokio::task_local! {
+    static CURRENT: TraceContext;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TraceContext {
+    pub trace_id: [u8; 16],
+    pub parent_id: [u8; 8],
+    pub flags: u8,
+}
+
+fn random_nonzero<const N: usize>() -> [u8; N] {
+    loop {
+        let mut out = [0u8; N];
+        for b in &mut out {
+            *b = fastrand::u8(..);
+        }
+        if out.iter().any(|&b| b != 0) {
+            return out;
+        }
+    }
+}
+
+fn hex<const N: usize>(s: &str) -> Option<[u8; N]> {
+    if s.len() != 2 * N || !s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        return None;
+    }
+    let mut out = [0u8; N];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
+}
+
+impl TraceContext {
+    /// A new trace (sampled).
+    pub fn root() -> Self {
+        TraceContext { trace_id: random_nonzero(), parent_id: random_nonzero(), flags: 1 }
+    }
+
+    /// Parses a `traceparent` header; `None` when it is not valid version 00.
+    pub fn parse(header: &str) -> Option<Self> {
+        let mut parts = header.trim().split('-');
+        let (version, trace, parent, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        if version != "00" || parts.next().is_some() {
+            return None;
+        }
+        let ctx = TraceContext { trace_id: hex(trace)?, parent_id: hex(parent)?, flags: hex::<1>(flags)?[0] };
+        let zero = ctx.trace_id.iter().all(|&b| b == 0) || ctx.parent_id.iter().all(|&b| b == 0);
+        (!zero).then_some(ctx)
+    }
+
+    /// The same trace with a new span id: what one upstream call sends.
+    pub fn child(&self) -> Self {
+        TraceContext { parent_id: random_nonzero(), ..*self }
+    }
+
+    pub fn trace_id_hex(&self) -> String {
+        self.trace_id.iter().fold(String::with_capacity(32), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+    }
+
+    /// The `traceparent` header value.
+    pub fn header_value(&self) -> String {
+        let mut s = format!("00-{}-", self.trace_id_hex());
+        for b in self.parent_id {
+            let _ = write!(s, "{b:02x}");
+        }
+        let _ = write!(s, "-{:02x}", self.flags);
+        s
+    }
+}
+
+/// Runs `fut` with `ctx` as the current trace.
+pub async fn scope<F: Future>(ctx: TraceContext, fut: F) -> F::Output {
+    CURRENT.scope(ctx, fut).await
+}
+
+/// The trace of the request being served, if any.
+pub fn current() -> Option<TraceContext> {
+    CURRENT.try_with(|c| *c).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_renders_version_00() {
+        let h = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let ctx = TraceContext::parse(h).unwrap();
+        assert_eq!(ctx.header_value(), h);
+        let child = ctx.child();
+        assert_eq!(child.trace_id, ctx.trace_id);
+        assert_ne!(child.parent_id, ctx.parent_id);
+        for bad in [
+            "",
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+        ] {
+            assert_eq!(TraceContext::parse(bad), None, "{bad}");
+        }
+        assert!(TraceContext::parse(&TraceContext::root().header_value()).is_some());
+    }
+
+    #[tokio::test]
+    async fn the_scope_is_visible_inside_only() {
+        assert_eq!(current(), None);
+        let ctx = TraceContext::root();
+        assert_eq!(scope(ctx, async { current() }).await, Some(ctx));
+    }
+}

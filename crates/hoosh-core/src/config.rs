@@ -56,6 +56,9 @@ pub struct Config {
     /// Keys, budgets, rate limits and the usage ledger.
     #[serde(default)]
     pub governance: GovernanceConfig,
+    /// The exact-match response cache.
+    #[serde(default)]
+    pub cache: CacheConfig,
     /// Price rows checked before the shipped table (a negotiated rate, a
     /// model the table lacks, a price for one provider only).
     #[serde(default)]
@@ -206,6 +209,26 @@ pub struct BreakerConfig {
 impl Default for BreakerConfig {
     fn default() -> Self {
         BreakerConfig { consecutive_failures: 5, failure_rate: 0.5, window: 20, min_calls: 10, open_secs: 30 }
+    }
+}
+
+/// `[cache]`: answers to identical deterministic requests are served again
+/// without calling a provider.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    pub enabled: bool,
+    /// How long an answer stays servable.
+    pub ttl_secs: u64,
+    /// Most answers kept; the least recently used go first.
+    pub max_entries: usize,
+    /// Most bytes of answers kept (their JSON size).
+    pub max_bytes: usize,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig { enabled: true, ttl_secs: 300, max_entries: 1000, max_bytes: 64 << 20 }
     }
 }
 
@@ -496,5 +519,6 @@ mod example_file {
         assert_eq!(c.health, HealthConfig::default());
         assert_eq!(c.local, LocalConfig::default());
         assert_eq!(c.governance, GovernanceConfig::default());
+        assert_eq!(c.cache, CacheConfig::default());
     }
 }

@@ -13,6 +13,7 @@
 //!   extractor (principal + request id).
 //! - [`metering`]: estimate → admit (limits, budget reservation) → settle,
 //!   for blocking and streamed requests, exactly once.
+//! - [`cache`]: the exact-match response cache (blocking and streamed).
 //! - [`governance`]: `[governance]` config → the live keys/budgets/ledger.
 //! - [`metrics`]: Prometheus metrics, recorded where things happen and
 //!   scraped at `GET /metrics`.
@@ -23,6 +24,7 @@
 //! - [`serve`]: listener, `TCP_NODELAY`, graceful shutdown with a deadline.
 
 pub mod auth;
+pub mod cache;
 pub mod error;
 pub mod extract;
 pub mod governance;

@@ -281,6 +281,16 @@ impl Metered {
         header
     }
 
+    /// Settles a request answered from the response cache: nothing reached a
+    /// provider, so nothing is charged; the ledger row says `cache_hit`.
+    pub fn settle_cache_hit(self) {
+        let (mut row, _) = self.row(None, 200, None);
+        row.provider = Some("cache".into());
+        row.cache_hit = true;
+        self.report(&row);
+        self.admission.finish(Outcome { actual: Amount::new(0, 0), usage: row });
+    }
+
     /// Settles a failed request (nothing billable came back) and hands the
     /// error on.
     pub fn fail(self, err: impl Into<ApiError>) -> ApiError {

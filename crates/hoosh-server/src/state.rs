@@ -8,6 +8,7 @@ use hoosh_core::executor::Executor;
 use hoosh_core::pricing::Pricing;
 use hoosh_core::router::{ProviderEntry, Router};
 
+use crate::cache::ResponseCache;
 use crate::governance::{self, Gov};
 use hoosh_governance::MemoryStore;
 use hoosh_types::openai::Model;
@@ -23,6 +24,8 @@ pub struct Inner {
     pub started: Instant,
     /// Keys, budgets, rate limits, usage ledger.
     pub gov: Gov,
+    /// Exact-match answers to deterministic requests.
+    pub cache: Arc<ResponseCache>,
     /// `/v1/models` answer, refreshed at most every [`MODELS_TTL`].
     pub models_cache: Mutex<Option<(Instant, Arc<Vec<Model>>)>>,
 }
@@ -66,11 +69,13 @@ impl AppState {
         if let Some(gate) = governance::provider_gate(&config.governance, &gov) {
             executor = executor.with_gate(gate);
         }
+        let cache = Arc::new(ResponseCache::new(config.cache.clone()));
         AppState(Arc::new(Inner {
             config,
             router,
             executor,
             started: Instant::now(),
+            cache,
             gov,
             models_cache: Mutex::new(None),
         }))

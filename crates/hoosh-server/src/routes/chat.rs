@@ -3,7 +3,9 @@
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
+use hoosh_core::ChunkStream;
 use hoosh_core::router::Need;
 use hoosh_governance::Scope;
 use hoosh_types::openai::{ChatCompletionRequest, ChatCompletionResponse, Usage};
@@ -11,6 +13,7 @@ use tokio::time::Duration;
 
 use super::served_by;
 use crate::auth::Caller;
+use crate::cache::{Answer, Verdict};
 use crate::error::ApiError;
 use crate::extract::ApiJson;
 use crate::metering::{self, Metered, Served};
@@ -20,6 +23,7 @@ use crate::{sse, validate};
 pub async fn chat_completions(
     State(st): State<AppState>,
     caller: Caller,
+    request_headers: HeaderMap,
     ApiJson(req): ApiJson<ChatCompletionRequest>,
 ) -> Result<Response, ApiError> {
     caller.require(Scope::Inference)?;
@@ -27,17 +31,41 @@ pub async fn chat_completions(
     let candidates = st.router.candidates(&req.model, Need::Chat)?;
     let cap = u64::from(req.output_cap().unwrap_or(st.gov.default_max_tokens));
     let prompt = metering::prompt_tokens(&candidates, &req);
+    // Admitted first: a cache hit still counts toward rate limits.
     let meter = Metered::admit(&st, &caller, "chat", &req.model, &candidates, prompt, cap)?;
     let mut headers = meter.headers();
+    let key = st.cache.key(&req, &request_headers, &caller.principal);
+    let keepalive = Duration::from_secs(st.config.server.sse_keepalive_secs.max(1));
+    if let Some(answer) = key.as_ref().and_then(|k| st.cache.get(k)) {
+        let reply = match (answer.as_ref(), req.stream) {
+            (Answer::Whole(r), false) => Some(Json(r.clone()).into_response()),
+            (Answer::Stream(chunks), true) => {
+                let replay: ChunkStream = Box::pin(futures_util::stream::iter(chunks.clone().into_iter().map(Ok)));
+                let events = sse::events(replay, req.wants_stream_usage(), sse::render_chat);
+                Some(sse::response(events, keepalive))
+            }
+            _ => None,
+        };
+        if let Some(reply) = reply {
+            meter.settle_cache_hit();
+            headers.insert("x-hoosh-cache", HeaderValue::from_static(Verdict::Hit.as_str()));
+            return Ok((headers, reply).into_response());
+        }
+    }
+    let verdict = if key.is_some() { Verdict::Miss } else { Verdict::Bypass };
+    headers.insert("x-hoosh-cache", HeaderValue::from_static(verdict.as_str()));
     if req.stream {
         let out = match st.executor.chat_stream(&candidates, &req).await {
             Ok(out) => out,
             Err(f) => return Err(meter.fail(f)),
         };
         headers.extend(served_by(&out));
-        let stream = meter.stream(out.value, out.entry.clone(), out.model.clone());
+        let upstream = match key {
+            Some(k) => st.cache.record_stream(k, out.value),
+            None => out.value,
+        };
+        let stream = meter.stream(upstream, out.entry.clone(), out.model.clone());
         let events = sse::events(stream, req.wants_stream_usage(), sse::render_chat);
-        let keepalive = Duration::from_secs(st.config.server.sse_keepalive_secs.max(1));
         Ok((headers, sse::response(events, keepalive)).into_response())
     } else {
         let out = match st.executor.chat(&candidates, &req).await {
@@ -49,6 +77,9 @@ pub async fn chat_completions(
         let served = Served { entry: &out.entry, model: &out.model, usage };
         if let Some(cost) = meter.settle(Some(served), 200) {
             headers.insert("x-hoosh-cost-usd", cost);
+        }
+        if let Some(k) = key {
+            st.cache.put(k, Answer::Whole(out.value.clone()));
         }
         Ok((headers, Json(out.value)).into_response())
     }

@@ -1,0 +1,281 @@
+//! The exact-match response cache.
+//!
+//! Key: SHA-256 of the request's JSON with the fields that do not change the
+//! answer removed (`user`, `metadata`, `stream_options`), plus whether it is
+//! a stream (a cached stream replays as a stream, chunk by chunk). Only
+//! deterministic requests are cached — `temperature` 0 — unless the caller
+//! opts in with `x-hoosh-cache: true`; `x-hoosh-cache: false`, or a key whose
+//! metadata says `"cache": false`, bypasses it. Entries live `ttl_secs`; the
+//! least recently used go first beyond `max_entries` or `max_bytes`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::http::HeaderMap;
+use futures_util::Stream;
+use hoosh_core::ChunkStream;
+use hoosh_core::config::CacheConfig;
+use hoosh_governance::Principal;
+use hoosh_types::openai::{ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse};
+use sha2::{Digest, Sha256};
+
+/// A cached answer.
+#[derive(Debug, Clone)]
+pub enum Answer {
+    Whole(ChatCompletionResponse),
+    Stream(Vec<ChatCompletionChunk>),
+}
+
+struct Entry {
+    answer: Arc<Answer>,
+    stored: Instant,
+    last_used: u64,
+    bytes: usize,
+}
+
+#[derive(Default)]
+struct Inner {
+    map: HashMap<[u8; 32], Entry>,
+    bytes: usize,
+    tick: u64,
+}
+
+pub struct ResponseCache {
+    cfg: CacheConfig,
+    inner: Mutex<Inner>,
+}
+
+/// What the cache decided for a request (`x-hoosh-cache`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Hit,
+    Miss,
+    Bypass,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Hit => "hit",
+            Verdict::Miss => "miss",
+            Verdict::Bypass => "bypass",
+        }
+    }
+}
+
+impl ResponseCache {
+    pub fn new(cfg: CacheConfig) -> Self {
+        ResponseCache { cfg, inner: Mutex::new(Inner::default()) }
+    }
+
+    /// The request's cache key, or `None` when it must not be cached.
+    pub fn key(&self, req: &ChatCompletionRequest, headers: &HeaderMap, principal: &Principal) -> Option<[u8; 32]> {
+        if !self.cfg.enabled || req.n.is_some_and(|n| n > 1) {
+            return None;
+        }
+        let asked = headers.get("x-hoosh-cache").and_then(|v| v.to_str().ok()).map(str::to_ascii_lowercase);
+        if asked.as_deref() == Some("false") || principal.record.metadata.get("cache") == Some(&false.into()) {
+            return None;
+        }
+        let deterministic = req.temperature == Some(0.0);
+        if !deterministic && asked.as_deref() != Some("true") {
+            return None;
+        }
+        let mut canonical = req.clone();
+        canonical.user = None;
+        canonical.metadata = None;
+        canonical.stream_options = None;
+        let json = serde_json::to_vec(&canonical).ok()?;
+        Some(Sha256::digest(&json).into())
+    }
+
+    pub fn get(&self, key: &[u8; 32]) -> Option<Arc<Answer>> {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        inner.tick += 1;
+        let tick = inner.tick;
+        let ttl = Duration::from_secs(self.cfg.ttl_secs);
+        match inner.map.get_mut(key) {
+            Some(e) if e.stored.elapsed() < ttl => {
+                e.last_used = tick;
+                Some(Arc::clone(&e.answer))
+            }
+            Some(_) => {
+                if let Some(old) = inner.map.remove(key) {
+                    inner.bytes -= old.bytes;
+                }
+                None
+            }
+            None => None,
+        }
+    }
+
+    pub fn put(&self, key: [u8; 32], answer: Answer) {
+        let bytes = match &answer {
+            Answer::Whole(r) => serde_json::to_vec(r).map_or(0, |v| v.len()),
+            Answer::Stream(chunks) => chunks.iter().map(|c| serde_json::to_vec(c).map_or(0, |v| v.len())).sum(),
+        };
+        if bytes > self.cfg.max_bytes || self.cfg.max_entries == 0 {
+            return;
+        }
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        inner.tick += 1;
+        let entry = Entry { answer: Arc::new(answer), stored: Instant::now(), last_used: inner.tick, bytes };
+        if let Some(old) = inner.map.insert(key, entry) {
+            inner.bytes -= old.bytes;
+        }
+        inner.bytes += bytes;
+        while inner.map.len() > self.cfg.max_entries || inner.bytes > self.cfg.max_bytes {
+            let Some(oldest) = inner.map.iter().min_by_key(|(_, e)| e.last_used).map(|(k, _)| *k) else { break };
+            if let Some(old) = inner.map.remove(&oldest) {
+                inner.bytes -= old.bytes;
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// `stream`, storing its chunks once it ends cleanly.
+    pub fn record_stream(self: &Arc<Self>, key: [u8; 32], stream: ChunkStream) -> ChunkStream {
+        Box::pin(Recording { inner: stream, cache: Arc::clone(self), key, chunks: Some(Vec::new()) })
+    }
+}
+
+struct Recording {
+    inner: ChunkStream,
+    cache: Arc<ResponseCache>,
+    key: [u8; 32],
+    /// `None` once the stream failed: a broken answer is not cached.
+    chunks: Option<Vec<ChatCompletionChunk>>,
+}
+
+impl Stream for Recording {
+    type Item = <ChunkStream as Stream>::Item;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        let next = this.inner.as_mut().poll_next(cx);
+        match &next {
+            std::task::Poll::Ready(Some(Ok(chunk))) => {
+                if let Some(c) = this.chunks.as_mut() {
+                    c.push(chunk.clone());
+                }
+            }
+            std::task::Poll::Ready(Some(Err(_))) => this.chunks = None,
+            std::task::Poll::Ready(None) => {
+                if let Some(chunks) = this.chunks.take() {
+                    this.cache.put(this.key, Answer::Stream(chunks));
+                }
+            }
+            std::task::Poll::Pending => {}
+        }
+        next
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hoosh_types::openai::{ChatMessage, Role};
+
+    fn cache(max_entries: usize) -> ResponseCache {
+        ResponseCache::new(CacheConfig { enabled: true, ttl_secs: 60, max_entries, max_bytes: 1 << 20 })
+    }
+
+    fn principal(metadata: serde_json::Value) -> Principal {
+        let mut p = Principal::master(0);
+        p.record.metadata = metadata.as_object().cloned().unwrap_or_default();
+        p
+    }
+
+    fn req(temperature: Option<f64>, user: Option<&str>) -> ChatCompletionRequest {
+        ChatCompletionRequest {
+            model: "m".into(),
+            messages: vec![ChatMessage::text(Role::User, "hi")],
+            temperature,
+            user: user.map(str::to_owned),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn only_deterministic_or_opted_in_requests_have_a_key() {
+        let c = cache(10);
+        let p = principal(serde_json::json!({}));
+        let none = HeaderMap::new();
+        assert!(c.key(&req(Some(0.0), None), &none, &p).is_some());
+        assert!(c.key(&req(None, None), &none, &p).is_none(), "default temperature samples");
+        let mut opt_in = HeaderMap::new();
+        opt_in.insert("x-hoosh-cache", "true".parse().unwrap());
+        assert!(c.key(&req(Some(0.7), None), &opt_in, &p).is_some());
+        let mut opt_out = HeaderMap::new();
+        opt_out.insert("x-hoosh-cache", "false".parse().unwrap());
+        assert!(c.key(&req(Some(0.0), None), &opt_out, &p).is_none());
+        assert!(c.key(&req(Some(0.0), None), &none, &principal(serde_json::json!({"cache": false}))).is_none());
+        assert_eq!(
+            c.key(&req(Some(0.0), Some("a")), &none, &p),
+            c.key(&req(Some(0.0), Some("b")), &none, &p),
+            "`user` does not change the answer"
+        );
+        let mut streamed = req(Some(0.0), None);
+        streamed.stream = true;
+        assert_ne!(c.key(&streamed, &none, &p), c.key(&req(Some(0.0), None), &none, &p));
+    }
+
+    #[test]
+    fn least_recently_used_go_first_at_the_entry_limit() {
+        let c = cache(2);
+        let answer = || Answer::Stream(Vec::new());
+        c.put([1; 32], answer());
+        c.put([2; 32], answer());
+        assert!(c.get(&[1; 32]).is_some()); // 1 is now the most recent
+        c.put([3; 32], answer());
+        assert_eq!(c.len(), 2, "exactly at the limit");
+        assert!(c.get(&[2; 32]).is_none(), "the least recently used went");
+        assert!(c.get(&[1; 32]).is_some() && c.get(&[3; 32]).is_some());
+    }
+
+    #[test]
+    fn the_byte_limit_holds_at_its_edge_and_entries_expire() {
+        let resp = || {
+            Answer::Whole(ChatCompletionResponse {
+                id: "x".into(),
+                object: "chat.completion".into(),
+                created: 0,
+                model: "m".into(),
+                choices: Vec::new(),
+                usage: None,
+                system_fingerprint: None,
+            })
+        };
+        let size = match resp() {
+            Answer::Whole(r) => serde_json::to_vec(&r).unwrap().len(),
+            Answer::Stream(_) => unreachable!(),
+        };
+        let with = |max_bytes, ttl_secs| {
+            ResponseCache::new(CacheConfig { enabled: true, ttl_secs, max_entries: 10, max_bytes })
+        };
+        let exact = with(2 * size, 60);
+        exact.put([1; 32], resp());
+        exact.put([2; 32], resp());
+        assert_eq!(exact.len(), 2, "two answers fit exactly");
+        let short = with(2 * size - 1, 60);
+        short.put([1; 32], resp());
+        short.put([2; 32], resp());
+        assert_eq!(short.len(), 1, "one byte short: the older answer goes");
+        assert!(short.get(&[2; 32]).is_some());
+        let expired = with(2 * size, 0);
+        expired.put([1; 32], resp());
+        assert!(expired.get(&[1; 32]).is_none(), "a zero TTL serves nothing");
+        assert!(expired.is_empty(), "the expired entry is dropped");
+    }
+}

@@ -203,9 +203,11 @@ async fn a_repeated_prompt_is_served_from_the_kv_cache_and_reported() {
     let Some(dir) = models_dir() else { return };
     let (url, _stop) = boot(dir, |_| {}).await;
     let http = reqwest::Client::new();
+    // The response cache would answer the repeat without the engine.
     let ask = || async {
         let r: Value = http
             .post(format!("{url}/v1/chat/completions"))
+            .header("x-hoosh-cache", "false")
             .json(&chat("Name three colors."))
             .send()
             .await

@@ -1,0 +1,294 @@
+//! Offline verification of a chain: from a store file, a JSONL export, or
+//! any iterator of entries in stored order.
+//!
+//! Each entry is checked, in this order: its `key_id` is one of the given keys
+//! ([`Reason::UnknownKey`]); `hash` matches the canonical bytes
+//! ([`Reason::Modified`]); `sig` is that key's HMAC of `hash`
+//! ([`Reason::BadSignature`]); its seq follows the previous one
+//! ([`Reason::MissingSequence`], [`Reason::Reordered`], [`Reason::Replayed`]);
+//! `prev_hash` is the previous entry's `hash` ([`Reason::BrokenLink`]).
+//!
+//! A seq jump is judged one entry later: if the skipped seq turns up next the
+//! entries were [`Reason::Reordered`], otherwise it is missing. The chain must
+//! start at seq 1 with the zero `prev_hash`, or at the `first_kept_seq` of a
+//! valid `chain.prune` record whose `last_pruned_hash` is the first entry's
+//! `prev_hash` (see [`crate::prune`]). With a [`Checkpoint`], its signature is
+//! checked, the entry at its seq must have its `head_hash`
+//! ([`Reason::CheckpointMismatch`]), and the chain must reach it
+//! ([`Reason::TruncatedAfterCheckpoint`]).
+//!
+//! Verification stops at the first problem: after one, nothing later can be
+//! trusted anyway.
+
+use std::io::BufRead;
+
+use crate::checkpoint::Checkpoint;
+use crate::entry::{Entry, GENESIS_HASH};
+use crate::key::AuditKey;
+use crate::prune::PruneRecord;
+use crate::store::{AuditStore, StoreError};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reason {
+    /// `hash` does not match the entry's contents (or the stored row no longer parses).
+    Modified,
+    /// `sig` is not the named key's signature of `hash`.
+    BadSignature,
+    /// `key_id` names none of the keys given.
+    UnknownKey,
+    /// Entries `expected..found` are absent.
+    MissingSequence { expected: u64, found: u64 },
+    /// This entry appears after a later one.
+    Reordered,
+    /// `prev_hash` is not the previous entry's `hash`.
+    BrokenLink,
+    /// The chain ends before a checkpoint it once reached.
+    TruncatedAfterCheckpoint { checkpoint_seq: u64, last_seq: u64 },
+    /// The checkpoint is not validly signed, or the entry at its seq has another hash.
+    CheckpointMismatch,
+    /// A seq seen before appears again.
+    Replayed,
+}
+
+/// The first thing wrong, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub seq: u64,
+    pub reason: Reason,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub entries_checked: u64,
+    /// seq of the first entry (1 unless pruned); 0 when there were none.
+    pub first_seq: u64,
+    /// seq and hash of the last entry accepted; 0 and zeros when there were none.
+    pub head_seq: u64,
+    pub head_hash: [u8; 32],
+    /// The first problem found; `None` means the chain verified.
+    pub problem: Option<Problem>,
+}
+
+impl Report {
+    pub fn is_ok(&self) -> bool {
+        self.problem.is_none()
+    }
+}
+
+/// Verifies `entries`, in stored order, against `keys` (looked up by `key_id`).
+pub fn verify(entries: impl IntoIterator<Item = Entry>, keys: &[AuditKey], checkpoint: Option<&Checkpoint>) -> Report {
+    let mut v = Verifier::new(keys, checkpoint);
+    for entry in entries {
+        if !v.check(&entry) {
+            break;
+        }
+    }
+    v.finish()
+}
+
+/// Verifies a whole store file; a row that no longer parses is [`Reason::Modified`].
+pub fn verify_store(
+    store: &AuditStore,
+    keys: &[AuditKey],
+    checkpoint: Option<&Checkpoint>,
+) -> Result<Report, StoreError> {
+    let mut v = Verifier::new(keys, checkpoint);
+    match store.range(0, &mut |entry| v.check(&entry)) {
+        Ok(()) => {}
+        Err(StoreError::Corrupt { seq, .. }) => v.fail(seq, Reason::Modified),
+        Err(e) => return Err(e),
+    }
+    Ok(v.finish())
+}
+
+/// Verifies a JSONL export; a line that does not parse is [`Reason::Modified`]
+/// (with the seq the line should have had).
+pub fn verify_jsonl(
+    reader: impl BufRead,
+    keys: &[AuditKey],
+    checkpoint: Option<&Checkpoint>,
+) -> Result<Report, std::io::Error> {
+    let mut v = Verifier::new(keys, checkpoint);
+    for item in crate::jsonl::read_jsonl(reader) {
+        match item {
+            Ok(entry) => {
+                if !v.check(&entry) {
+                    break;
+                }
+            }
+            Err(crate::jsonl::JsonlError::Io(e)) => return Err(e),
+            Err(crate::jsonl::JsonlError::Parse { .. }) => {
+                let seq = v.expected.unwrap_or(1);
+                v.fail(seq, Reason::Modified);
+                break;
+            }
+        }
+    }
+    Ok(v.finish())
+}
+
+/// Incremental verifier: [`Verifier::check`] each entry in order, then [`Verifier::finish`].
+pub struct Verifier<'a> {
+    keys: &'a [AuditKey],
+    checkpoint: Option<&'a Checkpoint>,
+    /// Accept whatever the first entry is (for a partial export): no genesis/prune check.
+    start_anywhere: bool,
+    checked: u64,
+    first: Option<(u64, [u8; 32])>,
+    /// Satisfied by seq 1 on genesis, or by a matching prune record.
+    start_ok: bool,
+    /// The highest `first_kept_seq` of valid prune records below the start.
+    pruned_until: u64,
+    expected: Option<u64>,
+    head_seq: u64,
+    head_hash: [u8; 32],
+    /// A jump from `expected` to `found`, judged at the next entry.
+    gap: Option<(u64, u64)>,
+    problem: Option<Problem>,
+}
+
+impl<'a> Verifier<'a> {
+    pub fn new(keys: &'a [AuditKey], checkpoint: Option<&'a Checkpoint>) -> Verifier<'a> {
+        let mut v = Verifier {
+            keys,
+            checkpoint,
+            start_anywhere: false,
+            checked: 0,
+            first: None,
+            start_ok: false,
+            pruned_until: 1,
+            expected: None,
+            head_seq: 0,
+            head_hash: GENESIS_HASH,
+            gap: None,
+            problem: None,
+        };
+        if let Some(cp) = checkpoint {
+            match keys.iter().find(|k| k.id() == cp.key_id) {
+                None => v.fail(cp.seq, Reason::UnknownKey),
+                Some(key) if !cp.signature_valid(key) => v.fail(cp.seq, Reason::CheckpointMismatch),
+                Some(_) => {}
+            }
+        }
+        v
+    }
+
+    /// For a partial export (e.g. `since` a time): the first entry is taken
+    /// as given, so only the links after it are checked.
+    pub fn starting_anywhere(mut self) -> Verifier<'a> {
+        self.start_anywhere = true;
+        self
+    }
+
+    fn fail(&mut self, seq: u64, reason: Reason) {
+        if self.problem.is_none() {
+            self.problem = Some(Problem { seq, reason });
+        }
+    }
+
+    /// Checks the next entry; false once a problem is found (stop feeding).
+    pub fn check(&mut self, entry: &Entry) -> bool {
+        if self.problem.is_some() {
+            return false;
+        }
+        if let Err(reason) = self.check_one(entry) {
+            self.fail(entry.seq, reason);
+            return false;
+        }
+        self.checked += 1;
+        self.problem.is_none()
+    }
+
+    fn check_one(&mut self, entry: &Entry) -> Result<(), Reason> {
+        let key = self.keys.iter().find(|k| k.id() == entry.key_id).ok_or(Reason::UnknownKey)?;
+        if entry.compute_hash() != entry.hash {
+            return Err(Reason::Modified);
+        }
+        if !key.verify(&entry.hash, &entry.sig) {
+            return Err(Reason::BadSignature);
+        }
+        match self.expected {
+            None => {
+                self.first = Some((entry.seq, entry.prev_hash));
+                if entry.seq == 1 {
+                    if entry.prev_hash != GENESIS_HASH {
+                        return Err(Reason::BrokenLink);
+                    }
+                    self.start_ok = true;
+                }
+            }
+            Some(expected) => {
+                if let Some((gap_from, gap_to)) = self.gap {
+                    if (gap_from..gap_to).contains(&entry.seq) {
+                        return Err(Reason::Reordered);
+                    }
+                    self.fail(gap_to, Reason::MissingSequence { expected: gap_from, found: gap_to });
+                    return Ok(());
+                }
+                if entry.seq < expected {
+                    return Err(Reason::Replayed);
+                }
+                if entry.seq > expected {
+                    // Judged at the next entry; the link cannot be checked across a gap.
+                    self.gap = Some((expected, entry.seq));
+                } else if entry.prev_hash != self.head_hash {
+                    return Err(Reason::BrokenLink);
+                }
+            }
+        }
+        if let Some(cp) = self.checkpoint
+            && cp.seq == entry.seq
+            && cp.head_hash != entry.hash
+        {
+            return Err(Reason::CheckpointMismatch);
+        }
+        if let Some(record) = PruneRecord::from_entry(entry) {
+            self.note_prune(&record);
+        }
+        self.expected = Some(entry.seq.saturating_add(1));
+        self.head_seq = entry.seq;
+        self.head_hash = entry.hash;
+        Ok(())
+    }
+
+    fn note_prune(&mut self, record: &PruneRecord) {
+        let Some((first_seq, first_prev)) = self.first else { return };
+        if record.first_kept_seq == first_seq && record.last_pruned_hash == first_prev {
+            self.start_ok = true;
+        } else if record.first_kept_seq <= first_seq {
+            self.pruned_until = self.pruned_until.max(record.first_kept_seq);
+        }
+    }
+
+    /// The report; call after the last entry.
+    pub fn finish(mut self) -> Report {
+        if let Some((expected, found)) = self.gap.take() {
+            self.fail(found, Reason::MissingSequence { expected, found });
+        }
+        if let Some((first_seq, _)) = self.first
+            && !self.start_ok
+            && !self.start_anywhere
+        {
+            let reason = if self.pruned_until == first_seq {
+                // A prune record names this start but with another hash.
+                Reason::BrokenLink
+            } else {
+                Reason::MissingSequence { expected: self.pruned_until, found: first_seq }
+            };
+            self.fail(first_seq, reason);
+        }
+        if let Some(cp) = self.checkpoint {
+            let first_seq = self.first.map_or(0, |f| f.0);
+            if self.head_seq < cp.seq && cp.seq >= first_seq {
+                self.fail(cp.seq, Reason::TruncatedAfterCheckpoint { checkpoint_seq: cp.seq, last_seq: self.head_seq });
+            }
+        }
+        Report {
+            entries_checked: self.checked,
+            first_seq: self.first.map_or(0, |f| f.0),
+            head_seq: self.head_seq,
+            head_hash: self.head_hash,
+            problem: self.problem,
+        }
+    }
+}

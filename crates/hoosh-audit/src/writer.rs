@@ -1,0 +1,398 @@
+//! [`AuditLog`]: the chain's single writer, on its own thread.
+//!
+//! [`AuditLog::record`] only pushes a [`Draft`] onto an unbounded channel, so
+//! a request never waits on the disk or on other callers (the queue grows
+//! instead; [`AuditLog::queue_depth`] shows it). The writer thread stamps the
+//! time, seals (assigning seq, so concurrent callers need no lock), and
+//! appends whatever is queued — up to a batch — in one transaction. It
+//! lingers a few ms after the first draft of a quiet spell so drafts group
+//! into one commit. A failed append is retried with backoff; if a commit
+//! reported an error but did land, the stored head shows it and it is not
+//! written twice.
+//!
+//! Opening resumes from the stored head, so after a crash (kill -9) the chain
+//! continues from the last durable entry, and writes `chain.start`.
+//! [`AuditLog::close`] writes `chain.stop` and a checkpoint, flushes, and
+//! joins the thread; dropping the log closes it. Rotation and pruning travel
+//! down the same FIFO channel, so they take effect exactly between the drafts
+//! recorded before and after them.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::chain::{ChainState, seal};
+use crate::checkpoint::Checkpoint;
+use crate::entry::{Draft, Entry, kinds};
+use crate::key::AuditKey;
+use crate::prune::PruneRecord;
+use crate::store::{AuditStore, StoreError};
+
+/// The time source, unix ms. Tests pass a counter; production [`system_clock`].
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// Wall-clock unix ms.
+pub fn system_clock() -> Clock {
+    Arc::new(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    })
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the audit log is closed")]
+    Closed,
+}
+
+/// Writer tuning; the defaults suit production, tests shorten the backoff.
+#[derive(Debug, Clone, Copy)]
+pub struct AuditOptions {
+    /// Entries per transaction at most.
+    pub max_batch: usize,
+    /// How long the writer waits for more drafts after the first of a quiet spell.
+    pub linger: Duration,
+    /// A checkpoint after every this many entries (and on close); 0 = only on close.
+    pub checkpoint_every: u64,
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+    /// Once closing, failed attempts before the remaining entries are given up (loudly).
+    pub attempts_when_closing: u32,
+}
+
+impl Default for AuditOptions {
+    fn default() -> Self {
+        AuditOptions {
+            max_batch: 1000,
+            linger: Duration::from_millis(2),
+            checkpoint_every: 1000,
+            initial_backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_secs(5),
+            attempts_when_closing: 5,
+        }
+    }
+}
+
+type Reply<T> = SyncSender<Result<T, StoreError>>;
+
+enum Msg {
+    Record(Box<Draft>),
+    Flush(SyncSender<()>),
+    Rotate(Box<AuditKey>, Reply<()>),
+    Prune(i64, Reply<Option<PruneRecord>>),
+    Close(SyncSender<()>),
+    /// Tests: stop without `chain.stop` or a checkpoint, as a crash would.
+    #[cfg(test)]
+    Abandon(SyncSender<()>),
+}
+
+/// The asynchronous audit writer. Cheap to share behind an `Arc`.
+pub struct AuditLog {
+    tx: Sender<Msg>,
+    depth: Arc<AtomicU64>,
+    store: Arc<AuditStore>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for AuditLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditLog").field("queue_depth", &self.queue_depth()).finish()
+    }
+}
+
+impl AuditLog {
+    /// Resumes the chain in `store` (or starts one), records `chain.start`, starts the writer.
+    pub fn open(store: Arc<AuditStore>, key: AuditKey, now: Clock) -> Result<AuditLog, LogError> {
+        Self::open_with(store, key, now, AuditOptions::default())
+    }
+
+    pub fn open_with(
+        store: Arc<AuditStore>,
+        key: AuditKey,
+        now: Clock,
+        options: AuditOptions,
+    ) -> Result<AuditLog, LogError> {
+        let head = store.head()?;
+        let state = head.as_ref().map_or_else(ChainState::genesis, ChainState::after);
+        let last_checkpoint = store.latest_checkpoint().ok().flatten().map_or(0, |c| c.seq);
+        let resumed_from = head.as_ref().map_or(0, |h| h.seq);
+        tracing::info!(resumed_from, key_id = key.id(), "audit chain opened");
+        let (tx, rx) = mpsc::channel();
+        let depth = Arc::new(AtomicU64::new(0));
+        let mut writer = Writer {
+            store: Arc::clone(&store),
+            rx,
+            key,
+            now,
+            state,
+            batch: Vec::with_capacity(options.max_batch),
+            batch_records: 0,
+            depth: Arc::clone(&depth),
+            options,
+            closing: false,
+            lost: false,
+            last_checkpoint,
+        };
+        let start = Draft::new(kinds::CHAIN_START).field("resumed_from_seq", resumed_from);
+        writer.seal_into_batch(start);
+        let handle = std::thread::Builder::new()
+            .name("hoosh-audit".into())
+            .spawn(move || writer.run())
+            .map_err(StoreError::Io)?;
+        Ok(AuditLog { tx, depth, store, writer: Mutex::new(Some(handle)) })
+    }
+
+    /// Queues an event. Never blocks; after [`AuditLog::close`] the event
+    /// cannot be written and that is logged as an error.
+    pub fn record(&self, draft: Draft) {
+        self.depth.fetch_add(1, Ordering::Relaxed);
+        if let Err(mpsc::SendError(Msg::Record(draft))) = self.tx.send(Msg::Record(Box::new(draft))) {
+            self.depth.fetch_sub(1, Ordering::Relaxed);
+            tracing::error!(kind = %draft.kind, "audit event recorded after the audit log closed; not written");
+        }
+    }
+
+    /// Drafts recorded but not yet committed.
+    pub fn queue_depth(&self) -> u64 {
+        self.depth.load(Ordering::Relaxed)
+    }
+
+    /// Blocks until everything recorded before this call is committed.
+    pub fn flush(&self) {
+        let (reply, done) = mpsc::sync_channel(1);
+        if self.tx.send(Msg::Flush(reply)).is_ok() {
+            // An error means the writer is gone (closed): nothing left to wait for.
+            let _ = done.recv();
+        }
+    }
+
+    /// Writes a `chain.rotate` entry signed by the current key, naming
+    /// `new_key`'s id; every later entry is signed by `new_key`. Returns once
+    /// the rotate entry is committed.
+    pub fn rotate(&self, new_key: AuditKey) -> Result<(), LogError> {
+        self.ask(|reply| Msg::Rotate(Box::new(new_key), reply))
+    }
+
+    /// Deletes the entries sealed before `ts_ms`, after appending a signed
+    /// `chain.prune` record (same transaction). `None` when nothing was that old.
+    pub fn prune_before(&self, ts_ms: i64) -> Result<Option<PruneRecord>, LogError> {
+        self.ask(|reply| Msg::Prune(ts_ms, reply))
+    }
+
+    /// The latest checkpoint as JSON, to keep outside the store.
+    pub fn export_checkpoint(&self) -> Result<Option<String>, LogError> {
+        Ok(self.store.latest_checkpoint()?.map(|c| c.to_json()))
+    }
+
+    /// The store this log writes.
+    pub fn store(&self) -> &Arc<AuditStore> {
+        &self.store
+    }
+
+    fn ask<T>(&self, msg: impl FnOnce(Reply<T>) -> Msg) -> Result<T, LogError> {
+        let (reply, done) = mpsc::sync_channel(1);
+        self.tx.send(msg(reply)).map_err(|_| LogError::Closed)?;
+        done.recv().map_err(|_| LogError::Closed)?.map_err(LogError::Store)
+    }
+
+    /// Writes `chain.stop` and a checkpoint, flushes, stops the writer. Idempotent.
+    pub fn close(&self) {
+        self.stop(Msg::Close);
+    }
+
+    /// Stops the writer as a crash would: no `chain.stop`, no checkpoint,
+    /// queued drafts dropped.
+    #[cfg(test)]
+    pub(crate) fn abandon(&self) {
+        self.stop(Msg::Abandon);
+    }
+
+    fn stop(&self, msg: impl FnOnce(SyncSender<()>) -> Msg) {
+        let handle = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let Some(handle) = handle else { return };
+        let (reply, done) = mpsc::sync_channel(1);
+        if self.tx.send(msg(reply)).is_ok() {
+            let _ = done.recv();
+        }
+        if handle.join().is_err() {
+            tracing::error!("the audit writer thread panicked");
+        }
+    }
+}
+
+impl Drop for AuditLog {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+struct Writer {
+    store: Arc<AuditStore>,
+    rx: Receiver<Msg>,
+    key: AuditKey,
+    now: Clock,
+    state: ChainState,
+    /// Sealed, not yet committed.
+    batch: Vec<Entry>,
+    /// How many of `batch` came from `record` (the rest are chain entries).
+    batch_records: u64,
+    depth: Arc<AtomicU64>,
+    options: AuditOptions,
+    closing: bool,
+    /// Entries were given up: the in-memory head is not durable, so no checkpoint of it.
+    lost: bool,
+    last_checkpoint: u64,
+}
+
+impl Writer {
+    fn run(mut self) {
+        // chain.start, sealed in `open`: durable without waiting for the first event.
+        self.commit();
+        loop {
+            let Ok(first) = self.rx.recv() else {
+                // Every handle is gone without close: commit what we have.
+                self.commit();
+                return;
+            };
+            if matches!(first, Msg::Record(_)) && !self.options.linger.is_zero() {
+                std::thread::sleep(self.options.linger);
+            }
+            let mut next = Some(first);
+            while let Some(msg) = next.take() {
+                match msg {
+                    Msg::Record(draft) => {
+                        self.seal_into_batch(*draft);
+                        self.batch_records += 1;
+                    }
+                    Msg::Flush(reply) => {
+                        self.commit();
+                        let _ = reply.send(());
+                    }
+                    Msg::Rotate(key, reply) => {
+                        let _ = reply.send(self.rotate(*key));
+                    }
+                    Msg::Prune(ts, reply) => {
+                        let _ = reply.send(self.prune(ts));
+                    }
+                    Msg::Close(reply) => {
+                        self.close();
+                        let _ = reply.send(());
+                        return;
+                    }
+                    #[cfg(test)]
+                    Msg::Abandon(reply) => {
+                        let _ = reply.send(());
+                        return;
+                    }
+                }
+                if self.batch.len() >= self.options.max_batch {
+                    break;
+                }
+                next = self.rx.try_recv().ok();
+            }
+            self.commit();
+        }
+    }
+
+    fn seal_into_batch(&mut self, draft: Draft) {
+        let entry = seal(&mut self.state, draft, (self.now)(), &self.key);
+        self.batch.push(entry);
+    }
+
+    fn rotate(&mut self, new_key: AuditKey) -> Result<(), StoreError> {
+        let draft = Draft::new(kinds::CHAIN_ROTATE).field("new_key_id", new_key.id());
+        self.seal_into_batch(draft);
+        self.commit();
+        tracing::info!(old = self.key.id(), new = new_key.id(), "audit key rotated");
+        self.key = new_key;
+        Ok(())
+    }
+
+    fn prune(&mut self, ts_ms: i64) -> Result<Option<PruneRecord>, StoreError> {
+        self.commit();
+        let Some(last_pruned) = self.store.last_before(ts_ms)? else { return Ok(None) };
+        let record = PruneRecord::through(&last_pruned);
+        let before = self.state;
+        let entry = seal(&mut self.state, record.to_draft(), (self.now)(), &self.key);
+        match self.store.append_and_delete_through(&entry, record.last_pruned_seq) {
+            Ok(deleted) => {
+                tracing::info!(deleted, first_kept_seq = record.first_kept_seq, "audit chain pruned");
+                Ok(Some(record))
+            }
+            Err(e) => {
+                // Nothing was written: the next entry takes this seq instead.
+                self.state = before;
+                Err(e)
+            }
+        }
+    }
+
+    fn close(&mut self) {
+        self.closing = true;
+        // Drafts that raced with close are still queued: they go before chain.stop.
+        while let Ok(msg) = self.rx.try_recv() {
+            if let Msg::Record(draft) = msg {
+                self.seal_into_batch(*draft);
+                self.batch_records += 1;
+            }
+        }
+        self.seal_into_batch(Draft::new(kinds::CHAIN_STOP));
+        self.commit();
+        self.checkpoint();
+    }
+
+    /// Appends the batch, retrying until it is committed (or, once closing, gives up loudly).
+    fn commit(&mut self) {
+        let Some(last) = self.batch.last() else { return };
+        let (last_seq, last_hash) = (last.seq, last.hash);
+        let mut backoff = self.options.initial_backoff;
+        let mut attempt: u32 = 0;
+        loop {
+            attempt += 1;
+            let Err(e) = self.store.append(&self.batch) else { break };
+            // An error reported after the commit landed: the head shows it.
+            if let Ok(Some(head)) = self.store.head()
+                && head.seq == last_seq
+                && head.hash == last_hash
+            {
+                break;
+            }
+            if self.closing && attempt >= self.options.attempts_when_closing {
+                tracing::error!(error = %e, entries = self.batch.len(), attempt, "audit log closing: entries could not be written and are lost");
+                self.lost = true;
+                break;
+            }
+            tracing::warn!(error = %e, entries = self.batch.len(), attempt, retry_in_ms = backoff.as_millis() as u64, "audit write failed; retrying");
+            std::thread::sleep(backoff);
+            backoff = (backoff * 2).min(self.options.max_backoff);
+        }
+        self.depth.fetch_sub(self.batch_records, Ordering::Relaxed);
+        self.batch.clear();
+        self.batch_records = 0;
+        let every = self.options.checkpoint_every;
+        if every > 0 && last_seq.saturating_sub(self.last_checkpoint) >= every {
+            self.checkpoint();
+        }
+    }
+
+    fn checkpoint(&mut self) {
+        let head_seq = self.state.next_seq.saturating_sub(1);
+        if head_seq == 0 || head_seq == self.last_checkpoint || self.lost {
+            return;
+        }
+        let cp = Checkpoint::sign(head_seq, self.state.head_hash, (self.now)(), &self.key);
+        match self.store.put_checkpoint(&cp) {
+            Ok(()) => self.last_checkpoint = head_seq,
+            Err(e) => tracing::warn!(error = %e, seq = head_seq, "audit checkpoint write failed; next batch retries"),
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "writer_tests.rs"]
+mod tests;

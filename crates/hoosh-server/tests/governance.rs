@@ -368,8 +368,10 @@ async fn many_clients_disconnecting_mid_stream_leave_no_reservation_behind() {
     });
     let statuses = futures_util::future::join_all(calls).await;
     let ok = statuses.iter().filter(|s| **s == 200).count() as u64;
-    assert_eq!(ok, 40, "{statuses:?}");
-    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 20);
+    // At least 40 fit at once; a stream that hung up early returns its
+    // unused reservation, so a later request may fit too.
+    assert!(ok >= 40, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count() as u64, 60 - ok);
     let mut released = false;
     for _ in 0..100 {
         if used(&gw, &id).1 == 0 {
@@ -380,5 +382,6 @@ async fn many_clients_disconnecting_mid_stream_leave_no_reservation_behind() {
     }
     assert!(released, "every disconnected stream released its reservation");
     assert_eq!(used(&gw, &id).0, ok * prompt, "each charged the prompt that reached the provider");
+    assert!(used(&gw, &id).0 <= 40 * (prompt + 100), "never over the budget");
     assert_eq!(ledger_tokens(&gw, &id), ok * prompt);
 }

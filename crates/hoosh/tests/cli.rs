@@ -3,10 +3,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::{Command, Stdio};
 
-const BIN: &str = env!("CARGO_BIN_EXE_hoosh");
+mod support;
+
+use support::{BIN, Served};
 
 fn hoosh(args: &[&str]) -> std::process::Output {
     Command::new(BIN).args(args).env_remove("HOOSH_CONFIG").output().unwrap()
@@ -36,47 +37,6 @@ fn config_check_accepts_the_example_and_names_bad_keys() {
     let out = hoosh(&["config", "check", bad.to_str().unwrap()]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown type `nope`"));
-}
-
-struct Served {
-    child: Child,
-    url: String,
-}
-
-impl Served {
-    fn start(config: &str) -> Served {
-        Served::start_with(config, &[], &[])
-    }
-
-    /// `hoosh serve` with extra arguments and environment variables.
-    fn start_with(config: &str, args: &[&str], envs: &[(&str, &str)]) -> Served {
-        let mut child = Command::new(BIN)
-            .args(["serve", "--config", config, "--port", "0"])
-            .args(args)
-            .envs(envs.iter().copied())
-            .env("HOOSH_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let url = line.trim().rsplit(' ').next().unwrap().to_owned();
-        assert!(url.starts_with("http://127.0.0.1:"), "{line}");
-        Served { child, url }
-    }
-
-    fn terminate(mut self) -> std::process::ExitStatus {
-        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
-        for _ in 0..100 {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        self.child.kill().unwrap();
-        panic!("hoosh did not stop within 5 s of SIGTERM");
-    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -6,34 +6,21 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hoosh_governance::{PoolId, SqliteStore, Store};
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_hoosh");
+mod support;
+
+use support::Served;
+
 const KEY: &str = "hk-restart-test-key-0123456789abcdefghijklmnopqrstu";
 
-fn start(config: &std::path::Path, data: &std::path::Path) -> (Child, String) {
-    let mut child = Command::new(BIN)
-        .args(["serve", "--port", "0", "--config"])
-        .arg(config)
-        .arg("--data-dir")
-        .arg(data)
-        .env("HOOSH_RESTART_TEST_KEY", KEY)
-        .env("HOOSH_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let url = line.trim().rsplit(' ').next().unwrap().to_owned();
-    assert!(url.starts_with("http://127.0.0.1:"), "{line}");
-    (child, url)
+fn start(config: &std::path::Path, data: &std::path::Path) -> Served {
+    let (config, data) = (config.to_str().unwrap(), data.to_str().unwrap());
+    Served::start_with(config, &["--data-dir", data], &[("HOOSH_RESTART_TEST_KEY", KEY)])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -64,7 +51,7 @@ budget = {{ tokens = 100000000 }}
         ),
     )
     .unwrap();
-    let (mut child, url) = start(&config, &dir);
+    let Served { mut child, url } = start(&config, &dir);
 
     // 16 clients loop until the gateway dies; each remembers the request
     // ids it got a complete 200 for, and when.
@@ -102,7 +89,7 @@ budget = {{ tokens = 100000000 }}
     assert!(done.len() > 50, "the load ran: {} requests", done.len());
 
     // Start again on the same data directory.
-    let (mut child, url) = start(&config, &dir);
+    let Served { mut child, url } = start(&config, &dir);
     let budgets: Value =
         client.get(format!("{url}/v1/budgets")).bearer_auth(KEY).send().await.unwrap().json().await.unwrap();
     let used = budgets["data"][0]["used_tokens"].as_u64().unwrap();

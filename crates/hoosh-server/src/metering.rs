@@ -112,16 +112,6 @@ fn plain(prompt: u64, completion: u64) -> Tokens {
     Tokens { prompt, completion, ..Default::default() }
 }
 
-/// The prompt alone priced at the most expensive candidate.
-fn cost_of_prompt(candidates: &[Candidate], st: &AppState, prompt: u64) -> u64 {
-    let pricing = st.router.pricing();
-    candidates
-        .iter()
-        .map(|c| cost(pricing.lookup(c.entry.name(), &c.model), c.entry.local, plain(prompt, 0)).unwrap_or(0))
-        .max()
-        .unwrap_or(0)
-}
-
 /// A governed request between admission and settlement.
 pub struct Metered {
     admission: Admission,
@@ -161,13 +151,16 @@ impl Metered {
         output_cap: u64,
     ) -> Result<Metered, ApiError> {
         let pricing = st.router.pricing();
-        let mut nanos = 0u64;
+        // One price lookup per candidate: the whole estimate and the prompt
+        // alone, each at the dearest candidate.
+        let (mut nanos, mut prompt_nanos) = (0u64, 0u64);
         let mut all_free = true;
         for c in candidates {
             let price = pricing.lookup(c.entry.name(), &c.model);
             all_free &= c.entry.local || price.is_some_and(Price::is_free);
-            let n = cost(price, c.entry.local, plain(prompt_estimate, output_cap)).unwrap_or(0);
-            nanos = nanos.max(n);
+            let priced = |t| cost(price, c.entry.local, t).unwrap_or(0);
+            nanos = nanos.max(priced(plain(prompt_estimate, output_cap)));
+            prompt_nanos = prompt_nanos.max(priced(plain(prompt_estimate, 0)));
         }
         let req = AdmitRequest {
             model,
@@ -185,8 +178,7 @@ impl Metered {
         })?;
         // Until settled, a drop (client gone mid-call) charges the prompt:
         // it reached the provider.
-        let prompt_nanos =
-            if req.dollar_exempt { 0 } else { nanos.min(cost_of_prompt(candidates, st, prompt_estimate)) };
+        let prompt_nanos = if req.dollar_exempt { 0 } else { prompt_nanos };
         admission.record(Amount::new(prompt_estimate, prompt_nanos));
         let mut headers = HeaderMap::new();
         let remaining = admission.remaining();

@@ -23,7 +23,7 @@
 //! [`MAX_MODEL_LABELS`] distinct values; the rest are counted as `other`.
 
 use std::collections::HashSet;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
@@ -66,10 +66,15 @@ pub fn init() {
     let _ = handle();
 }
 
-/// `model` label value, with bounded cardinality.
+/// `model` label value, with bounded cardinality. Every request asks, so the
+/// common case (a model seen before) takes only a shared lock.
 pub fn model_label(model: &str) -> String {
-    static SEEN: OnceLock<Mutex<HashSet<String>>> = OnceLock::new();
-    let mut seen = SEEN.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
+    static SEEN: OnceLock<RwLock<HashSet<String>>> = OnceLock::new();
+    let seen = SEEN.get_or_init(Default::default);
+    if seen.read().unwrap_or_else(|p| p.into_inner()).contains(model) {
+        return model.to_owned();
+    }
+    let mut seen = seen.write().unwrap_or_else(|p| p.into_inner());
     if seen.contains(model) {
         return model.to_owned();
     }

@@ -50,6 +50,43 @@ pub enum Reason {
     Replayed,
 }
 
+impl Reason {
+    /// A stable machine-readable name (`modified`, `missing_sequence`, …).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Reason::Modified => "modified",
+            Reason::BadSignature => "bad_signature",
+            Reason::UnknownKey => "unknown_key",
+            Reason::MissingSequence { .. } => "missing_sequence",
+            Reason::Reordered => "reordered",
+            Reason::BrokenLink => "broken_link",
+            Reason::TruncatedAfterCheckpoint { .. } => "truncated_after_checkpoint",
+            Reason::CheckpointMismatch => "checkpoint_mismatch",
+            Reason::Replayed => "replayed",
+        }
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reason::Modified => write!(f, "the entry's contents do not match its hash (modified)"),
+            Reason::BadSignature => write!(f, "the signature is not the named key's"),
+            Reason::UnknownKey => write!(f, "signed by a key that was not given"),
+            Reason::MissingSequence { expected, found } => {
+                write!(f, "entries {expected}..{} are missing", found.saturating_sub(1).max(*expected))
+            }
+            Reason::Reordered => write!(f, "the entry appears after a later one (reordered)"),
+            Reason::BrokenLink => write!(f, "prev_hash is not the previous entry's hash"),
+            Reason::TruncatedAfterCheckpoint { checkpoint_seq, last_seq } => {
+                write!(f, "the chain ends at {last_seq} but a checkpoint reached {checkpoint_seq} (truncated)")
+            }
+            Reason::CheckpointMismatch => write!(f, "the checkpoint's hash or signature does not match the chain"),
+            Reason::Replayed => write!(f, "a sequence number seen before appears again (replayed)"),
+        }
+    }
+}
+
 /// The first thing wrong, and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {

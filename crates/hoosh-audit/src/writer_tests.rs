@@ -18,7 +18,11 @@ fn temp_store(name: &str) -> (Arc<AuditStore>, TempDir) {
 }
 
 fn fast() -> AuditOptions {
-    AuditOptions { linger: Duration::ZERO, initial_backoff: Duration::from_millis(1), ..AuditOptions::default() }
+    AuditOptions {
+        poll_interval: Duration::from_millis(1),
+        initial_backoff: Duration::from_millis(1),
+        ..AuditOptions::default()
+    }
 }
 
 fn all(store: &AuditStore) -> Vec<Entry> {

@@ -59,6 +59,12 @@ pub struct Config {
     /// The exact-match response cache.
     #[serde(default)]
     pub cache: CacheConfig,
+    /// The tamper-evident audit chain.
+    #[serde(default)]
+    pub audit: AuditConfig,
+    /// Trace export (OpenTelemetry OTLP).
+    #[serde(default)]
+    pub telemetry: TelemetryConfig,
     /// Price rows checked before the shipped table (a negotiated rate, a
     /// model the table lacks, a price for one provider only).
     #[serde(default)]
@@ -232,6 +238,84 @@ impl Default for CacheConfig {
     }
 }
 
+/// `[telemetry]`: request spans exported to an OpenTelemetry collector.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetryConfig {
+    /// OTLP/HTTP base URL (`http://127.0.0.1:4318`); spans are POSTed as
+    /// JSON to `<endpoint>/v1/traces`. Absent: nothing is exported.
+    pub otlp_endpoint: Option<String>,
+    /// `service.name` of the exported resource.
+    pub service_name: String,
+    /// Extra headers on every export (a collector's auth token).
+    pub otlp_headers: BTreeMap<String, String>,
+    /// Longest a finished span waits before it is sent.
+    pub export_interval_ms: u64,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        TelemetryConfig {
+            otlp_endpoint: None,
+            service_name: "hoosh".into(),
+            otlp_headers: BTreeMap::new(),
+            export_interval_ms: 1000,
+        }
+    }
+}
+
+/// `[audit]`: the HMAC-SHA256 chain of security-relevant events, kept in
+/// `audit.db` in the data directory.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    pub enabled: bool,
+    /// The signing key (hex or raw, at least 32 bytes). `HOOSH_AUDIT_KEY`
+    /// wins; with neither, a key is generated once into
+    /// `<data_dir>/audit.key` (mode 0600).
+    pub key_file: Option<PathBuf>,
+    /// Keys the chain was signed with before: when the stored chain ends
+    /// under one of them, the gateway writes a `chain.rotate` entry signed
+    /// by it, naming the new key, so the two segments stay linked.
+    pub previous_key_files: Vec<PathBuf>,
+    /// Also record request messages (`inference.content` entries). Off:
+    /// entries carry ids, models, tokens and costs, never prompt text.
+    pub include_content: bool,
+    /// `normal` survives a process crash; `full` also an OS crash (fsync per commit).
+    pub durability: AuditDurability,
+    /// A signed checkpoint after every this many entries (and at shutdown).
+    pub checkpoint_every: u64,
+    /// Entries older than this many days are pruned (with a signed
+    /// `chain.prune` record) once an hour; 0 keeps everything.
+    pub retention_days: u32,
+    /// Most `auth.failure` entries per second; more are counted and
+    /// summarised in one entry, so a key-guessing flood cannot fill the disk.
+    pub max_auth_failures_per_sec: u32,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            enabled: true,
+            key_file: None,
+            previous_key_files: Vec::new(),
+            include_content: false,
+            durability: AuditDurability::Normal,
+            checkpoint_every: 1000,
+            retention_days: 0,
+            max_auth_failures_per_sec: 100,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum AuditDurability {
+    #[default]
+    Normal,
+    Full,
+}
+
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct HealthConfig {
@@ -386,6 +470,13 @@ impl Config {
     /// Checks what the types cannot: unique names, valid globs, alias targets
     /// that exist, sane numbers.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(url) = &self.telemetry.otlp_endpoint
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(ConfigError::Invalid(format!(
+                "telemetry.otlp_endpoint `{url}` must start with http:// or https://"
+            )));
+        }
         let mut names = std::collections::HashSet::new();
         for (i, p) in self.providers.iter().enumerate() {
             if p.name.is_empty() || p.name.contains('/') {

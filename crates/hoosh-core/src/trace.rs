@@ -8,12 +8,69 @@
 //!
 //! Format (version 00): `00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`,
 //! lowercase; all-zero ids are invalid.
+//!
+//! Spans: when the scope carries a [`SpanSink`] (OTLP export is on), the
+//! server records its own span per request and every upstream call made in
+//! the scope emits a client span ([`emit`]) whose id is the one sent
+//! upstream, so the trace tree stays connected: caller → gateway → attempt →
+//! upstream. Without a sink nothing is recorded.
 
 use std::fmt::Write as _;
 use std::future::Future;
+use std::sync::Arc;
 
 tokio::task_local! {
-    static CURRENT: TraceContext;
+    static CURRENT: Scope;
+}
+
+#[derive(Clone)]
+struct Scope {
+    ctx: TraceContext,
+    sink: Option<Arc<dyn SpanSink>>,
+}
+
+/// Where finished spans go (the OTLP exporter). Must not block.
+pub trait SpanSink: Send + Sync {
+    fn record(&self, span: SpanRecord);
+}
+
+/// OpenTelemetry span kinds used here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpanKind {
+    Server,
+    Client,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum AttrValue {
+    Str(String),
+    Int(i64),
+}
+
+/// A finished span.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpanRecord {
+    pub trace_id: [u8; 16],
+    pub span_id: [u8; 8],
+    pub parent_id: Option<[u8; 8]>,
+    pub name: String,
+    pub kind: SpanKind,
+    pub start_unix_nanos: u64,
+    pub end_unix_nanos: u64,
+    pub attributes: Vec<(&'static str, AttrValue)>,
+    pub error: bool,
+}
+
+/// Wall-clock unix nanoseconds.
+pub fn now_unix_nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// A new random span id.
+pub fn new_span_id() -> [u8; 8] {
+    random_nonzero()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,12 +146,31 @@ impl TraceContext {
 
 /// Runs `fut` with `ctx` as the current trace.
 pub async fn scope<F: Future>(ctx: TraceContext, fut: F) -> F::Output {
-    CURRENT.scope(ctx, fut).await
+    CURRENT.scope(Scope { ctx, sink: None }, fut).await
+}
+
+/// [`scope`], with spans of upstream calls going to `sink`.
+pub async fn scope_with_sink<F: Future>(ctx: TraceContext, sink: Option<Arc<dyn SpanSink>>, fut: F) -> F::Output {
+    CURRENT.scope(Scope { ctx, sink }, fut).await
 }
 
 /// The trace of the request being served, if any.
 pub fn current() -> Option<TraceContext> {
-    CURRENT.try_with(|c| *c).ok()
+    CURRENT.try_with(|c| c.ctx).ok()
+}
+
+/// Whether spans are being recorded in this scope.
+pub fn recording() -> bool {
+    CURRENT.try_with(|c| c.sink.is_some()).unwrap_or(false)
+}
+
+/// Hands a finished span to the scope's sink (nothing without one).
+pub fn emit(span: SpanRecord) {
+    let _ = CURRENT.try_with(|c| {
+        if let Some(sink) = &c.sink {
+            sink.record(span);
+        }
+    });
 }
 
 #[cfg(test)]
@@ -128,5 +204,39 @@ mod tests {
         assert_eq!(current(), None);
         let ctx = TraceContext::root();
         assert_eq!(scope(ctx, async { current() }).await, Some(ctx));
+    }
+
+    struct Collect(std::sync::Mutex<Vec<SpanRecord>>);
+    impl SpanSink for Collect {
+        fn record(&self, span: SpanRecord) {
+            self.0.lock().unwrap_or_else(|p| p.into_inner()).push(span);
+        }
+    }
+
+    #[tokio::test]
+    async fn spans_reach_the_sink_of_their_scope_only() {
+        let sink = Arc::new(Collect(std::sync::Mutex::new(Vec::new())));
+        let span = |name: &str| SpanRecord {
+            trace_id: [1; 16],
+            span_id: [2; 8],
+            parent_id: None,
+            name: name.into(),
+            kind: SpanKind::Client,
+            start_unix_nanos: 1,
+            end_unix_nanos: 2,
+            attributes: Vec::new(),
+            error: false,
+        };
+        emit(span("outside"));
+        scope(TraceContext::root(), async { emit(span("no sink")) }).await;
+        let as_dyn: Arc<dyn SpanSink> = sink.clone();
+        let recorded = scope_with_sink(TraceContext::root(), Some(as_dyn), async {
+            emit(span("kept"));
+            recording()
+        })
+        .await;
+        assert!(recorded && !recording());
+        let names: Vec<String> = sink.0.lock().unwrap().iter().map(|s| s.name.clone()).collect();
+        assert_eq!(names, ["kept"]);
     }
 }

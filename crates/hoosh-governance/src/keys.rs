@@ -193,6 +193,22 @@ impl KeyRing {
         Ok((record, plaintext))
     }
 
+    /// Creates or replaces a key whose digest is already known (keys declared
+    /// in the config). Its budget keeps the usage so far, rebuilt from the
+    /// ledger when the pool is new or its period changed.
+    pub fn put(&self, record: KeyRecord) -> Result<(), AdminError> {
+        validate_globs(&record.models)?;
+        validate_budget(record.budget.as_ref())?;
+        validate_team(record.team.as_deref())?;
+        let _w = self.write.lock();
+        self.store.put_key(&record)?;
+        let (pool, budget) = (PoolId::Key(record.id.clone()), record.budget);
+        self.index.write().insert(Principal::new(record));
+        let now = self.budgets.clock().now_ms();
+        install_budget(&self.budgets, self.store.as_ref(), pool, budget, now)?;
+        Ok(())
+    }
+
     /// Applies a partial update and returns the new record.
     pub fn update(&self, id: &str, patch: KeyPatch) -> Result<KeyRecord, AdminError> {
         let _w = self.write.lock();

@@ -10,6 +10,10 @@
 //! ignores a `request_id` it already has, a batch that did commit but
 //! reported an error is not counted twice on retry.
 //!
+//! A tap ([`Ledger::set_tap`]) sees every batch on the writer thread before
+//! it is written: the audit chain records each finished request from there,
+//! so the request path pays nothing for it.
+//!
 //! [`Ledger::flush`] waits until everything appended before it is committed
 //! (a marker travels down the same FIFO channel); [`Ledger::close`] flushes
 //! and joins the writer, which is what shutdown calls.
@@ -105,8 +109,12 @@ enum Msg {
     Close(SyncSender<()>),
 }
 
+/// Sees each batch of rows on the writer thread, before it is written.
+pub type LedgerTap = Box<dyn Fn(&[UsageRecord]) + Send + Sync>;
+
 /// The asynchronous ledger writer.
 pub struct Ledger {
+    tap: Arc<std::sync::OnceLock<LedgerTap>>,
     tx: Sender<Msg>,
     depth: Arc<AtomicU64>,
     closing: Arc<AtomicBool>,
@@ -129,9 +137,22 @@ impl Ledger {
         let (tx, rx) = mpsc::channel();
         let depth = Arc::new(AtomicU64::new(0));
         let closing = Arc::new(AtomicBool::new(false));
-        let writer = Writer { store, rx, depth: Arc::clone(&depth), closing: Arc::clone(&closing), options };
+        let tap = Arc::new(std::sync::OnceLock::new());
+        let writer = Writer {
+            store,
+            rx,
+            depth: Arc::clone(&depth),
+            closing: Arc::clone(&closing),
+            options,
+            tap: Arc::clone(&tap),
+        };
         let handle = std::thread::spawn(move || writer.run());
-        Ledger { tx, depth, closing, writer: Mutex::new(Some(handle)) }
+        Ledger { tap, tx, depth, closing, writer: Mutex::new(Some(handle)) }
+    }
+
+    /// Installs the tap (once; false if one was already set).
+    pub fn set_tap(&self, tap: LedgerTap) -> bool {
+        self.tap.set(tap).is_ok()
     }
 
     /// Queues a row. Never blocks; after [`Ledger::close`] the row cannot be
@@ -186,6 +207,7 @@ struct Writer {
     depth: Arc<AtomicU64>,
     closing: Arc<AtomicBool>,
     options: LedgerOptions,
+    tap: Arc<std::sync::OnceLock<LedgerTap>>,
 }
 
 impl Writer {
@@ -239,6 +261,9 @@ impl Writer {
     fn commit(&self, batch: &mut Vec<UsageRecord>) {
         if batch.is_empty() {
             return;
+        }
+        if let Some(tap) = self.tap.get() {
+            tap(batch);
         }
         let mut backoff = self.options.initial_backoff;
         let mut attempt: u32 = 0;

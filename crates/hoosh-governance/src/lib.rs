@@ -57,7 +57,7 @@ pub use concurrency::{Concurrency, ConcurrencyLimited, ConcurrencyPermit};
 pub use gate::{Admission, AdmitRequest, Denied, GovError, Governance, Outcome};
 pub use key::{KeyHash, generate_key, hash_key, key_prefix};
 pub use keys::{AdminError, AuthError, KeyRing};
-pub use ledger::{Ledger, LedgerOptions, UsageRecord};
+pub use ledger::{Ledger, LedgerOptions, LedgerTap, UsageRecord};
 pub use memory::MemoryStore;
 pub use period::Period;
 pub use principal::{KeyPatch, KeyRecord, Limits, NewKey, Principal, Scope, Team};

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use hoosh_core::config::ProviderConfig;
+use hoosh_core::trace::{AttrValue, SpanKind, SpanRecord};
 use hoosh_core::{ErrorKind, ProviderError};
 use reqwest::header::HeaderMap;
 
@@ -48,11 +49,50 @@ pub fn transport_error(e: reqwest::Error) -> ProviderError {
 ///
 /// Inside a traced request, sends `traceparent` with the caller's trace id
 /// and a new span id for this call.
+/// When spans are recorded (OTLP export on), the call is a client span
+/// under the request's span, from sending to the response head (or error).
 pub async fn send(mut req: reqwest::RequestBuilder) -> Result<reqwest::Response, ProviderError> {
-    if let Some(ctx) = hoosh_core::trace::current() {
-        req = req.header("traceparent", ctx.child().header_value());
+    let Some(ctx) = hoosh_core::trace::current() else {
+        return finish(req.send().await).await;
+    };
+    let call = ctx.child();
+    req = req.header("traceparent", call.header_value());
+    if !hoosh_core::trace::recording() {
+        return finish(req.send().await).await;
     }
-    let resp = req.send().await.map_err(transport_error)?;
+    let (client, built) = req.build_split();
+    let request = built.map_err(transport_error)?;
+    let name = format!("{} {}", request.method(), request.url().host_str().unwrap_or("upstream"));
+    let mut attributes = vec![
+        ("http.request.method", AttrValue::Str(request.method().to_string())),
+        ("server.address", AttrValue::Str(request.url().host_str().unwrap_or_default().to_owned())),
+        ("url.path", AttrValue::Str(request.url().path().to_owned())),
+    ];
+    let start = hoosh_core::trace::now_unix_nanos();
+    let result = client.execute(request).await;
+    let error = match &result {
+        Ok(resp) => {
+            attributes.push(("http.response.status_code", AttrValue::Int(i64::from(resp.status().as_u16()))));
+            !resp.status().is_success()
+        }
+        Err(_) => true,
+    };
+    hoosh_core::trace::emit(SpanRecord {
+        trace_id: call.trace_id,
+        span_id: call.parent_id,
+        parent_id: Some(ctx.parent_id),
+        name,
+        kind: SpanKind::Client,
+        start_unix_nanos: start,
+        end_unix_nanos: hoosh_core::trace::now_unix_nanos(),
+        attributes,
+        error,
+    });
+    finish(result).await
+}
+
+async fn finish(result: Result<reqwest::Response, reqwest::Error>) -> Result<reqwest::Response, ProviderError> {
+    let resp = result.map_err(transport_error)?;
     if resp.status().is_success() { Ok(resp) } else { Err(error_from_response(resp).await) }
 }
 

@@ -58,6 +58,7 @@ fn response() -> ChatCompletionResponse {
 
 fn bench(c: &mut Criterion) {
     let st = state();
+    let live = st.live();
     let bytes = REQUEST.as_bytes();
     let req: ChatCompletionRequest = hoosh_server::extract::parse(bytes).unwrap();
     let resp = response();
@@ -68,10 +69,10 @@ fn bench(c: &mut Criterion) {
     });
     c.bench_function("validate", |b| b.iter(|| hoosh_server::validate::chat(black_box(&req)).unwrap()));
     c.bench_function("route_20_providers", |b| {
-        b.iter(|| st.router.candidates(black_box("gpt-4o"), Need::Chat).unwrap())
+        b.iter(|| live.router.candidates(black_box("gpt-4o"), Need::Chat).unwrap())
     });
     c.bench_function("param_plan", |b| {
-        let support = st.router.entries()[0].provider.param_support().clone();
+        let support = live.router.entries()[0].provider.param_support().clone();
         b.iter(|| params::plan(black_box(&req), &support, UnsupportedParamAction::Drop).unwrap())
     });
     c.bench_function("encode_response", |b| b.iter(|| serde_json::to_vec(black_box(&resp)).unwrap()));
@@ -80,7 +81,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let req: ChatCompletionRequest = hoosh_server::extract::parse(black_box(bytes)).unwrap();
             hoosh_server::validate::chat(&req).unwrap();
-            let cands = st.router.candidates(&req.model, Need::Chat).unwrap();
+            let cands = live.router.candidates(&req.model, Need::Chat).unwrap();
             let plan =
                 params::plan(&req, cands[0].entry.provider.param_support(), UnsupportedParamAction::Drop).unwrap();
             black_box(plan);

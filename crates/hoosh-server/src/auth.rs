@@ -48,10 +48,10 @@ fn presented(parts: &axum::http::HeaderMap) -> Option<&str> {
 /// The middleware: public path → through; otherwise authenticate or 401.
 pub async fn authenticate(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
     let path = req.uri().path();
-    if st.gov.public_paths.iter().any(|p| p == path) {
+    if st.live().config.governance.public_paths.iter().any(|p| p == path) {
         return next.run(req).await;
     }
-    let principal = if st.gov.open {
+    let principal = if st.gov.is_open() {
         Arc::clone(&ANONYMOUS)
     } else {
         match st.gov.inner.keys().authenticate(presented(req.headers()), crate::metering::now_ms()) {
@@ -60,6 +60,12 @@ pub async fn authenticate(State(st): State<AppState>, mut req: Request, next: Ne
                 let err = ApiError::from(e);
                 if let ApiError::Unauthorized { code, .. } = &err {
                     crate::metrics::record_auth_failure(code);
+                    let client = req
+                        .extensions()
+                        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                        .map(|c| c.0.ip().to_string());
+                    let prefix = presented(req.headers()).filter(|k| !k.is_empty()).map(hoosh_governance::key_prefix);
+                    st.audit.auth_failure(code, req.method(), path, client, prefix);
                 }
                 return err.into_response();
             }

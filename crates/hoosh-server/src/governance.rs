@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use hoosh_core::ProviderError;
@@ -14,28 +15,27 @@ use hoosh_core::config::{BudgetConfig, BudgetPeriod, GovernanceConfig, LimitsCon
 use hoosh_core::executor::AttemptGate;
 use hoosh_core::router::ProviderEntry;
 use hoosh_governance::{
-    BudgetSpec, Governance, KeyHash, KeyRecord, Limit, LimitKey, Limits, MemoryStore, Period, Scope, SqliteStore,
-    Store, Team, hash_key,
+    BudgetSpec, Governance, KeyHash, KeyPatch, KeyRecord, Limit, LimitKey, Limits, MemoryStore, Period, Scope,
+    SqliteStore, Store, Team, hash_key,
 };
 
 /// File name of the ledger and key store inside the data directory.
 pub const DB_FILE: &str = "hoosh.db";
 
-/// The governance state and the settings the request path reads.
+/// The governance state the server holds. The settings the request path
+/// reads (`public_paths`, `default_max_tokens`, …) come from the live config,
+/// so a reload changes them.
 pub struct Gov {
     pub inner: Arc<Governance>,
     /// No keys and no admin key: every caller is let in as `anonymous`.
-    pub open: bool,
-    pub public_paths: Vec<String>,
-    pub free_models_exempt: bool,
-    pub default_max_tokens: u32,
+    open: AtomicBool,
     /// Where the ledger lives (`None` = memory).
     pub db_path: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Gov {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Gov").field("open", &self.open).field("db_path", &self.db_path).finish_non_exhaustive()
+        f.debug_struct("Gov").field("open", &self.is_open()).field("db_path", &self.db_path).finish_non_exhaustive()
     }
 }
 
@@ -45,16 +45,160 @@ impl Gov {
         // An empty in-memory store has nothing to load and cannot fail.
         #[allow(clippy::expect_used)]
         let inner = Governance::open(Arc::new(MemoryStore::new()), None, now_ms()).expect("empty in-memory governance");
-        Gov {
-            inner: Arc::new(inner),
-            open: false,
-            public_paths: GovernanceConfig::default().public_paths,
-            free_models_exempt: true,
-            default_max_tokens: GovernanceConfig::default().default_max_tokens,
-            db_path: None,
+        Gov { inner: Arc::new(inner), open: AtomicBool::new(false), db_path: None }
+    }
+
+    /// Running open: no keys and no admin key, every caller is `anonymous`.
+    pub fn is_open(&self) -> bool {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    /// Applies a reloaded `[governance]`: config keys and teams upserted
+    /// (keys dropped from the file are revoked), the admin key, global
+    /// budget and model limits replaced. Refused — with nothing changed —
+    /// when a key's secret cannot be resolved, or when the result would let
+    /// anyone in on a gateway that required keys.
+    pub fn reapply(&self, cfg: &GovernanceConfig) -> Result<(), String> {
+        let plan = Plan::new(cfg, &self.inner.keys().list(), now_ms())?;
+        let would_open = plan.master.is_none() && plan.keys.is_empty() && self.inner.keys().is_empty();
+        if would_open && !self.is_open() {
+            return Err(
+                "the new config has no keys and no admin key, which would let anyone in; restart to run open".into()
+            );
         }
+        plan.apply(&self.inner)?;
+        match &plan.master {
+            Some(m) => self.inner.keys().set_master(m),
+            None => self.inner.keys().clear_master(),
+        }
+        self.open.store(self.inner.keys().is_empty() && plan.master.is_none(), Ordering::Relaxed);
+        Ok(())
     }
 }
+
+/// Ids of keys declared in the config: `cfg_<name>`.
+const CFG_PREFIX: &str = "cfg_";
+
+/// What a `[governance]` section asks for, resolved (secrets read, digests
+/// computed) before anything is changed.
+struct Plan {
+    keys: Vec<KeyRecord>,
+    /// Config keys stored earlier but no longer in the file.
+    dropped: Vec<String>,
+    teams: Vec<Team>,
+    master: Option<String>,
+    budget: Option<BudgetSpec>,
+    model_limits: Vec<(String, Limits)>,
+}
+
+impl Plan {
+    fn new(cfg: &GovernanceConfig, stored: &[KeyRecord], now: i64) -> Result<Plan, String> {
+        let stored: HashMap<&str, &KeyRecord> = stored.iter().map(|k| (k.id.as_str(), k)).collect();
+        let mut keys = Vec::with_capacity(cfg.keys.len());
+        for k in &cfg.keys {
+            let hash = match (&k.key_env, &k.key_sha256) {
+                (Some(var), _) => {
+                    let secret = std::env::var(var).ok().filter(|v| !v.trim().is_empty()).ok_or_else(|| {
+                        format!("governance.keys `{}`: environment variable {var} is not set", k.name)
+                    })?;
+                    hash_key(secret.trim())
+                }
+                (None, Some(hex)) => KeyHash::from_hex(hex)
+                    .ok_or_else(|| format!("governance.keys `{}`: key_sha256 must be 64 hex digits", k.name))?,
+                (None, None) => return Err(format!("governance.keys `{}`: no key_env or key_sha256", k.name)),
+            };
+            let id = format!("{CFG_PREFIX}{}", k.name);
+            let scopes = k
+                .scopes
+                .iter()
+                .map(|s| match s.as_str() {
+                    "admin" => Scope::Admin,
+                    "read_usage" | "read-usage" => Scope::ReadUsage,
+                    _ => Scope::Inference,
+                })
+                .collect::<Vec<_>>();
+            let before = stored.get(id.as_str());
+            keys.push(KeyRecord {
+                id,
+                name: k.name.clone(),
+                hash,
+                prefix: "(config)".into(),
+                team: k.team.clone(),
+                models: k.models.clone(),
+                scopes: if scopes.is_empty() { vec![Scope::Inference] } else { scopes },
+                expires_at: None,
+                metadata: Default::default(),
+                // Revoked with the admin API (or dropped from the file) stays revoked.
+                enabled: before.is_none_or(|s| s.enabled && !s.metadata.contains_key(DROPPED)),
+                created_at: before.map_or(now, |s| s.created_at),
+                limits: limits(k.limits()),
+                budget: k.budget.as_ref().map(budget),
+            });
+        }
+        let declared: std::collections::HashSet<&str> = keys.iter().map(|k| k.id.as_str()).collect();
+        let dropped = stored
+            .values()
+            .filter(|k| k.id.starts_with(CFG_PREFIX) && !declared.contains(k.id.as_str()) && k.enabled)
+            .map(|k| k.id.clone())
+            .collect();
+        let teams = cfg
+            .teams
+            .iter()
+            .map(|t| Team {
+                name: t.name.clone(),
+                budget: t.budget.as_ref().map(budget),
+                limits: limits(t.limits()),
+                metadata: Default::default(),
+            })
+            .collect();
+        let model_limits =
+            cfg.limits.iter().filter_map(|l| Some((l.model.clone()?, limits(l.limits())))).collect::<Vec<_>>();
+        Ok(Plan {
+            keys,
+            dropped,
+            teams,
+            master: cfg.master_key()?,
+            budget: cfg.budget.as_ref().map(budget),
+            model_limits,
+        })
+    }
+
+    fn apply(&self, gov: &Governance) -> Result<(), String> {
+        let now = now_ms();
+        for k in &self.keys {
+            let mut record = k.clone();
+            // A key that comes back to the file after being dropped is enabled again.
+            if let Some(stored) = gov.keys().get(&record.id)
+                && stored.metadata.contains_key(DROPPED)
+            {
+                record.enabled = true;
+            }
+            gov.keys().put(record).map_err(|e| e.to_string())?;
+        }
+        for id in &self.dropped {
+            let mut metadata = gov.keys().get(id).map(|k| k.metadata).unwrap_or_default();
+            metadata.insert(DROPPED.into(), serde_json::Value::Bool(true));
+            let patch = KeyPatch { enabled: Some(false), metadata: Some(metadata), ..KeyPatch::default() };
+            gov.keys().update(id, patch).map_err(|e| e.to_string())?;
+        }
+        for t in &self.teams {
+            gov.teams().put(t.clone()).map_err(|e| e.to_string())?;
+        }
+        // Only a configured global budget replaces the stored one: one set with
+        // the admin API survives restarts of a config that names none.
+        if let Some(b) = self.budget {
+            gov.set_global_budget(Some(b), now).map_err(|e| e.to_string())?;
+        }
+        gov.clear_model_limits();
+        for (glob, l) in &self.model_limits {
+            gov.set_model_limits(glob, *l).map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+}
+
+/// Metadata mark of a config key revoked because it left the config file.
+const DROPPED: &str = "removed_from_config";
 
 /// `~/.local/share/hoosh` (XDG data home when set).
 pub fn default_data_dir() -> Option<PathBuf> {
@@ -70,17 +214,22 @@ fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
+/// The data directory (ledger, keys, audit chain): `--data-dir`, else
+/// `governance.data_dir`, else [`default_data_dir`].
+pub fn data_dir(cfg: &GovernanceConfig, arg: Option<&Path>) -> Result<PathBuf, String> {
+    arg.map(Path::to_path_buf)
+        .or_else(|| cfg.data_dir.clone())
+        .or_else(default_data_dir)
+        .ok_or_else(|| "no data directory: set governance.data_dir or --data-dir".to_owned())
+}
+
 /// Opens governance for `cfg`. `data_dir` (from `--data-dir`) wins over the
 /// config's.
 pub fn open(cfg: &GovernanceConfig, data_dir: Option<&Path>) -> Result<Gov, String> {
     let (store, db_path): (Arc<dyn Store>, Option<PathBuf>) = if cfg.in_memory {
         (Arc::new(MemoryStore::new()), None)
     } else {
-        let dir = data_dir
-            .map(Path::to_path_buf)
-            .or_else(|| cfg.data_dir.clone())
-            .or_else(default_data_dir)
-            .ok_or("no data directory: set governance.data_dir or --data-dir")?;
+        let dir = self::data_dir(cfg, data_dir)?;
         std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
         let path = dir.join(DB_FILE);
         let store = SqliteStore::open(&path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
@@ -92,79 +241,12 @@ pub fn open(cfg: &GovernanceConfig, data_dir: Option<&Path>) -> Result<Gov, Stri
 /// [`open`] over a given store (tests).
 pub fn open_with_store(cfg: &GovernanceConfig, store: Arc<dyn Store>, db_path: Option<PathBuf>) -> Result<Gov, String> {
     let now = now_ms();
-    let stored: std::collections::HashMap<String, KeyRecord> =
-        store.load_keys().map_err(|e| e.to_string())?.into_iter().map(|k| (k.id.clone(), k)).collect();
-    for k in &cfg.keys {
-        let hash = match (&k.key_env, &k.key_sha256) {
-            (Some(var), _) => {
-                let secret = std::env::var(var)
-                    .ok()
-                    .filter(|v| !v.trim().is_empty())
-                    .ok_or_else(|| format!("governance.keys `{}`: environment variable {var} is not set", k.name))?;
-                hash_key(secret.trim())
-            }
-            (None, Some(hex)) => KeyHash::from_hex(hex)
-                .ok_or_else(|| format!("governance.keys `{}`: key_sha256 must be 64 hex digits", k.name))?,
-            (None, None) => return Err(format!("governance.keys `{}`: no key_env or key_sha256", k.name)),
-        };
-        let id = format!("cfg_{}", k.name);
-        let scopes = k
-            .scopes
-            .iter()
-            .map(|s| match s.as_str() {
-                "admin" => Scope::Admin,
-                "read_usage" | "read-usage" => Scope::ReadUsage,
-                _ => Scope::Inference,
-            })
-            .collect::<Vec<_>>();
-        let record = KeyRecord {
-            id: id.clone(),
-            name: k.name.clone(),
-            hash,
-            prefix: "(config)".into(),
-            team: k.team.clone(),
-            models: k.models.clone(),
-            scopes: if scopes.is_empty() { vec![Scope::Inference] } else { scopes },
-            expires_at: None,
-            metadata: Default::default(),
-            enabled: stored.get(&id).is_none_or(|s| s.enabled),
-            created_at: stored.get(&id).map_or(now, |s| s.created_at),
-            limits: limits(k.limits()),
-            budget: k.budget.as_ref().map(budget),
-        };
-        store.put_key(&record).map_err(|e| e.to_string())?;
-    }
-    for t in &cfg.teams {
-        let team = Team {
-            name: t.name.clone(),
-            budget: t.budget.as_ref().map(budget),
-            limits: limits(t.limits()),
-            metadata: Default::default(),
-        };
-        store.put_team(&team).map_err(|e| e.to_string())?;
-    }
-    let master = cfg.master_key()?;
-    let has_master = master.is_some();
-    let gov = Governance::open(store, master, now).map_err(|e| e.to_string())?;
-    // Only a configured global budget replaces the stored one: one set with
-    // the admin API survives restarts of a config that names none.
-    if let Some(b) = &cfg.budget {
-        gov.set_global_budget(Some(budget(b)), now).map_err(|e| e.to_string())?;
-    }
-    for l in &cfg.limits {
-        if let Some(glob) = &l.model {
-            gov.set_model_limits(glob, limits(l.limits())).map_err(|e| e.to_string())?;
-        }
-    }
-    let open = gov.keys().is_empty() && !has_master;
-    Ok(Gov {
-        inner: Arc::new(gov),
-        open,
-        public_paths: cfg.public_paths.clone(),
-        free_models_exempt: cfg.free_models_exempt,
-        default_max_tokens: cfg.default_max_tokens,
-        db_path,
-    })
+    let stored = store.load_keys().map_err(|e| e.to_string())?;
+    let plan = Plan::new(cfg, &stored, now)?;
+    let gov = Governance::open(store, plan.master.clone(), now).map_err(|e| e.to_string())?;
+    plan.apply(&gov)?;
+    let open = gov.keys().is_empty() && plan.master.is_none();
+    Ok(Gov { inner: Arc::new(gov), open: AtomicBool::new(open), db_path })
 }
 
 /// Per-provider request limits, checked before every call to a provider (a

@@ -11,6 +11,7 @@
 //!   terminal error event.
 //! - [`auth`]: the key check on every non-public route, and the [`auth::Caller`]
 //!   extractor (principal + request id).
+//! - [`audit`]: the audit chain — which events become entries, from where.
 //! - [`metering`]: estimate → admit (limits, budget reservation) → settle,
 //!   for blocking and streamed requests, exactly once.
 //! - [`cache`]: the exact-match response cache (blocking and streamed).
@@ -18,11 +19,14 @@
 //! - [`metrics`]: Prometheus metrics, recorded where things happen and
 //!   scraped at `GET /metrics`.
 //! - [`error`]: [`ApiError`], the single mapping of errors to HTTP.
-//! - [`state`]: [`AppState`], one cheap `Clone` handle.
+//! - [`state`]: [`AppState`], one cheap `Clone` handle; [`state::Live`], the reloadable part.
 //! - [`probes`]: background provider health probes.
-//! - [`trace_context`]: the caller's `traceparent`, carried to upstreams.
+//! - [`reload`]: hot reload (SIGHUP, `POST /admin/reload`): what applies live, what needs a restart.
+//! - [`trace_context`]: the caller's `traceparent`, carried to upstreams; the server span.
+//! - [`otlp`]: span export to an OpenTelemetry collector (OTLP/HTTP JSON).
 //! - [`serve`]: listener, `TCP_NODELAY`, graceful shutdown with a deadline.
 
+pub mod audit;
 pub mod auth;
 pub mod cache;
 pub mod error;
@@ -30,7 +34,9 @@ pub mod extract;
 pub mod governance;
 pub mod metering;
 pub mod metrics;
+pub mod otlp;
 pub mod probes;
+pub mod reload;
 pub mod routes;
 pub mod serve;
 pub mod sse;
@@ -59,7 +65,8 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 ///    key, never by cookie);
 /// 5. `DefaultBodyLimit`: `server.body_limit_bytes` → 413;
 /// 6. `trace_context::propagate`: the caller's `traceparent` (or a new
-///    trace) for every upstream call, its trace id on the log span;
+///    trace) for every upstream call, its trace id on the log span, and,
+///    with OTLP export on, the request's server span;
 /// 7. `metrics::track`: in-flight gauge, request count and duration per route;
 /// 8. `auth::authenticate`: a key on every path but `governance.public_paths`
 ///    (401 otherwise), or the anonymous principal when running open.
@@ -67,8 +74,9 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Unknown paths answer an OpenAI-shaped 404, wrong methods a 405.
 pub fn app(state: AppState) -> Router {
     metrics::init();
-    let limit = state.config.server.body_limit_bytes;
-    let cors = cors(&state.config.server.cors_origins);
+    let live = state.live();
+    let limit = live.config.server.body_limit_bytes;
+    let cors = cors(&live.config.server.cors_origins);
     Router::new()
         .route("/v1/chat/completions", post(routes::chat::chat_completions))
         .route("/v1/completions", post(routes::completions::completions))
@@ -77,20 +85,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/models/{*id}", get(routes::models::get))
         .route("/v1/providers", get(routes::health::providers))
         .route("/v1/budgets", get(routes::budgets::mine))
-        .route("/admin/keys", get(routes::admin::keys::list).post(routes::admin::keys::create))
-        .route(
-            "/admin/keys/{id}",
-            get(routes::admin::keys::get).patch(routes::admin::keys::update).delete(routes::admin::keys::delete),
-        )
-        .route("/admin/teams", get(routes::admin::teams::list).post(routes::admin::teams::create))
-        .route(
-            "/admin/teams/{name}",
-            get(routes::admin::teams::get).patch(routes::admin::teams::update).delete(routes::admin::teams::delete),
-        )
-        .route("/admin/budgets", get(routes::admin::budgets::list))
-        .route("/admin/budgets/{pool}", axum::routing::put(routes::admin::budgets::set))
-        .route("/admin/usage", get(routes::admin::usage::report))
-        .route("/admin/usage/export", get(routes::admin::usage::export))
+        .merge(admin(state.clone()))
         .route("/metrics", get(metrics::render))
         .route("/health", get(routes::health::health))
         .route("/ready", get(routes::health::ready))
@@ -98,7 +93,7 @@ pub fn app(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::authenticate))
         .layer(axum::middleware::from_fn(metrics::track))
-        .layer(axum::middleware::from_fn(trace_context::propagate))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), trace_context::propagate))
         .with_state(state)
         .layer(DefaultBodyLimit::max(limit))
         .layer(cors)
@@ -109,6 +104,26 @@ pub fn app(state: AppState) -> Router {
                 trace_id = tracing::field::Empty)
         }))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+/// The admin API; every call that changes something is audited.
+fn admin(state: AppState) -> Router<AppState> {
+    use routes::admin::{audit, budgets, keys, reload, teams, usage};
+    Router::new()
+        .route("/admin/keys", get(keys::list).post(keys::create))
+        .route("/admin/keys/{id}", get(keys::get).patch(keys::update).delete(keys::delete))
+        .route("/admin/teams", get(teams::list).post(teams::create))
+        .route("/admin/teams/{name}", get(teams::get).patch(teams::update).delete(teams::delete))
+        .route("/admin/budgets", get(budgets::list))
+        .route("/admin/budgets/{pool}", axum::routing::put(budgets::set))
+        .route("/admin/usage", get(usage::report))
+        .route("/admin/usage/export", get(usage::export))
+        .route("/admin/audit", get(audit::list))
+        .route("/admin/audit/verify", get(audit::verify))
+        .route("/admin/audit/checkpoint", get(audit::checkpoint))
+        .route("/admin/audit/prune", post(audit::prune))
+        .route("/admin/reload", post(reload::reload))
+        .route_layer(axum::middleware::from_fn_with_state(state, crate::audit::admin_actions))
 }
 
 fn cors(origins: &[String]) -> CorsLayer {

@@ -16,6 +16,7 @@
 //! budgets when `free_models_exempt` is on.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -27,10 +28,11 @@ use hoosh_core::router::{Candidate, ProviderEntry};
 use hoosh_governance::{Admission, AdmitRequest, Amount, Denied, Outcome, UsageRecord, nanos_to_usd};
 use hoosh_types::openai::{ChatCompletionChunk, ChatCompletionRequest, Usage, content_text};
 
+use crate::audit::Audit;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::metrics;
-use crate::state::AppState;
+use crate::state::{AppState, Live};
 
 /// Unix time in milliseconds.
 pub fn now_ms() -> i64 {
@@ -115,7 +117,9 @@ fn plain(prompt: u64, completion: u64) -> Tokens {
 /// A governed request between admission and settlement.
 pub struct Metered {
     admission: Admission,
-    st: AppState,
+    /// The config and prices the request was admitted under.
+    live: Arc<Live>,
+    audit: Arc<Audit>,
     started: Instant,
     request_id: String,
     route: &'static str,
@@ -130,6 +134,19 @@ impl std::fmt::Debug for Metered {
     }
 }
 
+/// What a request asks for, as admission prices it.
+#[derive(Debug, Clone, Copy)]
+pub struct Ask<'a> {
+    pub route: &'static str,
+    /// The model as the caller named it.
+    pub model: &'a str,
+    pub candidates: &'a [Candidate],
+    /// Estimated prompt tokens.
+    pub prompt_estimate: u64,
+    /// Most output tokens.
+    pub output_cap: u64,
+}
+
 /// Where a finished request was served, and what it used.
 pub struct Served<'a> {
     pub entry: &'a ProviderEntry,
@@ -141,16 +158,9 @@ pub struct Served<'a> {
 impl Metered {
     /// Checks the key's model list, rate and concurrency limits, and reserves
     /// the estimate against every applicable budget.
-    pub fn admit(
-        st: &AppState,
-        caller: &Caller,
-        route: &'static str,
-        model: &str,
-        candidates: &[Candidate],
-        prompt_estimate: u64,
-        output_cap: u64,
-    ) -> Result<Metered, ApiError> {
-        let pricing = st.router.pricing();
+    pub fn admit(st: &AppState, live: &Arc<Live>, caller: &Caller, ask: Ask<'_>) -> Result<Metered, ApiError> {
+        let Ask { route, model, candidates, prompt_estimate, output_cap } = ask;
+        let pricing = live.router.pricing();
         // One price lookup per candidate: the whole estimate and the prompt
         // alone, each at the dearest candidate.
         let (mut nanos, mut prompt_nanos) = (0u64, 0u64);
@@ -166,15 +176,17 @@ impl Metered {
             model,
             estimated_tokens: prompt_estimate + output_cap,
             estimated_nanos: nanos,
-            dollar_exempt: all_free && st.gov.free_models_exempt,
+            dollar_exempt: all_free && live.config.governance.free_models_exempt,
         };
         let mut admission = st.gov.inner.admit(&caller.principal, req, now_ms()).inspect_err(|d| {
-            metrics::record_rejection(match d {
+            let reason = match d {
                 Denied::ModelNotAllowed { .. } => "model_not_allowed",
                 Denied::RateLimited(_) => "rate_limit",
                 Denied::Concurrency(_) => "concurrency",
                 Denied::Budget(_) => "budget",
-            });
+            };
+            metrics::record_rejection(reason);
+            st.audit.denied(&caller.principal, &caller.request_id, model, reason);
         })?;
         // Until settled, a drop (client gone mid-call) charges the prompt:
         // it reached the provider.
@@ -198,7 +210,8 @@ impl Metered {
         }
         Ok(Metered {
             admission,
-            st: st.clone(),
+            live: Arc::clone(live),
+            audit: Arc::clone(&st.audit),
             started: Instant::now(),
             request_id: caller.request_id.clone(),
             route,
@@ -206,6 +219,14 @@ impl Metered {
             prompt_estimate,
             headers,
         })
+    }
+
+    /// Records the request's input in the audit chain when the operator
+    /// opted in (`audit.include_content`); `content` runs only then.
+    pub fn audit_content(&self, caller: &Caller, content: impl FnOnce() -> serde_json::Value) {
+        if self.audit.include_content() {
+            self.audit.content(&caller.principal, &self.request_id, &self.requested_model, content());
+        }
     }
 
     /// Budget and rate-limit headers for the response.
@@ -217,7 +238,7 @@ impl Metered {
         let (provider, model, usage, cost_nanos) = match served {
             Some(s) => {
                 let cached = s.usage.prompt_tokens_details.as_ref().map_or(0, |d| d.cached_tokens);
-                let price = self.st.router.pricing().lookup(s.entry.name(), s.model);
+                let price = self.live.router.pricing().lookup(s.entry.name(), s.model);
                 let c = cost(price, s.entry.local, tokens_of(&s.usage));
                 (Some(s.entry.name().to_owned()), s.model.to_owned(), Some((s.usage, cached)), c)
             }
@@ -297,7 +318,7 @@ impl Metered {
     /// The stream, metered: usage is recorded as chunks pass, settled when it
     /// ends or fails, and on drop (client gone) settled to what was sent.
     pub fn stream(self, inner: ChunkStream, entry: std::sync::Arc<ProviderEntry>, model: String) -> ChunkStream {
-        let price = self.st.router.pricing().lookup(entry.name(), &model).cloned();
+        let price = self.live.router.pricing().lookup(entry.name(), &model).cloned();
         let mut meter = StreamMeter { metered: self, entry, model, price, completion: 0, usage: None, ttft_ms: None };
         meter.record();
         Box::pin(MeteredStream { inner, meter: Some(meter) })

@@ -17,7 +17,7 @@
 //!
 //! Read at scrape time from live state: provider health, circuit state,
 //! in-flight calls, latency EWMA, calls and failures (all attempts, retries
-//! included); budget headroom per pool; the ledger's queue depth.
+//! included); budget headroom per pool; the ledger's and the audit chain's queue depths.
 //!
 //! Model names come from clients, so the `model` label takes at most
 //! [`MAX_MODEL_LABELS`] distinct values; the rest are counted as `other`.
@@ -157,7 +157,8 @@ pub fn record_auth_failure(code: &'static str) {
 
 /// `GET /metrics`: scrape-time gauges, then the Prometheus text.
 pub async fn render(State(st): State<AppState>) -> Response {
-    for e in st.router.entries() {
+    let live = st.live();
+    for e in live.router.entries() {
         let s = e.stats.snapshot();
         let p = e.name().to_owned();
         gauge!("hoosh_provider_up", "provider" => p.clone()).set(if s.healthy { 1.0 } else { 0.0 });
@@ -186,6 +187,7 @@ pub async fn render(State(st): State<AppState>) -> Response {
         }
     }
     gauge!("hoosh_ledger_queue_depth").set(gov.ledger().queue_depth() as f64);
+    gauge!("hoosh_audit_queue_depth").set(st.audit.queue_depth() as f64);
     let body = handle().map(PrometheusHandle::render).unwrap_or_default();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
 }

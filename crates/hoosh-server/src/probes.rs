@@ -1,46 +1,57 @@
-//! Background health probes: every interval, each provider's `health()` is
-//! called (concurrently, with a deadline) and the verdict stored in its
-//! stats, where routing reads it. Probe tasks are tracked and stop on
-//! shutdown.
+//! Background health probes: every `health.interval_secs`, each provider of
+//! the live router has its `health()` called (all at once, each with a
+//! deadline) and the verdict stored in its stats, where routing reads it.
+//! The provider list and the interval are read each round, so a reload's
+//! providers are probed from the next round on. The task is tracked and
+//! stops on shutdown.
 
 use std::sync::Arc;
 
-use hoosh_core::config::HealthConfig;
+use futures_util::future::join_all;
 use hoosh_core::router::ProviderEntry;
 use tokio::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub fn spawn(entries: &[Arc<ProviderEntry>], cfg: &HealthConfig, tracker: &TaskTracker, cancel: CancellationToken) {
-    if cfg.interval_secs == 0 {
-        return;
-    }
-    let interval = Duration::from_secs(cfg.interval_secs);
-    let deadline = Duration::from_secs(cfg.timeout_secs.max(1));
-    for entry in entries {
-        let entry = entry.clone();
-        let cancel = cancel.clone();
-        tracker.spawn(async move {
-            let mut tick = tokio::time::interval(interval);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
+use crate::state::AppState;
+
+/// How often a gateway with probing off checks whether a reload turned it on.
+const OFF_RECHECK: Duration = Duration::from_secs(5);
+
+pub fn spawn(state: &AppState, tracker: &TaskTracker, cancel: CancellationToken) {
+    let state = state.clone();
+    tracker.spawn(async move {
+        loop {
+            let live = state.live();
+            let cfg = live.config.health.clone();
+            let wait = if cfg.interval_secs == 0 { OFF_RECHECK } else { Duration::from_secs(cfg.interval_secs) };
+            if cfg.interval_secs > 0 {
+                let deadline = Duration::from_secs(cfg.timeout_secs.max(1));
+                let entries: Vec<Arc<ProviderEntry>> = live.router.entries().to_vec();
+                drop(live);
                 tokio::select! {
                     _ = cancel.cancelled() => return,
-                    _ = tick.tick() => {}
-                }
-                let verdict = tokio::time::timeout(deadline, entry.provider.health()).await;
-                match verdict {
-                    Ok(Ok(())) => entry.stats.set_healthy(true, None),
-                    Ok(Err(e)) => {
-                        tracing::warn!(provider = entry.name(), error = %e, "health probe failed");
-                        entry.stats.set_healthy(false, Some(format!("probe: {e}")));
-                    }
-                    Err(_) => {
-                        tracing::warn!(provider = entry.name(), "health probe timed out");
-                        entry.stats.set_healthy(false, Some(format!("probe: no answer within {deadline:?}")));
-                    }
+                    _ = join_all(entries.iter().map(|e| probe(e, deadline))) => {}
                 }
             }
-        });
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    });
+}
+
+async fn probe(entry: &ProviderEntry, deadline: Duration) {
+    match tokio::time::timeout(deadline, entry.provider.health()).await {
+        Ok(Ok(())) => entry.stats.set_healthy(true, None),
+        Ok(Err(e)) => {
+            tracing::warn!(provider = entry.name(), error = %e, "health probe failed");
+            entry.stats.set_healthy(false, Some(format!("probe: {e}")));
+        }
+        Err(_) => {
+            tracing::warn!(provider = entry.name(), "health probe timed out");
+            entry.stats.set_healthy(false, Some(format!("probe: no answer within {deadline:?}")));
+        }
     }
 }

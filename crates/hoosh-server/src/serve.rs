@@ -1,7 +1,8 @@
 //! Running the app: bind, set `TCP_NODELAY` on every accepted connection,
 //! start health probes, and shut down gracefully — on the shutdown signal
 //! stop accepting, let in-flight requests and streams finish until the grace
-//! deadline, stop background tasks, flush the usage ledger, return.
+//! deadline, stop background tasks, flush the usage ledger, close the audit
+//! chain, return.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -21,12 +22,20 @@ pub async fn run(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let grace = Duration::from_secs(state.config.server.shutdown_grace_secs);
+    let live = state.live();
+    let grace = Duration::from_secs(live.config.server.shutdown_grace_secs);
     let tracker = TaskTracker::new();
     let cancel = CancellationToken::new();
-    crate::probes::spawn(state.router.entries(), &state.config.health, &tracker, cancel.clone());
+    crate::probes::spawn(&state, &tracker, cancel.clone());
+    state.audit.spawn_retention(live.config.audit.retention_days, &tracker, cancel.clone());
+    crate::reload::spawn_on_sighup(&state, &tracker, cancel.clone());
+    if let Some(export) = state.otlp_pending.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        export.spawn(&tracker, cancel.clone());
+    }
+    drop(live);
 
     let gov = state.gov.inner.clone();
+    let audit = state.audit.clone();
     let app = crate::app(state);
     let listener = listener.tap_io(|tcp| {
         if let Err(e) = tcp.set_nodelay(true) {
@@ -54,8 +63,14 @@ pub async fn run(
     tracker.wait().await;
     // Every request has settled (or was dropped and settled on drop): write
     // the ledger's last rows before returning.
-    if let Err(e) = tokio::task::spawn_blocking(move || gov.close()).await {
-        tracing::error!(error = %e, "flushing the usage ledger failed");
+    // Then close the audit chain: the ledger's last rows are its last
+    // `inference` entries, followed by `chain.stop` and a checkpoint.
+    let closed = tokio::task::spawn_blocking(move || {
+        gov.close();
+        audit.close();
+    });
+    if let Err(e) = closed.await {
+        tracing::error!(error = %e, "flushing the usage ledger and audit chain failed");
     }
     Ok(())
 }

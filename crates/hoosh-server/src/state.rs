@@ -1,33 +1,82 @@
 //! The one cheap state handle every handler gets: `Clone` over `Arc<Inner>`.
+//!
+//! What a reload can change — the config, the router (providers, aliases,
+//! strategy, prices) and the executor (retries, provider gates) — lives in
+//! one [`Live`] snapshot behind an atomic pointer. A request takes the
+//! snapshot once ([`AppState::live`]) and keeps it to the end, so a reload
+//! never changes a request halfway and never drops one in flight. Keys,
+//! budgets, limits and the ledger live in [`Gov`] and change in place.
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use arc_swap::ArcSwap;
 use hoosh_core::config::Config;
 use hoosh_core::executor::Executor;
 use hoosh_core::pricing::Pricing;
 use hoosh_core::router::{ProviderEntry, Router};
 
+use crate::audit::Audit;
 use crate::cache::ResponseCache;
 use crate::governance::{self, Gov};
 use hoosh_governance::MemoryStore;
 use hoosh_types::openai::Model;
 use tokio::time::Duration;
 
+/// Reads the config again (file or environment), for a reload.
+pub type ConfigSource = Arc<dyn Fn() -> Result<Config, String> + Send + Sync>;
+
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
 
 pub struct Inner {
-    pub config: Config,
-    pub router: Router,
-    pub executor: Executor,
+    live: ArcSwap<Live>,
     pub started: Instant,
     /// Keys, budgets, rate limits, usage ledger.
     pub gov: Gov,
+    /// The tamper-evident chain of security-relevant events.
+    pub audit: Arc<Audit>,
     /// Exact-match answers to deterministic requests.
     pub cache: Arc<ResponseCache>,
     /// `/v1/models` answer, refreshed at most every [`MODELS_TTL`].
     pub models_cache: Mutex<Option<(Instant, Arc<Vec<Model>>)>>,
+    /// Where a reload reads the config from; `None`: reloads are refused.
+    pub config_source: Option<ConfigSource>,
+    /// Reloads run one at a time.
+    pub reload_lock: tokio::sync::Mutex<()>,
+    /// Span export (`[telemetry] otlp_endpoint`); `None` when off.
+    pub otlp: Option<Arc<crate::otlp::Exporter>>,
+    /// The export loop, until [`crate::serve::run`] starts it.
+    pub otlp_pending: Mutex<Option<crate::otlp::Pending>>,
+}
+
+/// The reloadable part of the gateway, swapped whole.
+pub struct Live {
+    pub config: Config,
+    pub router: Router,
+    pub executor: Executor,
+    /// 0 at start, +1 per applied reload.
+    pub generation: u64,
+}
+
+impl Live {
+    /// Router and executor for `config` over `entries`.
+    pub fn build(config: Config, entries: Vec<Arc<ProviderEntry>>, gov: &Gov, generation: u64) -> Live {
+        let router = Router::new(
+            entries,
+            &config.model_aliases,
+            config.routing.strategy,
+            // Checked by `Config::validate`; an invalid override falls back
+            // to the shipped table.
+            Pricing::with_overrides(&config.pricing).unwrap_or_else(|_| Pricing::shipped()),
+            Duration::from_secs(config.routing.latency_stale_secs),
+        );
+        let mut executor = Executor::new(config.routing.clone());
+        if let Some(gate) = governance::provider_gate(&config.governance, gov) {
+            executor = executor.with_gate(gate);
+        }
+        Live { config, router, executor, generation }
+    }
 }
 
 /// How long a merged model list is reused before providers are asked again.
@@ -54,30 +103,53 @@ impl AppState {
     }
 
     /// State with the given governance (the binary opens it from the data
-    /// directory).
+    /// directory) and no audit chain.
     pub fn with_governance(config: Config, entries: Vec<Arc<ProviderEntry>>, gov: Gov) -> Self {
-        let router = Router::new(
-            entries,
-            &config.model_aliases,
-            config.routing.strategy,
-            // Checked by `Config::validate`; an invalid override falls back
-            // to the shipped table.
-            Pricing::with_overrides(&config.pricing).unwrap_or_else(|_| Pricing::shipped()),
-            Duration::from_secs(config.routing.latency_stale_secs),
-        );
-        let mut executor = Executor::new(config.routing.clone());
-        if let Some(gate) = governance::provider_gate(&config.governance, &gov) {
-            executor = executor.with_gate(gate);
+        Self::build(config, entries, gov, Audit::disabled(), None)
+    }
+
+    /// State with governance and the audit chain; every finished request's
+    /// ledger row also becomes an `inference` entry.
+    pub fn with_audit(config: Config, entries: Vec<Arc<ProviderEntry>>, gov: Gov, audit: Audit) -> Self {
+        Self::build(config, entries, gov, audit, None)
+    }
+
+    /// Everything, including where a reload reads the config from.
+    pub fn build(
+        config: Config,
+        entries: Vec<Arc<ProviderEntry>>,
+        gov: Gov,
+        audit: Audit,
+        config_source: Option<ConfigSource>,
+    ) -> Self {
+        if let Some(tap) = audit.ledger_tap() {
+            gov.inner.ledger().set_tap(tap);
         }
         let cache = Arc::new(ResponseCache::new(config.cache.clone()));
+        let (otlp, otlp_pending) = crate::otlp::exporter(&config.telemetry).unzip();
+        let live = Live::build(config, entries, &gov, 0);
         AppState(Arc::new(Inner {
-            config,
-            router,
-            executor,
+            live: ArcSwap::from_pointee(live),
             started: Instant::now(),
             cache,
             gov,
+            audit: Arc::new(audit),
             models_cache: Mutex::new(None),
+            config_source,
+            reload_lock: tokio::sync::Mutex::new(()),
+            otlp,
+            otlp_pending: Mutex::new(otlp_pending),
         }))
+    }
+
+    /// The current config, router and executor; hold it for a whole request.
+    pub fn live(&self) -> Arc<Live> {
+        self.live.load_full()
+    }
+
+    /// Makes `live` current (a reload); requests already running keep theirs.
+    pub(crate) fn swap_live(&self, live: Live) {
+        self.live.store(Arc::new(live));
+        *self.models_cache.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 }

@@ -185,7 +185,7 @@ async fn preset_policy_drops_and_reports_unsupported_params() {
     assert_eq!(sent.header("authorization"), Some("Bearer sk-deepseek"));
 
     // With the policy set to refuse, the same request is a 400 naming the parameter.
-    let mut c = config(vec![gw.state.config.providers[0].clone()]);
+    let mut c = config(vec![gw.state.live().config.providers[0].clone()]);
     c.routing.unsupported_params = hoosh_core::params::UnsupportedParamAction::Refuse;
     let strict = Gateway::start(c).await;
     let resp = http().post(strict.url("/v1/chat/completions")).json(&body).send().await.unwrap();

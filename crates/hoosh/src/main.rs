@@ -1,6 +1,7 @@
 //! The `hoosh` binary: `serve` runs the gateway; `chat`, `models` and
 //! `health` talk to a running one, and so do `keys`, `budgets` and `usage`
-//! through its admin API; `config check` and `info` explain what a
+//! through its admin API; `audit` reads the audit chain's files offline;
+//! `config check` and `info` explain what a
 //! configuration resolves to without starting anything.
 //!
 //! Layout: [`cli`] holds one file per command family; [`settings`] turns
@@ -68,6 +69,11 @@ enum Command {
         #[command(subcommand)]
         command: cli::budgets::BudgetsCommand,
     },
+    /// The tamper-evident audit chain, offline: verify it, export it, show its checkpoint.
+    Audit {
+        #[command(subcommand)]
+        command: cli::audit::AuditCommand,
+    },
     /// Requests, tokens and cost by key, team, model or provider (needs an admin or read_usage key).
     Usage(cli::usage::UsageArgs),
     /// Configuration tools.
@@ -112,6 +118,7 @@ fn main() -> ExitCode {
             Command::Keys { command } => cli::keys::run(command).await,
             Command::Budgets { command } => cli::budgets::run(command).await,
             Command::Usage(args) => cli::usage::run(args).await,
+            Command::Audit { command } => cli::audit::run(command),
             Command::Config { command: ConfigCommand::Check { file } } => cli::inspect::check(&file),
             Command::Info { config } => cli::inspect::info(config.as_deref()),
         }

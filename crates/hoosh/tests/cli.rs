@@ -237,3 +237,63 @@ fn an_open_gateway_is_refused_off_loopback() {
     child.wait().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_config_file_and_keeps_serving_on_a_bad_one() {
+    let mock = hoosh_testkit::openai::start().await;
+    let dir = std::env::temp_dir().join(format!("hoosh-cli-sighup-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("hoosh.toml");
+    let base = format!(
+        "[local]\nenabled = false\n[health]\ninterval_secs = 0\n[[providers]]\nname = \"mock\"\ntype = \"openai\"\nbase_url = \"{}/v1\"\nmodels = [\"*\"]\n",
+        mock.url()
+    );
+    std::fs::write(&config, &base).unwrap();
+    let served = Served::start_with(config.to_str().unwrap(), &["--data-dir", dir.to_str().unwrap()], &[]);
+    let models = |url: String| async move {
+        let v: serde_json::Value = reqwest::get(format!("{url}/v1/models")).await.unwrap().json().await.unwrap();
+        v["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap().to_owned()).collect::<Vec<_>>()
+    };
+    let hup = |pid: u32| Command::new("kill").args(["-HUP", &pid.to_string()]).status().unwrap();
+    let until = |want: bool, url: String| async move {
+        for _ in 0..100 {
+            if models(url.clone()).await.contains(&"fast".to_owned()) == want {
+                return true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        false
+    };
+    assert!(!models(served.url.clone()).await.contains(&"fast".to_owned()));
+
+    // A broken file is refused whole: the running config stays.
+    std::fs::write(
+        &config,
+        format!("{base}[model_aliases]\nfast = [\"mock/gpt-4o\"]\n[routing]\nstrategy = \"nonsense\"\n"),
+    )
+    .unwrap();
+    assert!(hup(served.child.id()).success());
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(until(false, served.url.clone()).await);
+
+    std::fs::write(&config, format!("{base}[model_aliases]\nfast = [\"mock/gpt-4o\"]\n")).unwrap();
+    assert!(hup(served.child.id()).success());
+    assert!(until(true, served.url.clone()).await, "the alias appears after SIGHUP");
+    assert!(served.terminate().success());
+
+    // Both attempts are in the audit chain, the refused one with its reason.
+    let out = Command::new(BIN).args(["audit", "export", "--data-dir", dir.to_str().unwrap()]).output().unwrap();
+    let reloads: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["kind"] == "config.reload")
+        .collect();
+    assert_eq!(reloads.len(), 2, "{reloads:?}");
+    assert_eq!(
+        (&reloads[0]["data"]["ok"], &reloads[1]["data"]["ok"]),
+        (&serde_json::json!(false), &serde_json::json!(true))
+    );
+    assert!(reloads[0]["data"]["error"].as_str().unwrap().contains("nonsense"), "{:?}", reloads[0]);
+    assert_eq!(reloads[0]["data"]["trigger"], "sighup");
+    let _ = std::fs::remove_dir_all(&dir);
+}

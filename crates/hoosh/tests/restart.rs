@@ -115,6 +115,35 @@ budget = {{ tokens = 100000000 }}
         assert!(ids.contains(id), "request {id}, answered before the kill, is missing from the ledger");
     }
     assert!(rows as usize <= done.len() + 16, "no row without a request");
+
+    // The audit chain went through the same crash: it verifies up to its
+    // last durable entry, the restart resumed it, and every request
+    // answered well before the kill has its `inference` entry.
+    let out = std::process::Command::new(support::BIN)
+        .args(["audit", "verify", "--data-dir", dir.to_str().unwrap(), "--json"])
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(out.status.success() && report["valid"] == true, "{report}");
+    let audit = hoosh_audit::AuditStore::open(dir.join("audit.db")).unwrap();
+    let (mut audited, mut starts) = (HashSet::new(), Vec::new());
+    audit
+        .range(0, &mut |e| {
+            match e.kind.as_str() {
+                "inference" => {
+                    audited.insert(e.request_id.clone().unwrap_or_default());
+                }
+                "chain.start" => starts.push(e.data["resumed_from_seq"].as_u64().unwrap()),
+                _ => {}
+            }
+            true
+        })
+        .unwrap();
+    assert_eq!(starts.len(), 2, "one start per run");
+    assert!(starts[1] > 0, "the second run resumed the chain");
+    for (id, _) in &settled_before_kill {
+        assert!(audited.contains(id), "request {id}, answered before the kill, has no audit entry");
+    }
     child.kill().unwrap();
     child.wait().unwrap();
     let _ = std::fs::remove_dir_all(&dir);

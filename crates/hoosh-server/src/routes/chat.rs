@@ -16,7 +16,7 @@ use crate::auth::Caller;
 use crate::cache::{Answer, Verdict};
 use crate::error::ApiError;
 use crate::extract::ApiJson;
-use crate::metering::{self, Metered, Served};
+use crate::metering::{self, Ask, Metered, Served};
 use crate::state::AppState;
 use crate::{sse, validate};
 
@@ -28,14 +28,21 @@ pub async fn chat_completions(
 ) -> Result<Response, ApiError> {
     caller.require(Scope::Inference)?;
     validate::chat(&req)?;
-    let candidates = st.router.candidates(&req.model, Need::Chat)?;
-    let cap = u64::from(req.output_cap().unwrap_or(st.gov.default_max_tokens));
+    let live = st.live();
+    let candidates = live.router.candidates(&req.model, Need::Chat)?;
+    let cap = u64::from(req.output_cap().unwrap_or(live.config.governance.default_max_tokens));
     let prompt = metering::prompt_tokens(&candidates, &req);
     // Admitted first: a cache hit still counts toward rate limits.
-    let meter = Metered::admit(&st, &caller, "chat", &req.model, &candidates, prompt, cap)?;
+    let meter = Metered::admit(
+        &st,
+        &live,
+        &caller,
+        Ask { route: "chat", model: &req.model, candidates: &candidates, prompt_estimate: prompt, output_cap: cap },
+    )?;
+    meter.audit_content(&caller, || serde_json::json!(req.messages));
     let mut headers = meter.headers();
     let key = st.cache.key(&req, &request_headers, &caller.principal);
-    let keepalive = Duration::from_secs(st.config.server.sse_keepalive_secs.max(1));
+    let keepalive = Duration::from_secs(live.config.server.sse_keepalive_secs.max(1));
     if let Some(answer) = key.as_ref().and_then(|k| st.cache.get(k)) {
         let reply = match (answer.as_ref(), req.stream) {
             (Answer::Whole(r), false) => Some(Json(r.clone()).into_response()),
@@ -55,7 +62,7 @@ pub async fn chat_completions(
     let verdict = if key.is_some() { Verdict::Miss } else { Verdict::Bypass };
     headers.insert("x-hoosh-cache", HeaderValue::from_static(verdict.as_str()));
     if req.stream {
-        let out = match st.executor.chat_stream(&candidates, &req).await {
+        let out = match live.executor.chat_stream(&candidates, &req).await {
             Ok(out) => out,
             Err(f) => return Err(meter.fail(f)),
         };
@@ -68,7 +75,7 @@ pub async fn chat_completions(
         let events = sse::events(stream, req.wants_stream_usage(), sse::render_chat);
         Ok((headers, sse::response(events, keepalive)).into_response())
     } else {
-        let out = match st.executor.chat(&candidates, &req).await {
+        let out = match live.executor.chat(&candidates, &req).await {
             Ok(out) => out,
             Err(f) => return Err(meter.fail(f)),
         };

@@ -16,7 +16,7 @@ use super::served_by;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
-use crate::metering::{self, Metered, Served};
+use crate::metering::{self, Ask, Metered, Served};
 use crate::state::AppState;
 use crate::{sse, validate};
 
@@ -44,23 +44,36 @@ pub async fn completions(
     };
     let chat = completion_to_chat(&req, &prompt);
     validate::chat(&chat)?;
-    let candidates = st.router.candidates(&chat.model, Need::Chat)?;
-    let cap = u64::from(chat.output_cap().unwrap_or(st.gov.default_max_tokens));
+    let live = st.live();
+    let candidates = live.router.candidates(&chat.model, Need::Chat)?;
+    let cap = u64::from(chat.output_cap().unwrap_or(live.config.governance.default_max_tokens));
     let prompt = metering::prompt_tokens(&candidates, &chat);
-    let meter = Metered::admit(&st, &caller, "completions", &chat.model, &candidates, prompt, cap)?;
+    let meter = Metered::admit(
+        &st,
+        &live,
+        &caller,
+        Ask {
+            route: "completions",
+            model: &chat.model,
+            candidates: &candidates,
+            prompt_estimate: prompt,
+            output_cap: cap,
+        },
+    )?;
+    meter.audit_content(&caller, || serde_json::json!(chat.messages));
     let mut headers = meter.headers();
     if chat.stream {
-        let out = match st.executor.chat_stream(&candidates, &chat).await {
+        let out = match live.executor.chat_stream(&candidates, &chat).await {
             Ok(out) => out,
             Err(f) => return Err(meter.fail(f)),
         };
         headers.extend(served_by(&out));
         let stream = meter.stream(out.value, out.entry.clone(), out.model.clone());
         let events = sse::events(stream, chat.wants_stream_usage(), render);
-        let keepalive = Duration::from_secs(st.config.server.sse_keepalive_secs.max(1));
+        let keepalive = Duration::from_secs(live.config.server.sse_keepalive_secs.max(1));
         Ok((headers, sse::response(events, keepalive)).into_response())
     } else {
-        let out = match st.executor.chat(&candidates, &chat).await {
+        let out = match live.executor.chat(&candidates, &chat).await {
             Ok(out) => out,
             Err(f) => return Err(meter.fail(f)),
         };

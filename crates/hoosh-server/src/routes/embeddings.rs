@@ -16,7 +16,7 @@ use super::served_by;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
-use crate::metering::{self, Metered, Served};
+use crate::metering::{self, Ask, Metered, Served};
 use crate::state::AppState;
 use crate::validate;
 
@@ -35,7 +35,8 @@ pub async fn embeddings(
 ) -> Result<Response, ApiError> {
     caller.require(Scope::Inference)?;
     validate::embeddings(&req)?;
-    let candidates = st.router.candidates(&req.model, Need::Embeddings)?;
+    let live = st.live();
+    let candidates = live.router.candidates(&req.model, Need::Embeddings)?;
     let call = EmbedRequest {
         model: req.model.clone(),
         input: req.input.to_vec(),
@@ -43,9 +44,15 @@ pub async fn embeddings(
         user: req.user.clone(),
     };
     let prompt = metering::estimate_inputs(&call.input);
-    let meter = Metered::admit(&st, &caller, "embeddings", &req.model, &candidates, prompt, 0)?;
+    let meter = Metered::admit(
+        &st,
+        &live,
+        &caller,
+        Ask { route: "embeddings", model: &req.model, candidates: &candidates, prompt_estimate: prompt, output_cap: 0 },
+    )?;
+    meter.audit_content(&caller, || serde_json::json!(call.input));
     let mut headers = meter.headers();
-    let out = match st.executor.embed(&candidates, &call).await {
+    let out = match live.executor.embed(&candidates, &call).await {
         Ok(out) => out,
         Err(f) => return Err(meter.fail(f)),
     };

@@ -13,7 +13,8 @@ pub async fn health() -> Json<Value> {
 }
 
 pub async fn ready(State(st): State<AppState>) -> (StatusCode, Json<Value>) {
-    let entries = st.router.entries();
+    let live = st.live();
+    let entries = live.router.entries();
     let available = entries.iter().filter(|e| e.stats.available()).count();
     let status = if available > 0 { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let word = if available > 0 { "ready" } else { "unavailable" };
@@ -21,7 +22,8 @@ pub async fn ready(State(st): State<AppState>) -> (StatusCode, Json<Value>) {
 }
 
 pub async fn providers(State(st): State<AppState>) -> Json<Value> {
-    let data: Vec<Value> = st
+    let live = st.live();
+    let data: Vec<Value> = live
         .router
         .entries()
         .iter()
@@ -44,5 +46,5 @@ pub async fn providers(State(st): State<AppState>) -> Json<Value> {
             })
         })
         .collect();
-    Json(json!({"object": "list", "strategy": st.router.strategy().as_str(), "data": data}))
+    Json(json!({"object": "list", "strategy": live.router.strategy().as_str(), "data": data}))
 }

@@ -27,7 +27,8 @@ pub async fn merged(st: &AppState) -> Arc<Vec<Model>> {
     {
         return list.clone();
     }
-    let entries = st.router.entries();
+    let live = st.live();
+    let entries = live.router.entries();
     let lists = join_all(entries.iter().map(|e| async move {
         match tokio::time::timeout(LIST_TIMEOUT, e.provider.list_models()).await {
             Ok(Ok(ids)) => ids,
@@ -50,7 +51,7 @@ pub async fn merged(st: &AppState) -> Arc<Vec<Model>> {
             }
         }
     }
-    for (alias, _) in st.router.aliases() {
+    for (alias, _) in live.router.aliases() {
         if seen.insert(alias.to_owned()) {
             out.push(Model::new(alias, "hoosh"));
         }
@@ -63,7 +64,7 @@ pub async fn merged(st: &AppState) -> Arc<Vec<Model>> {
 /// Fills in `loaded` for models served in-process. Read on every call, not
 /// cached with the list: loading and unloading happen at any time.
 fn with_load_state(st: &AppState, mut m: Model) -> Model {
-    if let Some(e) = st.router.entries().iter().find(|e| e.local && e.name() == m.owned_by) {
+    if let Some(e) = st.live().router.entries().iter().find(|e| e.local && e.name() == m.owned_by) {
         m.loaded = e.provider.model_loaded(&m.id);
     }
     m
@@ -79,7 +80,9 @@ pub async fn get(State(st): State<AppState>, Path(id): Path<String>) -> Result<J
         return Ok(Json(with_load_state(&st, m.clone())));
     }
     // Not listed, but a glob route may still serve it (e.g. `ollama/*`).
-    let candidates = st.router.candidates(&id, Need::Chat).or_else(|_| st.router.candidates(&id, Need::Embeddings))?;
+    let live = st.live();
+    let candidates =
+        live.router.candidates(&id, Need::Chat).or_else(|_| live.router.candidates(&id, Need::Embeddings))?;
     let owner = candidates.first().map(|c| c.entry.name().to_owned()).unwrap_or_default();
     Ok(Json(Model::new(id, owner)))
 }

@@ -16,7 +16,41 @@ impl Gateway {
     pub async fn start(config: Config) -> Gateway {
         config.validate().unwrap();
         let entries = hoosh_providers::registry::build_entries(&config).unwrap();
-        let state = AppState::new(config, entries);
+        Self::serve(AppState::new(config, entries)).await
+    }
+
+    /// Governance in memory, the audit chain (`config.audit`) in `data_dir`.
+    pub async fn start_audited(config: Config, data_dir: &std::path::Path) -> Gateway {
+        config.validate().unwrap();
+        let entries = hoosh_providers::registry::build_entries(&config).unwrap();
+        let gov = hoosh_server::governance::open_with_store(
+            &config.governance,
+            std::sync::Arc::new(hoosh_governance::MemoryStore::new()),
+            None,
+        )
+        .unwrap();
+        let audit = hoosh_server::audit::Audit::open(&config.audit, data_dir).unwrap();
+        Self::serve(AppState::with_audit(config, entries, gov, audit)).await
+    }
+
+    /// A gateway whose reloads read `source` (tests edit it between reloads).
+    pub async fn start_reloadable(config: Config) -> (Gateway, std::sync::Arc<std::sync::Mutex<Config>>) {
+        config.validate().unwrap();
+        let entries = hoosh_providers::registry::build_entries(&config).unwrap();
+        let gov = hoosh_server::governance::open_with_store(
+            &config.governance,
+            std::sync::Arc::new(hoosh_governance::MemoryStore::new()),
+            None,
+        )
+        .unwrap();
+        let source = std::sync::Arc::new(std::sync::Mutex::new(config.clone()));
+        let read = source.clone();
+        let from: hoosh_server::state::ConfigSource = std::sync::Arc::new(move || Ok(read.lock().unwrap().clone()));
+        let state = AppState::build(config, entries, gov, hoosh_server::audit::Audit::disabled(), Some(from));
+        (Self::serve(state).await, source)
+    }
+
+    async fn serve(state: AppState) -> Gateway {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = oneshot::channel::<()>();

@@ -35,13 +35,7 @@ pub struct ServeArgs {
 
 pub async fn run(args: ServeArgs) -> Result<ExitCode> {
     logging::init(args.log_format);
-    let (mut config, source) = settings::load(args.config.as_deref())?;
-    if let Some(b) = args.bind {
-        config.server.bind = b;
-    }
-    if let Some(p) = args.port {
-        config.server.port = p;
-    }
+    let (config, source) = load(&args)?;
     let ip: IpAddr = config
         .server
         .bind
@@ -49,7 +43,7 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
         .with_context(|| format!("server.bind `{}` is not an IP address", config.server.bind))?;
     let gov = hoosh_server::governance::open(&config.governance, args.data_dir.as_deref())
         .map_err(|e| anyhow::anyhow!("governance: {e}"))?;
-    if gov.open {
+    if gov.is_open() {
         if !ip.is_loopback() && !args.allow_unauthenticated {
             anyhow::bail!(
                 "refusing to serve {ip} without authentication: set HOOSH_MASTER_KEY (then create keys with `hoosh keys create`), declare [[governance.keys]], or pass --allow-unauthenticated"
@@ -101,8 +95,44 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
     tracing::info!(%source, "hoosh {} listening on http://{local}", env!("CARGO_PKG_VERSION"));
     // Scripts that start hoosh on port 0 read the chosen address from stdout.
     println!("hoosh listening on http://{local}");
-    let state = AppState::with_governance(config, entries, gov);
+    let audit = if config.audit.enabled {
+        let dir = hoosh_server::governance::data_dir(&config.governance, args.data_dir.as_deref())
+            .map_err(|e| anyhow::anyhow!("audit: {e}"))?;
+        let audit = hoosh_server::audit::Audit::open(&config.audit, &dir).map_err(|e| anyhow::anyhow!("audit: {e}"))?;
+        tracing::info!(chain = %dir.join(hoosh_server::audit::AUDIT_DB_FILE).display(), "audit chain");
+        audit
+    } else {
+        tracing::warn!("audit chain disabled (audit.enabled = false)");
+        hoosh_server::audit::Audit::disabled()
+    };
+    // A reload reads the same file (or environment) with the same overrides.
+    let reload_args = (args.config.clone(), args.bind.clone(), args.port);
+    let config_source: hoosh_server::state::ConfigSource = std::sync::Arc::new(move || {
+        let (path, bind, port) = &reload_args;
+        load_with(path.as_deref(), bind.clone(), *port).map(|(c, _)| c).map_err(|e| format!("{e:#}"))
+    });
+    let state = AppState::build(config, entries, gov, audit, Some(config_source));
     hoosh_server::serve::run(listener, state, hoosh_server::serve::signal()).await?;
     tracing::info!("hoosh stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The config, with `--bind` and `--port` applied.
+fn load(args: &ServeArgs) -> Result<(hoosh_core::config::Config, settings::Source)> {
+    load_with(args.config.as_deref(), args.bind.clone(), args.port)
+}
+
+fn load_with(
+    path: Option<&std::path::Path>,
+    bind: Option<String>,
+    port: Option<u16>,
+) -> Result<(hoosh_core::config::Config, settings::Source)> {
+    let (mut config, source) = settings::load(path)?;
+    if let Some(b) = bind {
+        config.server.bind = b;
+    }
+    if let Some(p) = port {
+        config.server.port = p;
+    }
+    Ok((config, source))
 }

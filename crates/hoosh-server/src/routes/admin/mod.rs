@@ -1,5 +1,6 @@
-//! The admin API under `/admin`: keys, teams and budgets (the `admin` scope)
-//! and usage reports (`read_usage` is enough).
+//! The admin API under `/admin`: keys, teams, budgets and the audit chain
+//! (the `admin` scope) and usage reports (`read_usage` is enough). Every
+//! change made here is also an audit entry ([`crate::audit::admin_actions`]).
 //!
 //! Bodies are strict — an unknown field is a 400 naming it — and spell limits
 //! flat, as the config file does: `rpm`, `tpm`, `max_concurrency` next to
@@ -11,8 +12,10 @@
 //! A key's digest never leaves the gateway; its plaintext appears once, in
 //! the answer that creates it.
 
+pub mod audit;
 pub mod budgets;
 pub mod keys;
+pub mod reload;
 pub mod teams;
 pub mod usage;
 
@@ -39,7 +42,7 @@ pub struct UsageReader(pub Caller);
 
 async fn caller_with(parts: &mut Parts, st: &AppState, scope: Scope) -> Result<Caller, ApiError> {
     let caller = Caller::from_request_parts(parts, st).await?;
-    if scope == Scope::Admin && st.gov.open {
+    if scope == Scope::Admin && st.gov.is_open() {
         return Err(ApiError::Forbidden {
             message: "The gateway runs open (no keys, no admin key), so nobody holds the `admin` scope. \
                       Set HOOSH_MASTER_KEY, restart, and call with that key."

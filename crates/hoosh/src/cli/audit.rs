@@ -1,0 +1,221 @@
+//! `hoosh audit verify|export|checkpoint`: the audit chain, offline. These
+//! read the chain's files directly — `<data dir>/audit.db` or a JSONL
+//! export — and need no running gateway, so an auditor can check a copy on
+//! another machine with nothing but the key.
+
+use std::fs::File;
+use std::io::{BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use hoosh_audit::{AuditKey, AuditStore, Checkpoint, Report};
+use hoosh_server::audit::AUDIT_DB_FILE;
+
+#[derive(clap::Subcommand)]
+pub enum AuditCommand {
+    /// Verify the chain: every hash, signature and link, and (with a
+    /// checkpoint) that nothing after it was cut off. Exit status 1 names
+    /// the first bad entry and why.
+    Verify(VerifyArgs),
+    /// Write entries as JSONL (one entry per line, the form `verify --file` reads).
+    Export(ExportArgs),
+    /// Print the latest signed checkpoint (keep it outside the gateway).
+    Checkpoint {
+        #[command(flatten)]
+        dir: DataDir,
+    },
+}
+
+#[derive(clap::Args)]
+pub struct DataDir {
+    /// The gateway's data directory (holds audit.db).
+    #[arg(long, env = "HOOSH_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+impl DataDir {
+    fn resolve(&self) -> Result<PathBuf> {
+        self.data_dir
+            .clone()
+            .or_else(hoosh_server::governance::default_data_dir)
+            .context("no data directory: pass --data-dir or set HOOSH_DATA_DIR")
+    }
+
+    fn open_store(&self) -> Result<AuditStore> {
+        let path = self.resolve()?.join(AUDIT_DB_FILE);
+        if !path.exists() {
+            bail!("no audit chain at {}", path.display());
+        }
+        AuditStore::open(&path).with_context(|| format!("cannot open {}", path.display()))
+    }
+}
+
+#[derive(clap::Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub dir: DataDir,
+    /// Verify a JSONL export instead of the data directory's store.
+    #[arg(long, conflicts_with = "data_dir")]
+    pub file: Option<PathBuf>,
+    /// Key file(s) the chain was signed with (repeat for rotated keys).
+    /// Default: HOOSH_AUDIT_KEY, else <data dir>/audit.key.
+    #[arg(long = "key-file")]
+    pub key_files: Vec<PathBuf>,
+    /// A checkpoint JSON kept outside the gateway: the chain must reach it
+    /// and agree with it. Without one, the store's own latest checkpoint is
+    /// used, which catches accidents but not someone who rewrote the store.
+    #[arg(long)]
+    pub checkpoint: Option<PathBuf>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub dir: DataDir,
+    /// Only entries sealed from then on: a duration ago (`24h`, `7d`), RFC 3339 or unix seconds. Default: all.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Output format.
+    #[arg(long, default_value = "jsonl", value_parser = ["jsonl"])]
+    pub format: String,
+    /// Write to this file instead of stdout.
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+}
+
+pub fn run(command: AuditCommand) -> Result<ExitCode> {
+    match command {
+        AuditCommand::Verify(args) => verify(args),
+        AuditCommand::Export(args) => export(args),
+        AuditCommand::Checkpoint { dir } => {
+            let store = dir.open_store()?;
+            match store.latest_checkpoint()? {
+                Some(cp) => {
+                    println!("{}", cp.to_json());
+                    Ok(ExitCode::SUCCESS)
+                }
+                None => bail!("no checkpoint has been written yet"),
+            }
+        }
+    }
+}
+
+fn keys(args: &VerifyArgs) -> Result<Vec<AuditKey>> {
+    let mut keys = Vec::new();
+    for path in &args.key_files {
+        keys.push(AuditKey::from_file(path).with_context(|| format!("key file {}", path.display()))?);
+    }
+    if keys.is_empty() {
+        if let Some(k) = AuditKey::from_env()? {
+            keys.push(k);
+        } else if args.file.is_none() {
+            let path = args.dir.resolve()?.join("audit.key");
+            keys.push(AuditKey::from_file(&path).with_context(|| {
+                format!("no key given (--key-file or HOOSH_AUDIT_KEY) and cannot read {}", path.display())
+            })?);
+        } else {
+            bail!("verifying a file needs the key: pass --key-file or set HOOSH_AUDIT_KEY");
+        }
+    }
+    Ok(keys)
+}
+
+fn read_checkpoint(path: &Path) -> Result<Checkpoint> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Checkpoint::from_json(text.trim()).with_context(|| format!("{} is not a checkpoint", path.display()))
+}
+
+fn verify(args: VerifyArgs) -> Result<ExitCode> {
+    let keys = keys(&args)?;
+    let given = args.checkpoint.as_deref().map(read_checkpoint).transpose()?;
+    let (report, checkpoint, source) = match &args.file {
+        Some(path) => {
+            let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+            let report = hoosh_audit::verify_jsonl(BufReader::new(file), &keys, given.as_ref())?;
+            (report, given.map(|c| (c, "given")), path.display().to_string())
+        }
+        None => {
+            let store = args.dir.open_store()?;
+            let checkpoint = match given {
+                Some(c) => Some((c, "given")),
+                None => store.latest_checkpoint()?.map(|c| (c, "stored")),
+            };
+            let report = hoosh_audit::verify_store(&store, &keys, checkpoint.as_ref().map(|(c, _)| c))?;
+            (report, checkpoint, args.dir.resolve()?.join(AUDIT_DB_FILE).display().to_string())
+        }
+    };
+    print_report(&report, checkpoint.as_ref().map(|(c, how)| (c.seq, *how)), &source, args.json);
+    Ok(if report.is_ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn print_report(report: &Report, checkpoint: Option<(u64, &str)>, source: &str, json: bool) {
+    if json {
+        let problem = report
+            .problem
+            .as_ref()
+            .map(|p| serde_json::json!({"seq": p.seq, "reason": p.reason.code(), "message": p.reason.to_string()}));
+        let out = serde_json::json!({
+            "source": source,
+            "valid": report.is_ok(),
+            "entries_checked": report.entries_checked,
+            "first_seq": report.first_seq,
+            "head_seq": report.head_seq,
+            "head_hash": hoosh_audit::hex::encode(&report.head_hash),
+            "checkpoint_seq": checkpoint.map(|c| c.0),
+            "checkpoint": checkpoint.map(|c| c.1),
+            "problem": problem,
+        });
+        println!("{out}");
+        return;
+    }
+    let cp = match checkpoint {
+        Some((seq, how)) => format!("; {how} checkpoint at seq {seq}"),
+        None => "; no checkpoint (a cut-off tail cannot be detected)".into(),
+    };
+    match &report.problem {
+        None => println!(
+            "OK: {} entries, seq {}..{}, head {}{cp} ({source})",
+            report.entries_checked,
+            report.first_seq,
+            report.head_seq,
+            hoosh_audit::hex::encode(&report.head_hash)
+        ),
+        Some(p) => println!(
+            "FAILED at seq {}: {} [{}]; {} entries verified before it{cp} ({source})",
+            p.seq,
+            p.reason,
+            p.reason.code(),
+            report.entries_checked
+        ),
+    }
+}
+
+fn export(args: ExportArgs) -> Result<ExitCode> {
+    let store = args.dir.open_store()?;
+    let since = match &args.since {
+        Some(s) => hoosh_server::routes::admin::usage::parse_instant(s, hoosh_server::metering::now_ms())
+            .map_err(|e| anyhow::anyhow!("--since: {e}"))?,
+        None => i64::MIN,
+    };
+    let written = match &args.output {
+        Some(path) => {
+            let mut file = std::io::BufWriter::new(
+                File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
+            );
+            let n = hoosh_audit::export_jsonl(&store, since, &mut file)?;
+            file.flush()?;
+            n
+        }
+        None => {
+            let stdout = std::io::stdout();
+            let mut lock = stdout.lock();
+            hoosh_audit::export_jsonl(&store, since, &mut lock)?
+        }
+    };
+    eprintln!("{written} entries exported");
+    Ok(ExitCode::SUCCESS)
+}

@@ -16,6 +16,7 @@ use futures_util::StreamExt;
 use hoosh_types::openai::{ChatCompletionRequest, ChatCompletionResponse};
 use tokio::time::{Duration, Instant};
 
+use crate::audio::{AudioOutput, SpeechRequest, TranscriptionRequest};
 use crate::backoff::Backoff;
 use crate::config::RoutingConfig;
 use crate::error::{ErrorKind, ProviderError};
@@ -119,6 +120,30 @@ impl Executor {
             let mut r = req.clone();
             r.model = model;
             within(entry.timeouts.total, entry.provider.embed(&r)).await
+        })
+        .await
+    }
+
+    /// Speech to text on the first candidate that answers.
+    pub async fn transcribe(
+        &self,
+        candidates: &[Candidate],
+        req: &TranscriptionRequest,
+    ) -> Result<Outcome<AudioOutput>, Failure> {
+        self.run(candidates, None, |entry, model, _dropped| async move {
+            let mut r = req.clone();
+            r.model = model;
+            within(entry.timeouts.total, entry.provider.transcribe(&r)).await
+        })
+        .await
+    }
+
+    /// Text to speech on the first candidate that answers.
+    pub async fn speech(&self, candidates: &[Candidate], req: &SpeechRequest) -> Result<Outcome<AudioOutput>, Failure> {
+        self.run(candidates, None, |entry, model, _dropped| async move {
+            let mut r = req.clone();
+            r.model = model;
+            within(entry.timeouts.total, entry.provider.speech(&r)).await
         })
         .await
     }

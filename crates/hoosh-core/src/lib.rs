@@ -23,6 +23,7 @@
 //! - [`trace`]: W3C `traceparent` of the request being served, propagated
 //!   to every upstream call.
 
+pub mod audio;
 pub mod backoff;
 pub mod breaker;
 pub mod config;

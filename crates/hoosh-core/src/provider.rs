@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use futures_util::Stream;
 use hoosh_types::openai::{ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse, Usage};
 
+use crate::audio::{AudioOutput, SpeechRequest, TranscriptionRequest};
 use crate::error::ProviderError;
 use crate::params::{DroppedParams, ParamSupport};
 
@@ -22,11 +23,15 @@ pub type ChunkStream = Pin<Box<dyn Stream<Item = Result<ChatCompletionChunk, Pro
 pub struct Capabilities {
     pub chat: bool,
     pub embeddings: bool,
+    /// `/v1/audio/transcriptions` and `/translations`.
+    pub transcription: bool,
+    /// `/v1/audio/speech`.
+    pub speech: bool,
 }
 
 impl Default for Capabilities {
     fn default() -> Self {
-        Capabilities { chat: true, embeddings: false }
+        Capabilities { chat: true, embeddings: false, transcription: false, speech: false }
     }
 }
 
@@ -88,6 +93,16 @@ pub trait Provider: Send + Sync + 'static {
 
     async fn embed(&self, _req: &EmbedRequest) -> Result<EmbedResponse, ProviderError> {
         Err(ProviderError::unsupported(format!("provider `{}` does not serve embeddings", self.name())))
+    }
+
+    /// Speech to text (`/v1/audio/transcriptions` or `/translations`).
+    async fn transcribe(&self, _req: &TranscriptionRequest) -> Result<AudioOutput, ProviderError> {
+        Err(ProviderError::unsupported(format!("provider `{}` does not serve speech-to-text", self.name())))
+    }
+
+    /// Text to speech (`/v1/audio/speech`).
+    async fn speech(&self, _req: &SpeechRequest) -> Result<AudioOutput, ProviderError> {
+        Err(ProviderError::unsupported(format!("provider `{}` does not serve text-to-speech", self.name())))
     }
 
     /// Model ids the upstream reports.

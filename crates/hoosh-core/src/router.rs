@@ -80,6 +80,8 @@ pub struct Candidate {
 pub enum Need {
     Chat,
     Embeddings,
+    Transcription,
+    Speech,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -147,6 +149,8 @@ impl Router {
         match need {
             Need::Chat => caps.chat,
             Need::Embeddings => caps.embeddings,
+            Need::Transcription => caps.transcription,
+            Need::Speech => caps.speech,
         }
     }
 

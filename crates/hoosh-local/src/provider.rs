@@ -291,7 +291,7 @@ impl Provider for LocalProvider {
 
     fn capabilities(&self) -> Capabilities {
         let has = |k| self.slots.values().any(|s| s.installed.kind == k);
-        Capabilities { chat: has(ModelKind::Llm), embeddings: has(ModelKind::Embedding) }
+        Capabilities { chat: has(ModelKind::Llm), embeddings: has(ModelKind::Embedding), ..Capabilities::default() }
     }
 
     fn param_support(&self) -> &ParamSupport {

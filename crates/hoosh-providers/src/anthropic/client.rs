@@ -65,7 +65,7 @@ impl Provider for AnthropicProvider {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities { chat: true, embeddings: false }
+        Capabilities::default()
     }
 
     fn param_support(&self) -> &ParamSupport {

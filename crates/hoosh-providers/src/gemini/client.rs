@@ -164,7 +164,7 @@ impl Provider for GeminiProvider {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities { chat: true, embeddings: true }
+        Capabilities { chat: true, embeddings: true, ..Capabilities::default() }
     }
 
     fn param_support(&self) -> &ParamSupport {

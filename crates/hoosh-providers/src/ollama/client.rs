@@ -49,7 +49,7 @@ impl Provider for OllamaProvider {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities { chat: true, embeddings: true }
+        Capabilities { chat: true, embeddings: true, ..Capabilities::default() }
     }
 
     fn param_support(&self) -> &ParamSupport {

@@ -65,7 +65,7 @@ impl Provider for OpenAiProvider {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities { chat: true, embeddings: true }
+        Capabilities { chat: true, embeddings: true, ..Capabilities::default() }
     }
 
     fn param_support(&self) -> &ParamSupport {

@@ -40,7 +40,8 @@ pub struct Price {
     pub tts_million_chars: Option<f64>,
 }
 
-/// Token counts a bill is computed from (a provider's reported usage).
+/// What a bill is computed from: token counts (a provider's reported
+/// usage), audio minutes (speech-to-text) and characters (text-to-speech).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Tokens {
     /// All prompt tokens, cache reads and writes included.
@@ -50,6 +51,10 @@ pub struct Tokens {
     /// All completion tokens, reasoning included.
     pub completion: u64,
     pub reasoning: u64,
+    /// Speech-to-text input, milliseconds of audio.
+    pub audio_ms: u64,
+    /// Text-to-speech input, characters.
+    pub tts_chars: u64,
 }
 
 impl Price {
@@ -65,12 +70,23 @@ impl Price {
             + (t.completion - reasoning) as f64 * self.output
             + reasoning as f64 * self.reasoning.unwrap_or(self.output);
         // USD per million tokens × tokens → nano-USD: × 1e-6 × 1e9.
-        (usd_per_million * 1e3).ceil() as u64
+        let tokens = (usd_per_million * 1e3).ceil() as u64;
+        // Audio and characters in integers (rates rounded to the nano-dollar),
+        // so a minute at $0.006 is exactly 6,000,000 nano-USD.
+        let per_minute = (self.audio_minute.unwrap_or(0.0) * 1e9).round() as u64;
+        let audio = (u128::from(t.audio_ms) * u128::from(per_minute)).div_ceil(60_000);
+        let per_million_chars = (self.tts_million_chars.unwrap_or(0.0) * 1e9).round() as u64;
+        let speech = (u128::from(t.tts_chars) * u128::from(per_million_chars)).div_ceil(1_000_000);
+        let extra = u64::try_from(audio + speech).unwrap_or(u64::MAX);
+        tokens.saturating_add(extra)
     }
 
     /// Whether using the model costs nothing.
     pub fn is_free(&self) -> bool {
-        self.input == 0.0 && self.output == 0.0
+        self.input == 0.0
+            && self.output == 0.0
+            && self.audio_minute.unwrap_or(0.0) == 0.0
+            && self.tts_million_chars.unwrap_or(0.0) == 0.0
     }
 }
 
@@ -176,10 +192,12 @@ mod tests {
             cache_write: 250_000,
             completion: 1_000_000,
             reasoning: 500_000,
+            ..Tokens::default()
         };
         assert_eq!(p.cost_nanos(t), 10_750_000_000);
         // Details never exceed their totals.
-        let odd = Tokens { prompt: 10, cached_read: 50, cache_write: 50, completion: 1, reasoning: 9 };
+        let odd =
+            Tokens { prompt: 10, cached_read: 50, cache_write: 50, completion: 1, reasoning: 9, ..Tokens::default() };
         // 10 cached reads at 0.5 + 1 reasoning token at 10 (per million).
         assert_eq!(p.cost_nanos(odd), 15_000);
         assert_eq!(
@@ -187,6 +205,23 @@ mod tests {
                 .cost_nanos(Tokens { prompt: 1, ..Default::default() }),
             1000
         );
+    }
+
+    #[test]
+    fn audio_is_priced_per_minute_and_speech_per_character() {
+        let p = Price {
+            model: "whisper-1".into(),
+            audio_minute: Some(0.006),
+            tts_million_chars: Some(15.0),
+            ..Default::default()
+        };
+        assert!(!p.is_free());
+        // 90 s at $0.006/min = $0.009.
+        assert_eq!(p.cost_nanos(Tokens { audio_ms: 90_000, ..Tokens::default() }), 9_000_000);
+        // 1 ms still costs something (rounded up), never nothing.
+        assert_eq!(p.cost_nanos(Tokens { audio_ms: 1, ..Tokens::default() }), 100);
+        // 1000 characters at $15 per million = $0.015.
+        assert_eq!(p.cost_nanos(Tokens { tts_chars: 1000, ..Tokens::default() }), 15_000_000);
     }
 
     #[test]

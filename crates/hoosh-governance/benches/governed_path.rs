@@ -68,6 +68,7 @@ fn governed_path(c: &mut Criterion) {
                 status: 200,
                 cache_hit: false,
                 route: "chat".into(),
+                audio_ms: 0,
             };
             admission.finish(Outcome::from_usage(usage));
         })

@@ -10,7 +10,7 @@ use crate::period::format_utc;
 use crate::store::{Store, StoreError};
 
 pub const HEADER: &str = "time,ts_ms,request_id,key_id,team,provider,model,prompt_tokens,completion_tokens,\
-                          cached_tokens,cost_usd,latency_ms,ttft_ms,status,cache_hit,route";
+                          cached_tokens,cost_usd,latency_ms,ttft_ms,status,cache_hit,route,audio_seconds";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
@@ -48,7 +48,7 @@ pub fn format_nanos(nanos: u64) -> String {
 /// One row as a CSV line (with the trailing `\n`).
 pub fn row_line(r: &UsageRecord) -> String {
     let opt = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
-    let cols: [String; 16] = [
+    let cols: [String; 17] = [
         format_utc(r.ts_ms),
         r.ts_ms.to_string(),
         r.request_id.clone(),
@@ -65,6 +65,7 @@ pub fn row_line(r: &UsageRecord) -> String {
         r.status.to_string(),
         r.cache_hit.to_string(),
         r.route.clone(),
+        format!("{}.{:03}", r.audio_ms / 1000, r.audio_ms % 1000),
     ];
     let mut line = String::with_capacity(160);
     for (i, c) in cols.iter().enumerate() {
@@ -120,13 +121,14 @@ mod tests {
             status: 200,
             cache_hit: false,
             route: "chat".into(),
+            audio_ms: 1500,
         };
         assert_eq!(
             row_line(&r),
             "2024-05-01T12:00:00.123Z,1714564800123,\"req,1\",key_a,\"say \"\"hi\"\"\",,\"line\nbreak\",10,2,0,\
-             1.234567890,50,,200,false,chat\n"
+             1.234567890,50,,200,false,chat,1.500\n"
         );
-        assert_eq!(HEADER.split(',').count(), 16);
+        assert_eq!(HEADER.split(',').count(), 17);
         assert_eq!(format_nanos(5), "0.000000005");
     }
 

@@ -55,8 +55,10 @@ pub struct UsageRecord {
     pub status: u16,
     /// Served from hoosh's response cache.
     pub cache_hit: bool,
-    /// e.g. `chat`, `completions`, `embeddings`.
+    /// e.g. `chat`, `completions`, `embeddings`, `audio.transcriptions`.
     pub route: String,
+    /// Audio processed (speech-to-text input), in milliseconds.
+    pub audio_ms: u64,
 }
 
 impl UsageRecord {

@@ -22,7 +22,8 @@ use crate::ledger::UsageRecord;
 use crate::principal::{KeyRecord, Team};
 use crate::store::{GroupBy, Store, StoreError, UsageAggregate};
 
-const SCHEMA_VERSION: i64 = 1;
+/// 2: `ledger.audio_ms` (speech requests).
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS keys (
@@ -54,7 +55,8 @@ CREATE TABLE IF NOT EXISTS ledger (
     ttft_ms           INTEGER,
     status            INTEGER NOT NULL,
     cache_hit         INTEGER NOT NULL,
-    route             TEXT NOT NULL
+    route             TEXT NOT NULL,
+    audio_ms          INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS ledger_ts ON ledger (ts_ms);
 CREATE INDEX IF NOT EXISTS ledger_key_ts ON ledger (key_id, ts_ms);
@@ -62,7 +64,7 @@ CREATE INDEX IF NOT EXISTS ledger_team_ts ON ledger (team, ts_ms);
 ";
 
 const ROW_COLUMNS: &str = "request_id, ts_ms, key_id, team, provider, model, prompt_tokens, completion_tokens, \
-                           cached_tokens, cost_nanos, latency_ms, ttft_ms, status, cache_hit, route";
+                           cached_tokens, cost_nanos, latency_ms, ttft_ms, status, cache_hit, route, audio_ms";
 
 pub struct SqliteStore {
     /// Writes, and reads that must see them (records).
@@ -92,6 +94,10 @@ impl SqliteStore {
             return Err(StoreError::SchemaTooNew { found, supported: SCHEMA_VERSION });
         }
         conn.execute_batch(SCHEMA)?;
+        if found == 1 {
+            // Version 1 ledgers lack `audio_ms`: every old row was text.
+            conn.execute_batch("ALTER TABLE ledger ADD COLUMN audio_ms INTEGER NOT NULL DEFAULT 0")?;
+        }
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         let reader = connect(path)?;
         Ok(SqliteStore { conn: Mutex::new(conn), reader: Mutex::new(reader) })
@@ -131,6 +137,7 @@ fn read_row(row: &Row<'_>) -> rusqlite::Result<UsageRecord> {
         status: u16::try_from(row.get::<_, i64>(12)?).unwrap_or(0),
         cache_hit: row.get(13)?,
         route: row.get(14)?,
+        audio_ms: from_sql(row.get(15)?),
     })
 }
 
@@ -208,7 +215,7 @@ impl Store for SqliteStore {
         {
             let mut stmt = tx.prepare_cached(&format!(
                 "INSERT OR IGNORE INTO ledger ({ROW_COLUMNS})
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
             ))?;
             for r in rows {
                 added += stmt.execute(params![
@@ -227,6 +234,7 @@ impl Store for SqliteStore {
                     r.status,
                     r.cache_hit,
                     r.route,
+                    to_sql(r.audio_ms),
                 ])?;
             }
         }

@@ -137,7 +137,7 @@ fn csv_export_streams_every_row_with_quoting() {
     assert_eq!(lines[0], csv::HEADER);
     assert_eq!(lines.len(), 5);
     assert!(lines[1].contains(",\"weird,\"\"model\"\"\","), "{}", lines[1]);
-    assert!(lines[1].ends_with(",0.000001000,300,,200,false,chat"), "{}", lines[1]);
+    assert!(lines[1].ends_with(",0.000001000,300,,200,false,chat,0.000"), "{}", lines[1]);
     assert!(lines[2].contains(",,300,"), "an unpriced row has an empty cost: {}", lines[2]);
 }
 
@@ -196,8 +196,42 @@ fn a_database_from_a_newer_build_is_refused() {
     conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1).unwrap();
     drop(conn);
     match SqliteStore::open(dir.db()) {
-        Err(StoreError::SchemaTooNew { found, supported }) => assert_eq!((found, supported), (2, 1)),
+        Err(StoreError::SchemaTooNew { found, supported }) => assert_eq!((found, supported), (3, 2)),
         other => panic!("expected SchemaTooNew, got {other:?}"),
     }
     assert!(dir.path().exists());
+}
+
+#[test]
+fn a_version_1_ledger_gains_audio_ms_and_keeps_its_rows() {
+    let dir = TempDir::new("migrate");
+    {
+        // The version-1 ledger exactly as that build created it.
+        let conn = rusqlite::Connection::open(dir.db()).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE ledger (id INTEGER PRIMARY KEY, request_id TEXT NOT NULL UNIQUE, ts_ms INTEGER NOT NULL,
+             key_id TEXT, team TEXT, provider TEXT, model TEXT NOT NULL, prompt_tokens INTEGER NOT NULL,
+             completion_tokens INTEGER NOT NULL, cached_tokens INTEGER NOT NULL, cost_nanos INTEGER,
+             latency_ms INTEGER NOT NULL, ttft_ms INTEGER, status INTEGER NOT NULL, cache_hit INTEGER NOT NULL,
+             route TEXT NOT NULL);
+             INSERT INTO ledger (request_id, ts_ms, key_id, model, prompt_tokens, completion_tokens, cached_tokens,
+             cost_nanos, latency_ms, status, cache_hit, route)
+             VALUES ('old', 1717200000000, 'key_a', 'gpt-4o', 10, 5, 0, 100, 3, 200, 0, 'chat');
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(dir.db()).unwrap();
+    let mut audio = usage("new", T0 + 1, Some("key_a"), None);
+    audio.audio_ms = 12_345;
+    audio.route = "audio.transcriptions".into();
+    store.append_usage(&[audio]).unwrap();
+    let mut rows = Vec::new();
+    store.usage_rows(0, i64::MAX, &mut |r| rows.push((r.request_id.clone(), r.prompt_tokens, r.audio_ms))).unwrap();
+    rows.sort();
+    let prompt = usage("x", 0, None, None).prompt_tokens;
+    assert_eq!(rows, [("new".to_owned(), prompt, 12_345), ("old".to_owned(), 10, 0)]);
+    drop(store);
+    // Opening again does not try to add the column twice.
+    assert!(SqliteStore::open(dir.db()).is_ok());
 }

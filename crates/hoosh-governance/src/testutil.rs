@@ -51,5 +51,6 @@ pub(crate) fn usage(request_id: &str, ts_ms: i64, key_id: Option<&str>, team: Op
         status: 200,
         cache_hit: false,
         route: "chat".into(),
+        audio_ms: 0,
     }
 }

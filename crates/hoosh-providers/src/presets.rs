@@ -1,6 +1,7 @@
 //! Presets: what `type = "groq"` (etc.) means — wire family, default base
 //! URL, the env var its own SDK reads for the key, the model names it
-//! usually serves, whether it is local, and which parameters it cannot take.
+//! usually serves, whether it is local, which parameters it cannot take, and
+//! whether it serves OpenAI's audio endpoints.
 
 /// The wire family an adapter speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +43,10 @@ pub struct Preset {
     pub developer_role: bool,
     /// Headers sent by default (OpenRouter attribution).
     pub headers: &'static [(&'static str, &'static str)],
+    /// Serves `/audio/transcriptions` and `/audio/translations` (OpenAI wire).
+    pub transcription: bool,
+    /// Serves `/audio/speech` (OpenAI wire).
+    pub speech: bool,
 }
 
 const LOCAL_SERVER_UNSUPPORTED: &[&str] = &["metadata", "store", "reasoning_effort", "parallel_tool_calls"];
@@ -61,6 +66,8 @@ const fn openai_compatible(kind: &'static str) -> Preset {
         legacy_max_tokens: true,
         developer_role: false,
         headers: &[],
+        transcription: false,
+        speech: false,
     }
 }
 
@@ -69,9 +76,22 @@ pub const PRESETS: &[Preset] = &[
         base_url: Some("https://api.openai.com/v1"),
         key_env: Some("OPENAI_API_KEY"),
         base_url_env: Some("OPENAI_BASE_URL"),
-        models: &["gpt-*", "o1*", "o3*", "o4*", "chatgpt-*", "text-embedding-*", "davinci-*", "babbage-*"],
+        models: &[
+            "gpt-*",
+            "o1*",
+            "o3*",
+            "o4*",
+            "chatgpt-*",
+            "text-embedding-*",
+            "davinci-*",
+            "babbage-*",
+            "whisper-1",
+            "tts-1*",
+        ],
         legacy_max_tokens: false,
         developer_role: true,
+        transcription: true,
+        speech: true,
         ..openai_compatible("openai")
     },
     Preset {
@@ -79,6 +99,9 @@ pub const PRESETS: &[Preset] = &[
         auth: Auth::AzureApiKey,
         legacy_max_tokens: false,
         developer_role: true,
+        // Whisper and TTS deployments, at the deployment URL like chat.
+        transcription: true,
+        speech: true,
         ..openai_compatible("azure")
     },
     Preset {
@@ -99,8 +122,12 @@ pub const PRESETS: &[Preset] = &[
             "deepseek-r1-distill-*",
             "openai/gpt-oss-*",
             "moonshotai/*",
+            "whisper-large-v3*",
+            "distil-whisper-*",
         ],
         unsupported: &["n", "logprobs", "top_logprobs", "logit_bias", "metadata", "store"],
+        // Whisper models.
+        transcription: true,
         ..openai_compatible("groq")
     },
     Preset {
@@ -139,6 +166,8 @@ pub const PRESETS: &[Preset] = &[
             "metadata",
             "store",
         ],
+        // Voxtral transcription on the OpenAI path.
+        transcription: true,
         ..openai_compatible("mistral")
     },
     Preset {
@@ -146,6 +175,9 @@ pub const PRESETS: &[Preset] = &[
         key_env: Some("TOGETHER_API_KEY"),
         models: &["meta-llama/*", "mistralai/*", "Qwen/*", "deepseek-ai/*", "google/*"],
         unsupported: &["metadata", "store", "reasoning_effort"],
+        // Whisper/Voxtral transcription and TTS models on the OpenAI paths.
+        transcription: true,
+        speech: true,
         ..openai_compatible("together")
     },
     Preset {
@@ -165,6 +197,9 @@ pub const PRESETS: &[Preset] = &[
         base_url: Some("http://localhost:8080/v1"),
         local: true,
         unsupported: LOCAL_SERVER_UNSUPPORTED,
+        // whisper.cpp and TTS backends behind the OpenAI paths.
+        transcription: true,
+        speech: true,
         ..openai_compatible("localai")
     },
     Preset {
@@ -177,9 +212,12 @@ pub const PRESETS: &[Preset] = &[
         base_url: Some("http://localhost:8000/v1"),
         local: true,
         unsupported: &["metadata", "store", "reasoning_effort"],
+        // Whisper-family models; no text-to-speech.
+        transcription: true,
         ..openai_compatible("vllm")
     },
-    openai_compatible("openai-compatible"),
+    // Unknown servers may serve audio; if one does not, its 404 fails over.
+    Preset { transcription: true, speech: true, ..openai_compatible("openai-compatible") },
     Preset {
         family: Family::Anthropic,
         base_url: Some("https://api.anthropic.com"),

@@ -107,6 +107,7 @@ fn tokens_of(u: &Usage) -> Tokens {
         cache_write: details.cache_write_tokens,
         completion: u.completion_tokens,
         reasoning: u.completion_tokens_details.map_or(0, |d| d.reasoning_tokens),
+        ..Tokens::default()
     }
 }
 
@@ -125,6 +126,9 @@ pub struct Metered {
     route: &'static str,
     requested_model: String,
     prompt_estimate: u64,
+    /// Audio in (speech-to-text) and characters in (text-to-speech): known
+    /// up front, billed as they are.
+    media: Media,
     headers: HeaderMap,
 }
 
@@ -145,6 +149,20 @@ pub struct Ask<'a> {
     pub prompt_estimate: u64,
     /// Most output tokens.
     pub output_cap: u64,
+    pub media: Media,
+}
+
+/// The non-token part of a request's bill.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Media {
+    pub audio_ms: u64,
+    pub tts_chars: u64,
+}
+
+impl Media {
+    fn add_to(self, t: Tokens) -> Tokens {
+        Tokens { audio_ms: self.audio_ms, tts_chars: self.tts_chars, ..t }
+    }
 }
 
 /// Where a finished request was served, and what it used.
@@ -159,7 +177,7 @@ impl Metered {
     /// Checks the key's model list, rate and concurrency limits, and reserves
     /// the estimate against every applicable budget.
     pub fn admit(st: &AppState, live: &Arc<Live>, caller: &Caller, ask: Ask<'_>) -> Result<Metered, ApiError> {
-        let Ask { route, model, candidates, prompt_estimate, output_cap } = ask;
+        let Ask { route, model, candidates, prompt_estimate, output_cap, media } = ask;
         let pricing = live.router.pricing();
         // One price lookup per candidate: the whole estimate and the prompt
         // alone, each at the dearest candidate.
@@ -169,8 +187,8 @@ impl Metered {
             let price = pricing.lookup(c.entry.name(), &c.model);
             all_free &= c.entry.local || price.is_some_and(Price::is_free);
             let priced = |t| cost(price, c.entry.local, t).unwrap_or(0);
-            nanos = nanos.max(priced(plain(prompt_estimate, output_cap)));
-            prompt_nanos = prompt_nanos.max(priced(plain(prompt_estimate, 0)));
+            nanos = nanos.max(priced(media.add_to(plain(prompt_estimate, output_cap))));
+            prompt_nanos = prompt_nanos.max(priced(media.add_to(plain(prompt_estimate, 0))));
         }
         let req = AdmitRequest {
             model,
@@ -217,6 +235,7 @@ impl Metered {
             route,
             requested_model: model.to_owned(),
             prompt_estimate,
+            media,
             headers,
         })
     }
@@ -239,7 +258,7 @@ impl Metered {
             Some(s) => {
                 let cached = s.usage.prompt_tokens_details.as_ref().map_or(0, |d| d.cached_tokens);
                 let price = self.live.router.pricing().lookup(s.entry.name(), s.model);
-                let c = cost(price, s.entry.local, tokens_of(&s.usage));
+                let c = cost(price, s.entry.local, self.media.add_to(tokens_of(&s.usage)));
                 (Some(s.entry.name().to_owned()), s.model.to_owned(), Some((s.usage, cached)), c)
             }
             None => (None, self.requested_model.clone(), None, Some(0)),
@@ -262,6 +281,8 @@ impl Metered {
             status,
             cache_hit: false,
             route: self.route.into(),
+            // Audio that reached a provider; a refused or failed call processed none.
+            audio_ms: if served.is_some() { self.media.audio_ms } else { 0 },
         };
         let amount = Amount::new(prompt + completion, cost_nanos.unwrap_or(0));
         (row, amount)

@@ -7,14 +7,18 @@
 //! `mock-cut`, `mock-tool`, ... and any other name answers normally.
 //!
 //! Layout: [`server`] (start, record, stop), [`scenario`] (model name →
-//! behaviour), then one module per vendor: [`openai`], [`anthropic`],
-//! [`ollama`], [`gemini`].
+//! behaviour), [`form`] (multipart uploads, parsed and recorded), then one
+//! module per vendor: [`openai`] (with its audio endpoints in [`audio`]),
+//! [`anthropic`], [`ollama`], [`gemini`].
 
 pub mod anthropic;
+pub mod audio;
+pub mod form;
 pub mod gemini;
 pub mod ollama;
 pub mod openai;
 pub mod scenario;
 pub mod server;
 
+pub use form::FormPart;
 pub use server::{MockServer, Recorded};

@@ -1,6 +1,6 @@
 //! A mock OpenAI(-compatible) API: `/v1/chat/completions` (JSON and SSE),
-//! `/v1/completions`, `/v1/embeddings`, `/v1/models`, and Azure's
-//! `/openai/deployments/{name}/...` paths.
+//! `/v1/completions`, `/v1/embeddings`, `/v1/models`, the audio endpoints
+//! (see [`crate::audio`]), and Azure's `/openai/deployments/{name}/...` paths.
 
 use std::sync::Arc;
 
@@ -27,6 +27,7 @@ pub fn router() -> Router<Arc<Shared>> {
         .route("/v1/models", get(models))
         .route("/openai/deployments/{deployment}/chat/completions", post(azure_chat))
         .route("/openai/deployments/{deployment}/embeddings", post(azure_embeddings))
+        .merge(crate::audio::routes())
 }
 
 pub async fn start() -> MockServer {

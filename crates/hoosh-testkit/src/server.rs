@@ -6,9 +6,12 @@ use std::sync::{Arc, Mutex};
 
 use axum::body::{Body, to_bytes};
 use axum::extract::{Request, State};
+use axum::http::header;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use serde_json::Value;
+
+use crate::form::{self, FormPart};
 
 /// One request as the mock saw it.
 #[derive(Debug, Clone)]
@@ -19,11 +22,24 @@ pub struct Recorded {
     pub headers: Vec<(String, String)>,
     /// The JSON body, or `Null` when there was none or it did not parse.
     pub body: Value,
+    /// The parts of a `multipart/form-data` body, in order; empty otherwise.
+    pub form: Vec<FormPart>,
 }
 
 impl Recorded {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    /// The first form part named `name`.
+    pub fn form_part(&self, name: &str) -> Option<&FormPart> {
+        self.form.iter().find(|p| p.name == name)
+    }
+
+    /// The text values of every form part named `name`, in order (a
+    /// repeated field such as `timestamp_granularities[]` has several).
+    pub fn form_values(&self, name: &str) -> Vec<&str> {
+        self.form.iter().filter(|p| p.name == name).filter_map(FormPart::text).collect()
     }
 }
 
@@ -100,6 +116,12 @@ impl Drop for MockServer {
 async fn record(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> Response {
     let (parts, body) = req.into_parts();
     let bytes = to_bytes(body, 64 * 1024 * 1024).await.unwrap_or_default();
+    let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let form = if form::is_multipart(content_type) {
+        form::parse(content_type, bytes.clone()).await.unwrap_or_default()
+    } else {
+        Vec::new()
+    };
     let rec = Recorded {
         method: parts.method.to_string(),
         uri: parts.uri.to_string(),
@@ -109,6 +131,7 @@ async fn record(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> 
             .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
             .collect(),
         body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        form,
     };
     shared.recorded.lock().unwrap_or_else(|p| p.into_inner()).push(rec);
     next.run(Request::from_parts(parts, Body::from(bytes))).await
@@ -123,9 +146,12 @@ pub struct StreamFault {
     pub cut_after: Option<usize>,
 }
 
-/// A chunked body that sends `pieces` one by one (a short pause between
-/// them, so they reach the client as separate network chunks).
-pub fn stream_body(pieces: Vec<String>, fault: StreamFault) -> Body {
+/// A chunked body that sends `pieces` (text or bytes) one by one (a short
+/// pause between them, so they reach the client as separate network chunks).
+pub fn stream_body<P>(pieces: Vec<P>, fault: StreamFault) -> Body
+where
+    P: Into<bytes::Bytes> + Clone + Send + 'static,
+{
     let stream = futures_util::stream::unfold((0usize, pieces, fault), |(i, pieces, fault)| async move {
         if i == usize::MAX {
             return None;
@@ -143,7 +169,7 @@ pub fn stream_body(pieces: Vec<String>, fault: StreamFault) -> Body {
         } else if i > 0 {
             tokio::time::sleep(std::time::Duration::from_millis(1)).await;
         }
-        let piece = bytes::Bytes::from(pieces[i].clone());
+        let piece: bytes::Bytes = pieces[i].clone().into();
         Some((Ok(piece), (i + 1, pieces, fault)))
     });
     Body::from_stream(stream)

@@ -2,12 +2,13 @@
 
 use async_trait::async_trait;
 use futures_util::StreamExt;
+use hoosh_core::audio::{AudioOutput, SpeechRequest, TranscriptionRequest};
 use hoosh_core::params::{DroppedParams, ParamSupport};
 use hoosh_core::{Capabilities, ChunkStream, EmbedRequest, EmbedResponse, ErrorKind, Provider, ProviderError};
 use hoosh_types::openai::{ChatCompletionRequest, ChatCompletionResponse};
 use hoosh_types::unix_now;
 
-use super::{convert, wire};
+use super::{audio, convert, wire};
 use crate::adapter::AdapterConfig;
 use crate::http;
 use crate::presets::Auth;
@@ -48,6 +49,14 @@ impl OpenAiProvider {
         }
         self.cfg.with_headers(req)
     }
+
+    /// The `Unsupported` error for an audio endpoint this preset lacks.
+    fn no_audio(&self, what: &str) -> ProviderError {
+        ProviderError::unsupported(format!(
+            "provider `{}` (type `{}`) does not serve {what}",
+            self.cfg.name, self.cfg.preset.kind
+        ))
+    }
 }
 
 #[async_trait]
@@ -65,7 +74,12 @@ impl Provider for OpenAiProvider {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities { chat: true, embeddings: true, ..Capabilities::default() }
+        Capabilities {
+            chat: true,
+            embeddings: true,
+            transcription: self.cfg.preset.transcription,
+            speech: self.cfg.preset.speech,
+        }
     }
 
     fn param_support(&self) -> &ParamSupport {
@@ -148,6 +162,25 @@ impl Provider for OpenAiProvider {
         let w: wire::EmbeddingResponse = http::json(resp).await?;
         let (vectors, usage) = convert::embed_response(w, req.input.len())?;
         Ok(EmbedResponse { vectors, usage })
+    }
+
+    async fn transcribe(&self, req: &TranscriptionRequest) -> Result<AudioOutput, ProviderError> {
+        if !self.cfg.preset.transcription {
+            return Err(self.no_audio("speech-to-text"));
+        }
+        let url = self.url(&format!("audio/{}", req.task.path()), &req.model);
+        let resp =
+            http::send(self.request(reqwest::Method::POST, url).multipart(audio::transcription_form(req))).await?;
+        audio::transcription_output(resp, req).await
+    }
+
+    async fn speech(&self, req: &SpeechRequest) -> Result<AudioOutput, ProviderError> {
+        if !self.cfg.preset.speech {
+            return Err(self.no_audio("text-to-speech"));
+        }
+        let url = self.url("audio/speech", &req.model);
+        let resp = http::send(self.request(reqwest::Method::POST, url).json(&audio::speech_body(req))).await?;
+        Ok(audio::speech_output(resp, req))
     }
 
     async fn list_models(&self) -> Result<Vec<String>, ProviderError> {

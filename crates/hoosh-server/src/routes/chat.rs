@@ -16,7 +16,7 @@ use crate::auth::Caller;
 use crate::cache::{Answer, Verdict};
 use crate::error::ApiError;
 use crate::extract::ApiJson;
-use crate::metering::{self, Ask, Metered, Served};
+use crate::metering::{self, Ask, Media, Metered, Served};
 use crate::state::AppState;
 use crate::{sse, validate};
 
@@ -37,7 +37,14 @@ pub async fn chat_completions(
         &st,
         &live,
         &caller,
-        Ask { route: "chat", model: &req.model, candidates: &candidates, prompt_estimate: prompt, output_cap: cap },
+        Ask {
+            route: "chat",
+            model: &req.model,
+            candidates: &candidates,
+            prompt_estimate: prompt,
+            output_cap: cap,
+            media: Media::default(),
+        },
     )?;
     meter.audit_content(&caller, || serde_json::json!(req.messages));
     let mut headers = meter.headers();

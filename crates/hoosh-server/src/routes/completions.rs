@@ -16,7 +16,7 @@ use super::served_by;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
-use crate::metering::{self, Ask, Metered, Served};
+use crate::metering::{self, Ask, Media, Metered, Served};
 use crate::state::AppState;
 use crate::{sse, validate};
 
@@ -58,6 +58,7 @@ pub async fn completions(
             candidates: &candidates,
             prompt_estimate: prompt,
             output_cap: cap,
+            media: Media::default(),
         },
     )?;
     meter.audit_content(&caller, || serde_json::json!(chat.messages));

@@ -16,7 +16,7 @@ use super::served_by;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
-use crate::metering::{self, Ask, Metered, Served};
+use crate::metering::{self, Ask, Media, Metered, Served};
 use crate::state::AppState;
 use crate::validate;
 
@@ -48,7 +48,14 @@ pub async fn embeddings(
         &st,
         &live,
         &caller,
-        Ask { route: "embeddings", model: &req.model, candidates: &candidates, prompt_estimate: prompt, output_cap: 0 },
+        Ask {
+            route: "embeddings",
+            model: &req.model,
+            candidates: &candidates,
+            prompt_estimate: prompt,
+            output_cap: 0,
+            media: Media::default(),
+        },
     )?;
     meter.audit_content(&caller, || serde_json::json!(call.input));
     let mut headers = meter.headers();

@@ -151,6 +151,11 @@ pub fn record_rejection(reason: &'static str) {
     counter!("hoosh_rejections_total", "reason" => reason).increment(1);
 }
 
+/// The response cache's verdict on a chat request (`hit`, `miss`, `bypass`).
+pub fn record_cache(verdict: &'static str) {
+    counter!("hoosh_cache_requests_total", "result" => verdict).increment(1);
+}
+
 pub fn record_auth_failure(code: &'static str) {
     counter!("hoosh_auth_failures_total", "code" => code).increment(1);
 }

@@ -61,4 +61,7 @@ async fn metrics_cover_requests_tokens_rejections_and_providers() {
     has(r#"hoosh_provider_calls_total{provider="up"} 2"#);
     has("hoosh_budget_remaining_tokens{pool=\"key:");
     has("hoosh_ledger_queue_depth");
+    has("hoosh_audit_queue_depth");
+    // Sampled (no temperature 0): the cache stood aside for both answered requests.
+    has(r#"hoosh_cache_requests_total{result="bypass"} 2"#);
 }

@@ -62,11 +62,13 @@ pub async fn chat_completions(
         };
         if let Some(reply) = reply {
             meter.settle_cache_hit();
+            crate::metrics::record_cache(Verdict::Hit.as_str());
             headers.insert("x-hoosh-cache", HeaderValue::from_static(Verdict::Hit.as_str()));
             return Ok((headers, reply).into_response());
         }
     }
     let verdict = if key.is_some() { Verdict::Miss } else { Verdict::Bypass };
+    crate::metrics::record_cache(verdict.as_str());
     headers.insert("x-hoosh-cache", HeaderValue::from_static(verdict.as_str()));
     if req.stream {
         let out = match live.executor.chat_stream(&candidates, &req).await {

@@ -12,6 +12,14 @@ pub struct Gateway {
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
+/// The providers and in-memory governance of a valid `config`.
+fn parts(config: &Config) -> (Vec<std::sync::Arc<hoosh_core::router::ProviderEntry>>, hoosh_server::governance::Gov) {
+    config.validate().unwrap();
+    let entries = hoosh_providers::registry::build_entries(config).unwrap();
+    let store = std::sync::Arc::new(hoosh_governance::MemoryStore::new());
+    (entries, hoosh_server::governance::open_with_store(&config.governance, store, None).unwrap())
+}
+
 impl Gateway {
     pub async fn start(config: Config) -> Gateway {
         config.validate().unwrap();
@@ -21,28 +29,14 @@ impl Gateway {
 
     /// Governance in memory, the audit chain (`config.audit`) in `data_dir`.
     pub async fn start_audited(config: Config, data_dir: &std::path::Path) -> Gateway {
-        config.validate().unwrap();
-        let entries = hoosh_providers::registry::build_entries(&config).unwrap();
-        let gov = hoosh_server::governance::open_with_store(
-            &config.governance,
-            std::sync::Arc::new(hoosh_governance::MemoryStore::new()),
-            None,
-        )
-        .unwrap();
+        let (entries, gov) = parts(&config);
         let audit = hoosh_server::audit::Audit::open(&config.audit, data_dir).unwrap();
         Self::serve(AppState::with_audit(config, entries, gov, audit)).await
     }
 
     /// A gateway whose reloads read `source` (tests edit it between reloads).
     pub async fn start_reloadable(config: Config) -> (Gateway, std::sync::Arc<std::sync::Mutex<Config>>) {
-        config.validate().unwrap();
-        let entries = hoosh_providers::registry::build_entries(&config).unwrap();
-        let gov = hoosh_server::governance::open_with_store(
-            &config.governance,
-            std::sync::Arc::new(hoosh_governance::MemoryStore::new()),
-            None,
-        )
-        .unwrap();
+        let (entries, gov) = parts(&config);
         let source = std::sync::Arc::new(std::sync::Mutex::new(config.clone()));
         let read = source.clone();
         let from: hoosh_server::state::ConfigSource = std::sync::Arc::new(move || Ok(read.lock().unwrap().clone()));
@@ -113,6 +107,28 @@ pub fn sse_chunks(body: &str) -> Vec<serde_json::Value> {
     let data = sse_data(body);
     assert_eq!(data.last().map(String::as_str), Some("[DONE]"), "{body}");
     data[..data.len() - 1].iter().map(|d| serde_json::from_str(d).unwrap()).collect()
+}
+
+/// `method path` with `key` (none when `None`) and a JSON body → (status, JSON, or the text as a string).
+pub async fn call(
+    gw: &Gateway,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let mut req = http().request(method, gw.url(path));
+    if let Some(k) = key {
+        req = req.bearer_auth(k);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
 }
 
 /// Writes a secret to a fresh file and returns its path.

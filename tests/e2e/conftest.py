@@ -53,7 +53,7 @@ retry_max_ms = 5
 name = "mock"
 type = "openai"
 base_url = "{mock_url}/v1"
-models = ["gpt-*", "text-embedding-*", "mock-*"]
+models = ["gpt-*", "text-embedding-*", "mock-*", "whisper-1", "tts-1"]
 """
         )
         config = f.name

@@ -65,3 +65,48 @@ def test_embeddings_match_the_reference(local):
     assert len(a) == 384
     cos = sum(x * y for x, y in zip(a, b)) / math.sqrt(sum(x * x for x in a) * sum(y * y for y in b))
     assert abs(cos - 0.7553) < 1e-3
+
+
+FIXTURES = __import__("pathlib").Path(__file__).resolve().parents[1] / "fixtures" / "audio"
+S2 = "please schedule a meeting with the engineering team for next tuesday at three o'clock"
+
+
+def _words(text):
+    import re
+
+    return re.sub(r"[^a-z' ]", " ", text.lower().replace("3", " three ")).split()
+
+
+@pytest.mark.parametrize("fmt", ["json", "text", "srt", "vtt", "verbose_json"])
+def test_whisper_transcribes_through_the_sdk(local, fmt):
+    with open(FIXTURES / "s2.wav", "rb") as f:
+        out = local.audio.transcriptions.create(model="whisper-tiny.en", file=f, response_format=fmt)
+    if fmt in ("json", "verbose_json"):
+        assert _words(out.text) == S2.split()
+    if fmt == "verbose_json":
+        assert out.language == "english" and 5.0 < out.duration < 5.5
+        ends = [s.end for s in out.segments]
+        assert ends == sorted(ends) and ends[-1] <= out.duration + 0.5
+    if fmt == "text":
+        assert _words(out) == S2.split()
+    if fmt == "srt":
+        import srt
+
+        cues = list(srt.parse(out))  # a real subtitle parser; raises on a malformed file
+        assert cues and all(c.start < c.end for c in cues)
+        assert [c.start for c in cues] == sorted(c.start for c in cues)
+        assert _words(" ".join(c.content for c in cues)) == S2.split()
+    if fmt == "vtt":
+        import io
+
+        import webvtt
+
+        cues = list(webvtt.from_buffer(io.StringIO(out)))
+        assert cues and all(c.start_in_seconds < c.end_in_seconds for c in cues)
+        assert _words(" ".join(c.text for c in cues)) == S2.split()
+
+
+def test_whisper_english_only_model_refuses_translation(local):
+    with open(FIXTURES / "s1.wav", "rb") as f, pytest.raises(openai.BadRequestError) as e:
+        local.audio.translations.create(model="whisper-tiny.en", file=f)
+    assert "English-only" in e.value.message

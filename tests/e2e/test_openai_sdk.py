@@ -116,3 +116,34 @@ def test_mid_stream_failure_raises(client):
 def test_legacy_completions(client):
     r = client.completions.create(model="gpt-4o", prompt="Say hi")
     assert r.choices[0].text == "echo: Say hi \u00e9\U0001F600"
+
+
+FIXTURES = __import__("pathlib").Path(__file__).resolve().parents[1] / "fixtures" / "audio"
+
+
+@pytest.mark.parametrize("fmt", ["json", "text", "srt", "vtt", "verbose_json"])
+def test_audio_transcriptions_and_translations_every_format(client, fmt):
+    """Through a remote (mock) provider: the SDK sends the form, hoosh passes it on."""
+    size = (FIXTURES / "s1.wav").stat().st_size
+    for create, word in [(client.audio.transcriptions.create, "transcript"), (client.audio.translations.create, "translation")]:
+        with open(FIXTURES / "s1.wav", "rb") as f:
+            out = create(model="whisper-1", file=f, response_format=fmt)
+        text = out if isinstance(out, str) else out.text
+        assert f"mock {word} of {size} bytes" in text, (fmt, out)
+        if fmt == "verbose_json":
+            assert out.duration > 0 and out.segments
+
+
+def test_audio_bad_upload_is_bad_request_error(client):
+    with pytest.raises(openai.BadRequestError) as e:
+        client.audio.transcriptions.create(model="whisper-1", file=("notes.wav", b"plain text, not audio"))
+    assert e.value.body["param"] == "file"
+
+
+def test_audio_speech_streams_bytes(client):
+    with client.audio.speech.with_streaming_response.create(
+        model="tts-1", voice="alloy", input="Hello from hoosh.", response_format="wav"
+    ) as r:
+        assert r.headers["content-type"] == "audio/wav"
+        audio = b"".join(r.iter_bytes())
+    assert audio[:4] == b"RIFF"

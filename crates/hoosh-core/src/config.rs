@@ -65,6 +65,9 @@ pub struct Config {
     /// Trace export (OpenTelemetry OTLP).
     #[serde(default)]
     pub telemetry: TelemetryConfig,
+    /// Speech endpoints (`/v1/audio/*`).
+    #[serde(default)]
+    pub audio: AudioConfig,
     /// Price rows checked before the shipped table (a negotiated rate, a
     /// model the table lacks, a price for one provider only).
     #[serde(default)]
@@ -235,6 +238,25 @@ pub struct CacheConfig {
 impl Default for CacheConfig {
     fn default() -> Self {
         CacheConfig { enabled: true, ttl_secs: 300, max_entries: 1000, max_bytes: 64 << 20 }
+    }
+}
+
+/// `[audio]`: limits of the speech endpoints.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AudioConfig {
+    /// Largest upload to `/v1/audio/transcriptions` and `/translations`
+    /// (OpenAI's limit: 25 MB); larger gets 413.
+    pub max_upload_bytes: usize,
+    /// Longest audio accepted, in seconds (checked while decoding).
+    pub max_duration_secs: u64,
+    /// Longest `input` of `/v1/audio/speech`, in characters (OpenAI: 4096).
+    pub max_speech_chars: usize,
+}
+
+impl Default for AudioConfig {
+    fn default() -> Self {
+        AudioConfig { max_upload_bytes: 25 * 1024 * 1024, max_duration_secs: 1800, max_speech_chars: 4096 }
     }
 }
 
@@ -470,6 +492,12 @@ impl Config {
     /// Checks what the types cannot: unique names, valid globs, alias targets
     /// that exist, sane numbers.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.audio.max_upload_bytes < 1024 || self.audio.max_duration_secs == 0 || self.audio.max_speech_chars == 0 {
+            return Err(ConfigError::Invalid(
+                "audio: max_upload_bytes must be at least 1024, max_duration_secs and max_speech_chars at least 1"
+                    .into(),
+            ));
+        }
         if let Some(url) = &self.telemetry.otlp_endpoint
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {

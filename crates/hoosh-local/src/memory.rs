@@ -7,6 +7,7 @@
 //!   file's own metadata. Compute buffers (tens of MB) are not counted.
 //! - Embedding models: the weights as they sit on disk (f32 safetensors are
 //!   loaded as they are).
+//! - Whisper: twice the f16 file (weights are converted to f32 at load).
 
 use std::fs::File;
 use std::io::BufReader;
@@ -47,7 +48,9 @@ pub fn estimate(m: &Installed, cfg: &LocalConfig) -> u64 {
             let kv = kv_shape(&m.main_path()).map_or(0, |s| s.bytes_per_token() * context);
             weights + kv
         }
-        ModelKind::Embedding | ModelKind::Speech => weights,
+        ModelKind::Embedding => weights,
+        // f16 on disk, f32 once loaded.
+        ModelKind::Speech => weights * 2,
     }
 }
 

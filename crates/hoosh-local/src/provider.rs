@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use futures_util::StreamExt;
+use hoosh_core::audio::{AudioOutput, TranscriptionRequest};
 use hoosh_core::config::LocalConfig;
 use hoosh_core::params::{DroppedParams, ParamSupport};
 use hoosh_core::{Capabilities, ChunkStream, EmbedRequest, EmbedResponse, ErrorKind, Provider, ProviderError};
@@ -17,6 +18,7 @@ use hoosh_llm::{GenEvent, LlmConfig, LlmEngine};
 use hoosh_models::{Installed, ModelKind, ModelStore};
 use hoosh_types::openai::{ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse, Delta, Usage};
 use hoosh_types::unix_now;
+use hoosh_whisper::{WhisperConfig, WhisperEngine};
 use tokio::sync::{Mutex, Semaphore};
 
 use crate::{convert, memory};
@@ -30,6 +32,8 @@ enum Engine {
     Llm(LlmEngine),
     /// One embedding batch at a time: the forward pass already uses every core.
     Embed(Arc<Embedder>, Arc<Semaphore>),
+    /// Whisper: one worker thread with its own bounded queue.
+    Whisper(Arc<WhisperEngine>),
 }
 
 struct Slot {
@@ -74,11 +78,10 @@ pub struct LocalProvider {
 }
 
 impl LocalProvider {
-    /// A provider for `models` (speech models are left to the speech engine).
+    /// A provider for `models`: chat (GGUF), embedding and speech-to-text.
     pub fn new(store: ModelStore, cfg: LocalConfig, models: Vec<Installed>) -> Self {
         let slots = models
             .into_iter()
-            .filter(|m| matches!(m.kind, ModelKind::Llm | ModelKind::Embedding))
             .map(|m| {
                 let slot = Slot {
                     bytes: memory::estimate(&m, &cfg),
@@ -244,6 +247,10 @@ impl LocalProvider {
                 ErrorKind::BadRequest,
                 format!("`{model}` is an embedding model; use /v1/embeddings"),
             )),
+            Engine::Whisper(_) => Err(ProviderError::new(
+                ErrorKind::BadRequest,
+                format!("`{model}` is a speech-to-text model; use /v1/audio/transcriptions"),
+            )),
         }
     }
 }
@@ -271,7 +278,13 @@ fn load(store: &ModelStore, cfg: &LocalConfig, m: &Installed) -> Result<Arc<Engi
                 .map(|e| Arc::new(Engine::Embed(Arc::new(e), Arc::new(Semaphore::new(1)))))
                 .map_err(|e| e.to_string())
         }
-        ModelKind::Speech => Err("speech models are served by the transcription endpoint".into()),
+        ModelKind::Speech => {
+            let mut w = WhisperConfig::new(&m.dir);
+            w.threads = threads;
+            w.queue_capacity = cfg.queue_capacity;
+            w.id = m.id.clone();
+            WhisperEngine::load(w).map(|e| Arc::new(Engine::Whisper(Arc::new(e)))).map_err(|e| e.to_string())
+        }
     }
 }
 
@@ -291,7 +304,12 @@ impl Provider for LocalProvider {
 
     fn capabilities(&self) -> Capabilities {
         let has = |k| self.slots.values().any(|s| s.installed.kind == k);
-        Capabilities { chat: has(ModelKind::Llm), embeddings: has(ModelKind::Embedding), ..Capabilities::default() }
+        Capabilities {
+            chat: has(ModelKind::Llm),
+            embeddings: has(ModelKind::Embedding),
+            transcription: has(ModelKind::Speech),
+            speech: false,
+        }
     }
 
     fn param_support(&self) -> &ParamSupport {
@@ -366,10 +384,10 @@ impl Provider for LocalProvider {
         let (engine, _in_use) = self.engine(&req.model).await?;
         let (embedder, gate) = match engine.as_ref() {
             Engine::Embed(e, g) => (e.clone(), g.clone()),
-            Engine::Llm(_) => {
+            Engine::Llm(_) | Engine::Whisper(_) => {
                 return Err(ProviderError::new(
                     ErrorKind::BadRequest,
-                    format!("`{}` is a chat model; embeddings need an embedding model such as minilm-l6", req.model),
+                    format!("`{}` is not an embedding model; use one such as minilm-l6", req.model),
                 ));
             }
         };
@@ -388,6 +406,18 @@ impl Provider for LocalProvider {
             .map_err(|e| ProviderError::new(ErrorKind::Upstream, format!("embedding task failed: {e}")))?
             .map_err(|e| ProviderError::new(ErrorKind::Upstream, e.to_string()))?;
         Ok(EmbedResponse { vectors: out.vectors, usage: Usage::new(out.prompt_tokens as u64, 0) })
+    }
+
+    async fn transcribe(&self, req: &TranscriptionRequest) -> Result<AudioOutput, ProviderError> {
+        let (engine, in_use) = self.engine(&req.model).await?;
+        match engine.as_ref() {
+            Engine::Whisper(w) => crate::speech::transcribe(w, req, in_use).await,
+            _ => Err(ProviderError::new(
+                ErrorKind::BadRequest,
+                format!("`{}` is not a speech-to-text model; use one such as whisper-tiny.en", req.model),
+            )
+            .with_param("model")),
+        }
     }
 
     async fn list_models(&self) -> Result<Vec<String>, ProviderError> {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use hoosh_core::config::{BreakerConfig, LocalConfig};
 use hoosh_core::router::{ProviderEntry, Timeouts};
 use hoosh_core::stats::ProviderStats;
-use hoosh_models::{DEFAULT_IDS, ModelKind, ModelStore};
+use hoosh_models::{DEFAULT_IDS, ModelStore};
 
 use crate::provider::LocalProvider;
 
@@ -44,22 +44,14 @@ pub async fn build(cfg: &LocalConfig, breaker: &BreakerConfig) -> Result<Setup, 
         None => ModelStore::open_default().map_err(|e| e.to_string())?,
     };
     let installed = store.list().map_err(|e| e.to_string())?;
-    let missing_defaults = DEFAULT_IDS
-        .iter()
-        .copied()
-        .filter(|id| !installed.iter().any(|m| m.id == *id))
-        .filter(|id| hoosh_models::catalog::lookup(id).is_some_and(|c| c.kind != ModelKind::Speech))
-        .collect();
+    let missing_defaults = DEFAULT_IDS.iter().copied().filter(|id| !installed.iter().any(|m| m.id == *id)).collect();
     for wanted in &cfg.models {
         if !installed.iter().any(|m| &m.id == wanted) {
             tracing::warn!(model = %wanted, "configured local model is not installed: run `hoosh pull {wanted}`");
         }
     }
-    let chosen: Vec<_> = installed
-        .into_iter()
-        .filter(|m| cfg.models.is_empty() || cfg.models.contains(&m.id))
-        .filter(|m| m.kind != ModelKind::Speech)
-        .collect();
+    let chosen: Vec<_> =
+        installed.into_iter().filter(|m| cfg.models.is_empty() || cfg.models.contains(&m.id)).collect();
     let store_root = store.root().to_path_buf();
     if chosen.is_empty() {
         return Ok(Setup { entry: None, provider: None, missing_defaults, store_root });

@@ -387,3 +387,105 @@ async fn budgets_reserve_the_prompt_counted_by_the_models_own_tokenizer() {
     // Reserved: the exact prompt (llama.cpp's count, as usage reports it) + max_tokens (24).
     assert_eq!(remaining, 100_000 - prompt - 24, "{body}");
 }
+
+fn audio_fixture(name: &str) -> Vec<u8> {
+    std::fs::read(format!("{}/../../tests/fixtures/audio/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+}
+
+/// Lowercase words without punctuation, "3" spelled out (the research's WER normalisation).
+fn words(text: &str) -> Vec<String> {
+    text.to_lowercase()
+        .replace('3', " three ")
+        .split(|c: char| !(c.is_alphanumeric() || c == '\''))
+        .filter(|w| !w.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Word-level edit distance (substitutions, insertions, deletions).
+fn word_edits(a: &[String], b: &[String]) -> usize {
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, wa) in a.iter().enumerate() {
+        let mut row = vec![i + 1];
+        for (j, wb) in b.iter().enumerate() {
+            row.push((prev[j] + usize::from(wa != wb)).min(prev[j + 1] + 1).min(row[j] + 1));
+        }
+        prev = row;
+    }
+    prev[b.len()]
+}
+
+async fn transcribe(url: &str, file: &str, fields: &[(&str, &str)]) -> (u16, String, String) {
+    let mut form = reqwest::multipart::Form::new()
+        .part("file", reqwest::multipart::Part::bytes(audio_fixture(file)).file_name(file.to_owned()));
+    for (k, v) in fields {
+        form = form.text(k.to_string(), v.to_string());
+    }
+    let resp =
+        reqwest::Client::new().post(format!("{url}/v1/audio/transcriptions")).multipart(form).send().await.unwrap();
+    let status = resp.status().as_u16();
+    let ct = resp.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+    (status, ct, resp.text().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whisper_transcribes_every_container_alike_in_every_format() {
+    let Some(dir) = models_dir() else { return };
+    let (url, _stop) = boot(dir, |_| {}).await;
+    let model = ("model", "whisper-tiny.en");
+    let (status, _, body) = transcribe(&url, "s2.wav", &[model]).await;
+    assert_eq!(status, 200, "{body}");
+    let text = serde_json::from_str::<Value>(&body).unwrap()["text"].as_str().unwrap().to_owned();
+    let want = words("Please schedule a meeting with the engineering team for next Tuesday at three o'clock.");
+    assert_eq!(words(&text), want, "{text}");
+
+    // The same sentence in every container: the same words from lossless
+    // ones; lossy codecs (at the fixtures' ~64 kbps) may move tiny.en by at
+    // most two of the nine words.
+    let (_, _, wav) = transcribe(&url, "s1.wav", &[model]).await;
+    let reference = words(serde_json::from_str::<Value>(&wav).unwrap()["text"].as_str().unwrap());
+    for (file, max_diff) in [("s1.flac", 0), ("s1.mp3", 2), ("s1.ogg", 2), ("s1.m4a", 2)] {
+        let (status, _, body) = transcribe(&url, file, &[model]).await;
+        assert_eq!(status, 200, "{file}: {body}");
+        let got = words(serde_json::from_str::<Value>(&body).unwrap()["text"].as_str().unwrap());
+        assert!(word_edits(&got, &reference) <= max_diff, "{file}: {got:?} vs {reference:?}");
+    }
+
+    // Formats: text, SRT and VTT cues, verbose_json with segments.
+    let (_, ct, plain) = transcribe(&url, "s2.wav", &[model, ("response_format", "text")]).await;
+    assert!(ct.starts_with("text/plain") && words(&plain) == want, "{ct}: {plain}");
+    let (_, _, srt) = transcribe(&url, "s2.wav", &[model, ("response_format", "srt")]).await;
+    let cue = srt.lines().nth(1).unwrap();
+    assert!(srt.starts_with("1\n") && cue.contains(" --> ") && cue.len() == 29, "{srt}");
+    let (_, ct, vtt) = transcribe(&url, "s2.wav", &[model, ("response_format", "vtt")]).await;
+    assert!(ct.starts_with("text/vtt") && vtt.starts_with("WEBVTT\n\n"), "{vtt}");
+    let (_, _, verbose) = transcribe(&url, "s2.wav", &[model, ("response_format", "verbose_json")]).await;
+    let v: Value = serde_json::from_str(&verbose).unwrap();
+    assert_eq!((v["task"].as_str(), v["language"].as_str()), (Some("transcribe"), Some("english")));
+    let segments = v["segments"].as_array().unwrap();
+    assert!(!segments.is_empty());
+    let end = segments.last().unwrap()["end"].as_f64().unwrap();
+    let duration = v["duration"].as_f64().unwrap();
+    assert!(end <= duration + 0.5 && end > duration - 2.0, "last segment ends at {end} of {duration}");
+
+    // Streamed: deltas, then the whole text.
+    let (status, ct, sse) = transcribe(&url, "s2.wav", &[model, ("stream", "true")]).await;
+    assert!(status == 200 && ct.starts_with("text/event-stream"), "{ct}");
+    let events: Vec<Value> =
+        sse.lines().filter_map(|l| l.strip_prefix("data: ")).map(|d| serde_json::from_str(d).unwrap()).collect();
+    assert!(events.iter().any(|e| e["type"] == "transcript.text.delta"));
+    let done = events.last().unwrap();
+    assert_eq!(done["type"], "transcript.text.done");
+    assert_eq!(words(done["text"].as_str().unwrap()), want);
+
+    // An English-only model cannot translate; the server answers and stays up.
+    let form = reqwest::multipart::Form::new()
+        .part("file", reqwest::multipart::Part::bytes(audio_fixture("s1.wav")).file_name("s1.wav"))
+        .text("model", "whisper-tiny.en");
+    let resp =
+        reqwest::Client::new().post(format!("{url}/v1/audio/translations")).multipart(form).send().await.unwrap();
+    assert_eq!(resp.status(), 400);
+    let err: Value = resp.json().await.unwrap();
+    assert!(err["error"]["message"].as_str().unwrap().contains("English-only"), "{err}");
+    assert_eq!(transcribe(&url, "s3.wav", &[model]).await.0, 200);
+}

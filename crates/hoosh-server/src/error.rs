@@ -250,6 +250,29 @@ pub fn stream_error_object(e: &ProviderError) -> ErrorObject {
     provider_parts(e, 1).1
 }
 
+/// Audio the gateway cannot use: always the caller's file (`param: file`).
+impl From<hoosh_audio::AudioError> for ApiError {
+    fn from(e: hoosh_audio::AudioError) -> Self {
+        use hoosh_audio::AudioError;
+        let code = match &e {
+            AudioError::Unsupported { .. } => "unsupported_audio",
+            AudioError::Corrupt { .. } => "invalid_audio",
+            AudioError::Empty => "empty_audio",
+            AudioError::TooLong { .. } => "audio_too_long",
+        };
+        let hint = match &e {
+            AudioError::Unsupported { .. } => " Send wav, mp3, flac, ogg/vorbis or m4a/mp4 (AAC).",
+            AudioError::TooLong { .. } => " The limit is `audio.max_duration_secs`.",
+            _ => "",
+        };
+        ApiError::InvalidRequest {
+            message: format!("The uploaded file is not usable: {e}.{hint}"),
+            param: Some("file".into()),
+            code: Some(code),
+        }
+    }
+}
+
 impl From<RouteError> for ApiError {
     fn from(e: RouteError) -> Self {
         match e {

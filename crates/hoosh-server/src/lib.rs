@@ -77,10 +77,16 @@ pub fn app(state: AppState) -> Router {
     let live = state.live();
     let limit = live.config.server.body_limit_bytes;
     let cors = cors(&live.config.server.cors_origins);
+    // An audio upload may be larger than a JSON body; the form's other
+    // fields get 64 KiB on top of the file limit.
+    let upload_limit = DefaultBodyLimit::max(live.config.audio.max_upload_bytes + 64 * 1024);
     Router::new()
         .route("/v1/chat/completions", post(routes::chat::chat_completions))
         .route("/v1/completions", post(routes::completions::completions))
         .route("/v1/embeddings", post(routes::embeddings::embeddings))
+        .route("/v1/audio/transcriptions", post(routes::audio::transcriptions).layer(upload_limit))
+        .route("/v1/audio/translations", post(routes::audio::translations).layer(upload_limit))
+        .route("/v1/audio/speech", post(routes::audio::speech))
         .route("/v1/models", get(routes::models::list))
         .route("/v1/models/{*id}", get(routes::models::get))
         .route("/v1/providers", get(routes::health::providers))

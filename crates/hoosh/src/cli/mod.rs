@@ -1,6 +1,7 @@
 //! One file per command family.
 
 pub mod admin;
+pub mod audio;
 pub mod audit;
 pub mod budgets;
 pub mod client;

@@ -1,0 +1,340 @@
+//! OpenAI's audio API: `POST /v1/audio/transcriptions` and
+//! `/v1/audio/translations` (multipart form) and `POST /v1/audio/speech`
+//! (JSON → audio bytes).
+//!
+//! Speech-to-text: the form is read whole (at most `audio.max_upload_bytes`,
+//! else 413) and checked field by field (an unknown field is a 400 naming
+//! it); the file is decoded to 16 kHz mono on the blocking pool, which both
+//! proves it is audio (400 `invalid_audio` / `unsupported_audio` /
+//! `empty_audio` / `audio_too_long` otherwise) and gives its duration. The
+//! request is then admitted like any other — rate limits, and a budget
+//! reservation priced from the audio minutes — and runs on the first
+//! candidate that answers: a remote provider gets the original file, the
+//! in-process Whisper the decoded samples. The answer goes back as the
+//! provider gave it (JSON, text, SRT, VTT, or an SSE stream).
+//!
+//! Text-to-speech: `input` is priced per character; the audio streams back
+//! with the provider's content type.
+
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::multipart::{Multipart, MultipartRejection};
+use axum::extract::{FromRequest, Request, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+use hoosh_core::audio::{AudioBody, AudioOutput, AudioTask, SpeechRequest, TranscriptFormat, TranscriptionRequest};
+use hoosh_core::router::Need;
+use hoosh_governance::Scope;
+use hoosh_types::openai::Usage;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::served_by;
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::extract::ApiJson;
+use crate::metering::{Ask, Media, Metered, Served};
+use crate::state::AppState;
+
+/// The form fields OpenAI defines (and SDKs send); others are refused.
+const IGNORED_FIELDS: [&str; 4] =
+    ["include[]", "chunking_strategy", "known_speaker_names[]", "known_speaker_references[]"];
+
+pub async fn transcriptions(st: State<AppState>, caller: Caller, req: Request) -> Result<Response, ApiError> {
+    speech_to_text(st, caller, req, AudioTask::Transcribe).await
+}
+
+pub async fn translations(st: State<AppState>, caller: Caller, req: Request) -> Result<Response, ApiError> {
+    speech_to_text(st, caller, req, AudioTask::Translate).await
+}
+
+/// The form, checked.
+struct Form {
+    file: Bytes,
+    filename: String,
+    content_type: Option<String>,
+    model: String,
+    language: Option<String>,
+    prompt: Option<String>,
+    temperature: Option<f32>,
+    response_format: TranscriptFormat,
+    granularities: Vec<String>,
+    stream: bool,
+}
+
+fn invalid(message: impl Into<String>, param: &str) -> ApiError {
+    ApiError::invalid(message, Some(param.to_owned()))
+}
+
+fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
+    if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::PayloadTooLarge
+    } else {
+        ApiError::invalid(format!("The multipart form could not be read: {}", e.body_text()), None)
+    }
+}
+
+async fn read_form(mut mp: Multipart, task: AudioTask, max_file_bytes: usize) -> Result<Form, ApiError> {
+    let mut file: Option<(Bytes, String, Option<String>)> = None;
+    let (mut model, mut language, mut prompt, mut temperature, mut format, mut stream) =
+        (None, None, None, None, None, None);
+    let mut granularities = Vec::new();
+    while let Some(field) = mp.next_field().await.map_err(multipart_error)? {
+        let name = field.name().unwrap_or_default().to_owned();
+        if name == "file" {
+            let filename = field.file_name().unwrap_or("audio").to_owned();
+            let content_type = field.content_type().map(str::to_owned);
+            let bytes = field.bytes().await.map_err(multipart_error)?;
+            if bytes.len() > max_file_bytes {
+                return Err(ApiError::PayloadTooLarge);
+            }
+            file = Some((bytes, filename, content_type));
+            continue;
+        }
+        let value = field.text().await.map_err(multipart_error)?;
+        match name.as_str() {
+            "model" => model = Some(value),
+            "language" if task == AudioTask::Transcribe => language = Some(value),
+            "prompt" => prompt = Some(value),
+            "temperature" => temperature = Some(value),
+            "response_format" => format = Some(value),
+            "timestamp_granularities[]" | "timestamp_granularities" => granularities.push(value),
+            "stream" => stream = Some(value),
+            n if IGNORED_FIELDS.contains(&n) => {}
+            "language" => {
+                return Err(invalid(
+                    "Translations always produce English; `language` is not accepted here.",
+                    "language",
+                ));
+            }
+            other => return Err(invalid(format!("Unknown form field `{other}`."), other)),
+        }
+    }
+    let (file, filename, content_type) =
+        file.ok_or_else(|| invalid("The form has no `file` field: attach the audio as `file`.", "file"))?;
+    if file.is_empty() {
+        return Err(ApiError::from(hoosh_audio::AudioError::Empty));
+    }
+    let model = model.filter(|m| !m.trim().is_empty()).ok_or_else(|| invalid("`model` is required.", "model"))?;
+    let response_format = match format.as_deref() {
+        None | Some("") => TranscriptFormat::Json,
+        Some(f) => TranscriptFormat::parse(f).ok_or_else(|| {
+            invalid(
+                format!("`response_format` must be json, text, srt, vtt or verbose_json, got `{f}`."),
+                "response_format",
+            )
+        })?,
+    };
+    let temperature = temperature
+        .map(|t| match t.trim().parse::<f32>() {
+            Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+            _ => Err(invalid(format!("`temperature` must be a number from 0 to 1, got `{t}`."), "temperature")),
+        })
+        .transpose()?;
+    for g in &granularities {
+        if g != "segment" && g != "word" {
+            return Err(invalid(
+                format!("`timestamp_granularities[]` takes `segment` or `word`, got `{g}`."),
+                "timestamp_granularities[]",
+            ));
+        }
+    }
+    if !granularities.is_empty() && response_format != TranscriptFormat::VerboseJson {
+        return Err(invalid(
+            "`timestamp_granularities[]` needs `response_format` verbose_json.",
+            "timestamp_granularities[]",
+        ));
+    }
+    let stream = match stream.as_deref().map(str::trim) {
+        None | Some("false") | Some("") => false,
+        Some("true") => true,
+        Some(other) => return Err(invalid(format!("`stream` must be true or false, got `{other}`."), "stream")),
+    };
+    if let Some(l) = &language
+        && !(2..=3).contains(&l.len())
+    {
+        return Err(invalid(format!("`language` is an ISO-639-1 code such as `en`, got `{l}`."), "language"));
+    }
+    Ok(Form {
+        file,
+        filename,
+        content_type,
+        model,
+        language: language.filter(|l| !l.is_empty()),
+        prompt: prompt.filter(|p| !p.is_empty()),
+        temperature,
+        response_format,
+        granularities,
+        stream,
+    })
+}
+
+async fn speech_to_text(
+    State(st): State<AppState>,
+    caller: Caller,
+    req: Request,
+    task: AudioTask,
+) -> Result<Response, ApiError> {
+    caller.require(Scope::Inference)?;
+    let mp = Multipart::from_request(req, &st).await.map_err(|e: MultipartRejection| {
+        ApiError::invalid(format!("Expected a multipart/form-data body: {}", e.body_text()), None)
+    })?;
+    let live = st.live();
+    let form = read_form(mp, task, live.config.audio.max_upload_bytes).await?;
+    let candidates = live.router.candidates(&form.model, Need::Transcription)?;
+    let limits = hoosh_audio::DecodeLimits { max_duration_secs: live.config.audio.max_duration_secs as f64 };
+    let (bytes, name) = (form.file.clone(), form.filename.clone());
+    let pcm = tokio::task::spawn_blocking(move || hoosh_audio::decode(&bytes, Some(&name), &limits))
+        .await
+        .map_err(|e| ApiError::Internal(format!("audio decode task failed: {e}")))??;
+    let duration_secs = pcm.duration_secs();
+    let audio_ms = (duration_secs * 1000.0).ceil() as u64;
+    let route = match task {
+        AudioTask::Transcribe => "audio.transcriptions",
+        AudioTask::Translate => "audio.translations",
+    };
+    let media = Media { audio_ms, tts_chars: 0 };
+    let ask = Ask { route, model: &form.model, candidates: &candidates, prompt_estimate: 0, output_cap: 0, media };
+    let meter = Metered::admit(&st, &live, &caller, ask)?;
+    meter.audit_content(&caller, || {
+        json!({"filename": form.filename, "bytes": form.file.len(), "duration_secs": duration_secs, "prompt": form.prompt})
+    });
+    let call = TranscriptionRequest {
+        task,
+        model: form.model.clone(),
+        file: form.file,
+        filename: form.filename,
+        content_type: form.content_type,
+        language: form.language,
+        prompt: form.prompt,
+        temperature: form.temperature,
+        response_format: form.response_format,
+        timestamp_granularities: form.granularities,
+        stream: form.stream,
+        pcm: Arc::new(pcm.samples),
+        duration_secs,
+    };
+    let mut headers = meter.headers();
+    let out = match live.executor.transcribe(&candidates, &call).await {
+        Ok(out) => out,
+        Err(f) => return Err(meter.fail(f)),
+    };
+    headers.extend(served_by(&out));
+    if let Ok(v) = HeaderValue::from_str(&format!("{}.{:03}", audio_ms / 1000, audio_ms % 1000)) {
+        headers.insert("x-hoosh-audio-seconds", v);
+    }
+    let served = Served { entry: &out.entry, model: &out.model, usage: Usage::new(0, 0) };
+    if let Some(cost) = meter.settle(Some(served), 200) {
+        headers.insert("x-hoosh-cost-usd", cost);
+    }
+    Ok((headers, respond(out.value)).into_response())
+}
+
+/// A provider's audio answer as an HTTP response (streams pass through).
+fn respond(out: AudioOutput) -> Response {
+    let content_type = HeaderValue::from_str(&out.content_type)
+        .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"));
+    let body = match out.body {
+        AudioBody::Whole(bytes) => Body::from(bytes),
+        AudioBody::Stream(stream) => Body::from_stream(stream.map(|item| {
+            item.map_err(|e| {
+                // Headers are gone: the body just ends early, and the log says why.
+                tracing::warn!(error = %e, "audio stream from the provider ended with an error");
+                std::io::Error::other(e.message)
+            })
+        })),
+    };
+    ([(header::CONTENT_TYPE, content_type)], body).into_response()
+}
+
+/// `POST /v1/audio/speech`, OpenAI's body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpeechBody {
+    pub model: String,
+    pub input: String,
+    pub voice: String,
+    #[serde(default)]
+    pub response_format: Option<String>,
+    #[serde(default)]
+    pub speed: Option<f32>,
+    #[serde(default)]
+    pub instructions: Option<String>,
+    #[serde(default)]
+    pub stream_format: Option<String>,
+}
+
+const SPEECH_FORMATS: [&str; 6] = ["mp3", "opus", "aac", "flac", "wav", "pcm"];
+
+pub async fn speech(
+    State(st): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<SpeechBody>,
+) -> Result<Response, ApiError> {
+    caller.require(Scope::Inference)?;
+    let live = st.live();
+    let chars = body.input.chars().count();
+    let max = live.config.audio.max_speech_chars;
+    if chars == 0 {
+        return Err(invalid("`input` is empty: give the text to speak.", "input"));
+    }
+    if chars > max {
+        return Err(invalid(format!("`input` is {chars} characters; the limit is {max}."), "input"));
+    }
+    if body.voice.trim().is_empty() {
+        return Err(invalid("`voice` is required (e.g. `alloy`).", "voice"));
+    }
+    if let Some(f) = &body.response_format
+        && !SPEECH_FORMATS.contains(&f.as_str())
+    {
+        return Err(invalid(
+            format!("`response_format` must be one of mp3, opus, aac, flac, wav, pcm; got `{f}`."),
+            "response_format",
+        ));
+    }
+    if let Some(s) = body.speed
+        && !(0.25..=4.0).contains(&s)
+    {
+        return Err(invalid(format!("`speed` must be from 0.25 to 4.0, got {s}."), "speed"));
+    }
+    if let Some(f) = &body.stream_format
+        && f != "audio"
+        && f != "sse"
+    {
+        return Err(invalid(format!("`stream_format` must be audio or sse, got `{f}`."), "stream_format"));
+    }
+    let candidates = live.router.candidates(&body.model, Need::Speech)?;
+    let media = Media { audio_ms: 0, tts_chars: chars as u64 };
+    let ask = Ask {
+        route: "audio.speech",
+        model: &body.model,
+        candidates: &candidates,
+        prompt_estimate: 0,
+        output_cap: 0,
+        media,
+    };
+    let meter = Metered::admit(&st, &live, &caller, ask)?;
+    meter.audit_content(&caller, || json!({"input": body.input, "voice": body.voice}));
+    let call = SpeechRequest {
+        model: body.model.clone(),
+        input: body.input,
+        voice: body.voice,
+        response_format: body.response_format,
+        speed: body.speed,
+        instructions: body.instructions,
+        stream_format: body.stream_format,
+    };
+    let mut headers = meter.headers();
+    let out = match live.executor.speech(&candidates, &call).await {
+        Ok(out) => out,
+        Err(f) => return Err(meter.fail(f)),
+    };
+    headers.extend(served_by(&out));
+    let served = Served { entry: &out.entry, model: &out.model, usage: Usage::new(0, 0) };
+    if let Some(cost) = meter.settle(Some(served), 200) {
+        headers.insert("x-hoosh-cost-usd", cost);
+    }
+    Ok((headers, respond(out.value)).into_response())
+}

@@ -55,8 +55,9 @@ impl DataDir {
 pub struct VerifyArgs {
     #[command(flatten)]
     pub dir: DataDir,
-    /// Verify a JSONL export instead of the data directory's store.
-    #[arg(long, conflicts_with = "data_dir")]
+    /// Verify a JSONL export instead of the data directory's store (the
+    /// data directory is then only where the default key is looked for).
+    #[arg(long)]
     pub file: Option<PathBuf>,
     /// Key file(s) the chain was signed with (repeat for rotated keys).
     /// Default: HOOSH_AUDIT_KEY, else <data dir>/audit.key.

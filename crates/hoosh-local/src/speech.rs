@@ -43,7 +43,7 @@ pub(crate) async fn transcribe(
     in_use: InUse,
 ) -> Result<AudioOutput, ProviderError> {
     let job = TranscribeRequest {
-        pcm: req.pcm.as_ref().clone(),
+        pcm: Arc::clone(&req.pcm),
         task: match req.task {
             AudioTask::Transcribe => Task::Transcribe,
             AudioTask::Translate => Task::Translate,

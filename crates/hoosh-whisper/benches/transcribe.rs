@@ -21,9 +21,10 @@ fn transcribe(c: &mut Criterion) {
     let mut group = c.benchmark_group("whisper-tiny.en");
     group.sample_size(10).measurement_time(Duration::from_secs(15));
     for (name, pcm) in [("s2_5.2s", common::clip("s2.wav")), ("s1s2s3_14.6s", common::clip_14s())] {
+        let pcm = std::sync::Arc::new(pcm);
         group.bench_function(name, |b| {
             b.iter(|| {
-                let req = TranscribeRequest { pcm: pcm.clone(), ..Default::default() };
+                let req = TranscribeRequest { pcm: std::sync::Arc::clone(&pcm), ..Default::default() };
                 engine.submit(req).unwrap().blocking_collect().unwrap()
             });
         });

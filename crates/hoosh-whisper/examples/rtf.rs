@@ -35,7 +35,7 @@ fn main() {
         for _ in 0..runs {
             let t0 = Instant::now();
             let t = engine
-                .submit(TranscribeRequest { pcm: pcm.clone(), ..Default::default() })
+                .submit(TranscribeRequest { pcm: std::sync::Arc::new(pcm.clone()), ..Default::default() })
                 .unwrap()
                 .blocking_collect()
                 .unwrap();

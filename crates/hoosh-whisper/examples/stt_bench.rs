@@ -30,7 +30,7 @@ fn main() {
     let audio_s = pcm.duration_secs();
     let t0 = Instant::now();
     let t = engine
-        .submit(TranscribeRequest { pcm: pcm.samples, ..Default::default() })
+        .submit(TranscribeRequest { pcm: std::sync::Arc::new(pcm.samples), ..Default::default() })
         .unwrap()
         .blocking_collect()
         .unwrap();

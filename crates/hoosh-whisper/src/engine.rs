@@ -76,8 +76,9 @@ pub struct ModelInfo {
 /// One transcription request.
 #[derive(Debug, Clone, Default)]
 pub struct TranscribeRequest {
-    /// 16 kHz mono samples (see `hoosh-audio`).
-    pub pcm: Vec<f32>,
+    /// 16 kHz mono samples (see `hoosh-audio`), shared: the gateway hands
+    /// over the buffer it decoded without copying it.
+    pub pcm: Arc<Vec<f32>>,
     pub task: Task,
     /// A language code (`"en"`) or name (`"english"`); `None` detects it
     /// (multilingual models) or means English (`.en` models).
@@ -141,7 +142,7 @@ impl Transcription {
 }
 
 struct QueuedJob {
-    pcm: Vec<f32>,
+    pcm: Arc<Vec<f32>>,
     task: Task,
     language: Option<&'static str>,
     prompt: Vec<u32>,

@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{S1, S2, S3, clip, model_dir, normalize, word_errors};
@@ -21,7 +22,7 @@ fn engine(id: &str, queue_capacity: usize) -> Option<WhisperEngine> {
 }
 
 fn req(pcm: Vec<f32>) -> TranscribeRequest {
-    TranscribeRequest { pcm, ..Default::default() }
+    TranscribeRequest { pcm: Arc::new(pcm), ..Default::default() }
 }
 
 async fn transcribe(e: &WhisperEngine, pcm: Vec<f32>) -> Transcript {
@@ -128,18 +129,20 @@ async fn srt_and_vtt_from_a_real_transcript() {
 #[tokio::test]
 async fn client_errors_are_reported_before_any_work() {
     let Some(e) = engine("whisper-tiny.en", 1) else { return };
-    let err = e.submit(TranscribeRequest { pcm: vec![], ..Default::default() }).err().unwrap();
+    let err = e.submit(TranscribeRequest { pcm: Arc::new(vec![]), ..Default::default() }).err().unwrap();
     assert!(matches!(err, WhisperError::EmptyAudio) && err.is_client_error());
-    let translate = TranscribeRequest { pcm: clip("s1.wav"), task: Task::Translate, ..Default::default() };
+    let translate = TranscribeRequest { pcm: Arc::new(clip("s1.wav")), task: Task::Translate, ..Default::default() };
     let err = e.submit(translate).err().unwrap();
     assert!(matches!(err, WhisperError::EnglishOnly { .. }) && err.is_client_error(), "{err}");
-    let german = TranscribeRequest { pcm: clip("s1.wav"), language: Some("de".into()), ..Default::default() };
+    let german = TranscribeRequest { pcm: Arc::new(clip("s1.wav")), language: Some("de".into()), ..Default::default() };
     assert!(e.submit(german).err().unwrap().is_client_error());
-    let klingon = TranscribeRequest { pcm: clip("s1.wav"), language: Some("tlh".into()), ..Default::default() };
+    let klingon =
+        TranscribeRequest { pcm: Arc::new(clip("s1.wav")), language: Some("tlh".into()), ..Default::default() };
     let err = e.submit(klingon).err().unwrap();
     assert!(matches!(err, WhisperError::UnknownLanguage(_)) && err.is_client_error());
     // "english" and "EN" are both English.
-    let en = TranscribeRequest { pcm: clip("s2.wav"), language: Some("English".into()), ..Default::default() };
+    let en =
+        TranscribeRequest { pcm: Arc::new(clip("s2.wav")), language: Some("English".into()), ..Default::default() };
     assert!(e.submit(en).unwrap().collect().await.unwrap().text.contains("meeting"));
 }
 
@@ -230,7 +233,7 @@ async fn base_detects_english_and_translates() {
     eprintln!("base s2: {:?} ({})", t.text, t.language);
     assert_eq!(t.language, "en");
     assert_eq!(normalize(&t.text), normalize(S2));
-    let translate = TranscribeRequest { pcm: clip("s3.wav"), task: Task::Translate, ..Default::default() };
+    let translate = TranscribeRequest { pcm: Arc::new(clip("s3.wav")), task: Task::Translate, ..Default::default() };
     let t = e.submit(translate).unwrap().collect().await.unwrap();
     eprintln!("base translate s3: {:?}", t.text);
     assert_eq!(t.task, Task::Translate);

@@ -53,6 +53,7 @@ fn governed_path(c: &mut Criterion) {
             };
             let admission = gov.admit(&principal, req, t).expect("admit");
             let usage = UsageRecord {
+                id: String::new(), // the admission's id is stamped on at finish
                 ts_ms: t,
                 request_id: format!("req-{n}"),
                 key_id: Some(principal.id().to_string()),

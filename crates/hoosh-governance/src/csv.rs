@@ -9,7 +9,8 @@ use crate::ledger::UsageRecord;
 use crate::period::format_utc;
 use crate::store::{Store, StoreError};
 
-pub const HEADER: &str = "time,ts_ms,request_id,key_id,team,provider,model,prompt_tokens,completion_tokens,\
+/// `id` is the ledger row's own (unique) id; `request_id` is the caller's.
+pub const HEADER: &str = "time,ts_ms,id,request_id,key_id,team,provider,model,prompt_tokens,completion_tokens,\
                           cached_tokens,cost_usd,latency_ms,ttft_ms,status,cache_hit,route,audio_seconds";
 
 #[derive(Debug, thiserror::Error)]
@@ -48,9 +49,10 @@ pub fn format_nanos(nanos: u64) -> String {
 /// One row as a CSV line (with the trailing `\n`).
 pub fn row_line(r: &UsageRecord) -> String {
     let opt = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
-    let cols: [String; 17] = [
+    let cols: [String; 18] = [
         format_utc(r.ts_ms),
         r.ts_ms.to_string(),
+        r.id.clone(),
         r.request_id.clone(),
         r.key_id.clone().unwrap_or_default(),
         r.team.clone().unwrap_or_default(),
@@ -106,6 +108,7 @@ mod tests {
     #[test]
     fn quoting_follows_rfc_4180() {
         let r = UsageRecord {
+            id: "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b".into(),
             ts_ms: 1_714_564_800_123,
             request_id: "req,1".into(),
             key_id: Some("key_a".into()),
@@ -125,10 +128,10 @@ mod tests {
         };
         assert_eq!(
             row_line(&r),
-            "2024-05-01T12:00:00.123Z,1714564800123,\"req,1\",key_a,\"say \"\"hi\"\"\",,\"line\nbreak\",10,2,0,\
+            "2024-05-01T12:00:00.123Z,1714564800123,0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b,\"req,1\",key_a,\"say \"\"hi\"\"\",,\"line\nbreak\",10,2,0,\
              1.234567890,50,,200,false,chat,1.500\n"
         );
-        assert_eq!(HEADER.split(',').count(), 17);
+        assert_eq!(HEADER.split(',').count(), 18);
         assert_eq!(format_nanos(5), "0.000000005");
     }
 

@@ -25,7 +25,6 @@ use parking_lot::RwLock;
 use crate::budget::{Amount, BudgetExceeded, BudgetGuard, BudgetSpec, Budgets, PoolId, Remaining};
 use crate::clock::{Clock, SystemClock};
 use crate::concurrency::{Concurrency, ConcurrencyLimited, ConcurrencyPermit};
-use crate::key::random_hex;
 use crate::keys::{AdminError, KeyRing, validate_budget};
 use crate::ledger::{Ledger, LedgerOptions, UsageRecord};
 use crate::principal::{Limits, Principal};
@@ -282,6 +281,7 @@ impl Governance {
         }
         let remaining = guard.reservation().map(|r| r.remaining()).unwrap_or_default();
         Ok(Admission {
+            id: UsageRecord::new_id(now),
             budget: Some(guard),
             permit: Some(permit),
             taken,
@@ -309,6 +309,8 @@ impl Governance {
 /// and TPM estimate until [`finish`](Admission::finish) — or until dropped.
 #[must_use = "dropping an admission ends the request as client-closed (499)"]
 pub struct Admission {
+    /// The ledger row's id, made here so it orders rows by admission time.
+    id: String,
     budget: Option<BudgetGuard>,
     permit: Option<ConcurrencyPermit>,
     /// Rate charges; the token ones are corrected at the end.
@@ -330,6 +332,7 @@ pub struct Admission {
 impl std::fmt::Debug for Admission {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Admission")
+            .field("id", &self.id)
             .field("key_id", &self.key_id)
             .field("model", &self.model)
             .field("actual", &self.actual)
@@ -338,6 +341,12 @@ impl std::fmt::Debug for Admission {
 }
 
 impl Admission {
+    /// The id this request's ledger row will carry (a UUIDv7, unique, in
+    /// admission order): made by the server, unlike the caller's request id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
     /// Budget headroom of the tightest pool, right after this request's reservation.
     pub fn remaining(&self) -> Remaining {
         self.remaining
@@ -362,7 +371,8 @@ impl Admission {
     }
 
     /// The usage so far, as a ledger row (request id, provider, tokens…):
-    /// records its amount, and is what a drop writes (with status 499).
+    /// records its amount, and is what a drop writes (with status 499 and
+    /// this admission's [`id`](Admission::id)).
     pub fn record_usage(&mut self, usage: UsageRecord) {
         self.record(usage.amount());
         self.draft = Some(usage);
@@ -371,10 +381,12 @@ impl Admission {
     /// Ends the request: settles budgets with `outcome.actual`, corrects TPM,
     /// appends the ledger row and releases the concurrency slots.
     ///
-    /// The row's `key_id` and `team` are set from the admission (whatever the
-    /// caller put there): they decide which budget pools the row is summed
-    /// into when usage is rebuilt after a restart, so they must name the
-    /// pools that were actually charged.
+    /// The row's `id`, `key_id` and `team` are set from the admission
+    /// (whatever the caller put there). The id makes the row count once
+    /// however many requests share a `request_id`; key and team decide
+    /// which budget pools the row is summed into when usage is rebuilt
+    /// after a restart, so they must name the pools that were actually
+    /// charged.
     pub fn finish(mut self, outcome: Outcome) {
         let now = self.clock.now_ms();
         self.settle(outcome.actual, now);
@@ -383,7 +395,10 @@ impl Admission {
         self.ledger.append(row);
     }
 
-    fn attribute(&self, row: &mut UsageRecord) {
+    /// Names the row as this admission's: its id, key and team. Runs once,
+    /// from `finish` or from the drop.
+    fn attribute(&mut self, row: &mut UsageRecord) {
+        row.id = std::mem::take(&mut self.id);
         if row.key_id.as_deref() != Some(&*self.key_id) {
             row.key_id = Some(self.key_id.to_string());
         }
@@ -403,15 +418,13 @@ impl Admission {
         self.permit.take();
     }
 
-    /// The ledger row of a request that never finished.
+    /// The ledger row of a request that never finished: the last draft
+    /// (keeping its `request_id`), or a bare row for the model when the
+    /// server never sent one.
     fn dropped_row(&mut self, now: i64) -> UsageRecord {
         let actual = self.actual;
-        let mut row = self.draft.take().unwrap_or_else(|| UsageRecord {
-            request_id: format!("dropped-{}", random_hex(8).unwrap_or_else(|_| now.to_string())),
-            model: self.model.clone(),
-            route: String::new(),
-            ..UsageRecord::default()
-        });
+        let mut row =
+            self.draft.take().unwrap_or_else(|| UsageRecord { model: self.model.clone(), ..UsageRecord::default() });
         self.attribute(&mut row);
         row.ts_ms = now;
         row.status = CLIENT_CLOSED;

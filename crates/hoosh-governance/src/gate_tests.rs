@@ -8,6 +8,7 @@ use crate::period::{DAY_MS, HOUR_MS};
 use crate::principal::{NewKey, Team};
 use crate::ratelimit::RateKind;
 use crate::sqlite::SqliteStore;
+use crate::store::GroupBy;
 use crate::testutil::{TempDir, usage};
 
 const T0: i64 = 1_717_200_000_000; // 2024-06-01T00:00:00Z
@@ -158,8 +159,9 @@ fn a_dropped_admission_settles_what_was_recorded_and_logs_a_499() {
     store.usage_rows(i64::MIN, i64::MAX, &mut |r| rows.push(r.clone())).unwrap();
     assert_eq!(rows.len(), 3);
     assert!(rows.iter().all(|r| r.status == 499 && r.key_id.as_deref() == Some(p.id())));
-    assert!(rows[0].request_id.starts_with("dropped-") && rows[0].latency_ms == 1_500);
-    assert_eq!(rows[1].request_id, "req-stream");
+    assert!(rows[0].request_id.is_empty() && rows[0].latency_ms == 1_500, "no draft, no request id");
+    assert_eq!(rows[1].request_id, "req-stream", "a dropped row keeps its draft's request id");
+    assert!(rows.iter().all(|r| r.id.len() == 36), "every row has the admission's id");
     assert_eq!((rows[2].prompt_tokens, rows[2].model.as_str()), (30, "gpt-4o"));
     // The ledger charges exactly what the live counters were charged.
     assert_eq!(store.usage_totals(&pool, 0).unwrap(), (105, 7));
@@ -312,6 +314,89 @@ fn reopening_rebuilds_budget_usage_from_the_ledger_without_double_counting() {
     // The monthly global pool also holds yesterday's row; the daily ones do not.
     assert_eq!(after[2], (expected_tokens + 120, expected_nanos + 1_000, 0, 0));
     g.close();
+}
+
+#[test]
+fn admissions_name_their_rows_with_unique_ids_in_admission_order() {
+    let (g, store, clock) = gov();
+    let p = key(&g, Limits::default(), None);
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        // Ten admissions per millisecond: the counter orders those within one.
+        clock.set(T0 + i / 10);
+        let a = g.admit(&p, req("m", 1, 0), clock.now_ms()).unwrap();
+        ids.push(a.id().to_owned());
+        a.finish(outcome(&format!("req-{i}"), &p, 1, 0, clock.now_ms()));
+    }
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "made later sorts later: {ids:?}");
+    g.ledger().flush();
+    let mut stored = Vec::new();
+    store.usage_rows(i64::MIN, i64::MAX, &mut |r| stored.push(r.id.clone())).unwrap();
+    assert_eq!(stored, ids, "each row carries its admission's id");
+}
+
+/// Someone with a valid key sends every request with the same
+/// `x-request-id`, hoping the ledger keeps one row and a restart forgets
+/// the rest of their spending.
+#[test]
+fn fifty_requests_sharing_a_request_id_all_count_after_a_restart() {
+    let dir = TempDir::new("same-id");
+    let clock = ManualClock::new(T0 + HOUR_MS);
+    let now = clock.now_ms();
+    let budget = tokens_budget(1_000_000);
+    let (key_pool, plain) = {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.db()).unwrap());
+        let g = gov_on(store, &clock);
+        let spec = NewKey { name: "k".into(), budget, ..NewKey::default() };
+        let (_, plain) = g.keys().create(spec, now).unwrap();
+        let p = g.keys().authenticate(Some(&plain), now).unwrap();
+        for i in 0..50 {
+            let a = g.admit(&p, req("gpt-4o-mini", 100, 1_000), now).unwrap();
+            a.finish(outcome("same-id", &p, 10 + i, 100 * i, now));
+        }
+        let key_pool = PoolId::Key(p.id().to_string());
+        g.close();
+        (key_pool, plain)
+    };
+    let expected = ((0..50).map(|i| 10 + i).sum::<u64>(), (0..50).map(|i| 100 * i).sum::<u64>());
+
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.db()).unwrap());
+    let g = gov_on(store.clone(), &clock);
+    assert!(g.keys().authenticate(Some(&plain), now).is_ok());
+    assert_eq!(used(&g, &key_pool), (expected.0, expected.1, 0, 0), "the rebuilt budget holds all 50");
+    assert_eq!(store.usage_totals(&key_pool, 0).unwrap(), expected);
+    let report = store.usage_aggregate(GroupBy::Key, 0, i64::MAX).unwrap();
+    assert_eq!(report.iter().map(|r| r.requests).sum::<u64>(), 50);
+    let mut rows = Vec::new();
+    store.usage_rows(0, i64::MAX, &mut |r| rows.push((r.id.clone(), r.request_id.clone()))).unwrap();
+    assert_eq!(rows.len(), 50);
+    assert!(rows.iter().all(|(_, request_id)| request_id == "same-id"));
+    let ids: std::collections::HashSet<_> = rows.iter().map(|(id, _)| id).collect();
+    assert_eq!(ids.len(), 50, "fifty distinct row ids");
+    let mut csv = Vec::new();
+    assert_eq!(crate::csv::export(store.as_ref(), 0, i64::MAX, &mut csv).unwrap(), 50);
+    g.close();
+}
+
+#[test]
+fn a_dropped_admission_keeps_its_request_id_under_its_own_id() {
+    let (g, store, _) = gov();
+    let p = key(&g, Limits::default(), None);
+    let mut a = g.admit(&p, req("gpt-4o", 100, 0), T0).unwrap();
+    let id = a.id().to_owned();
+    a.record_usage(usage("req-hangup", T0, Some(p.id()), p.team()));
+    drop(a);
+    // A second hang-up reusing the request id is a row of its own.
+    let mut b = g.admit(&p, req("gpt-4o", 100, 0), T0).unwrap();
+    b.record_usage(usage("req-hangup", T0, Some(p.id()), p.team()));
+    drop(b);
+    g.ledger().flush();
+    let mut rows = Vec::new();
+    store.usage_rows(i64::MIN, i64::MAX, &mut |r| rows.push(r.clone())).unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!((rows[0].id.as_str(), rows[0].request_id.as_str(), rows[0].status), (id.as_str(), "req-hangup", 499));
+    assert_eq!(rows[1].request_id, "req-hangup");
+    assert_ne!(rows[0].id, rows[1].id);
 }
 
 #[test]

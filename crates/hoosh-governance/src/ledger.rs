@@ -7,8 +7,16 @@
 //! The writer lingers a few ms after the first row of a quiet spell so rows
 //! group into one commit and senders rarely have to wake it.
 //! A failed write is logged and retried with backoff; because the store
-//! ignores a `request_id` it already has, a batch that did commit but
-//! reported an error is not counted twice on retry.
+//! ignores a row `id` it already has, a batch that did commit but reported an
+//! error is not counted twice on retry.
+//!
+//! Every row is named by the server: [`UsageRecord::id`] is a UUIDv7 made
+//! when the request was admitted, unique and sortable by time. The caller's
+//! `x-request-id` is kept in `request_id` for correlation only — it is not
+//! unique (a client may send the same one every time) and decides nothing
+//! about what is stored. [`Ledger::append`] is the one place every row
+//! passes: it gives a row without an id one and caps `request_id` at
+//! [`MAX_REQUEST_ID_BYTES`].
 //!
 //! A tap ([`Ledger::set_tap`]) sees every batch on the writer thread before
 //! it is written: the audit chain records each finished request from there,
@@ -26,17 +34,29 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
+use uuid::{ContextV7, Timestamp, Uuid};
 
 use crate::budget::Amount;
 use crate::store::Store;
 
+/// The longest `request_id` a row keeps, in bytes (it comes from a client header).
+pub const MAX_REQUEST_ID_BYTES: usize = 128;
+
 /// One request's usage, as recorded.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct UsageRecord {
+    /// The row's own id, made by the server (a UUIDv7, see
+    /// [`UsageRecord::new_id`]): unique, so a store ignores a row whose id
+    /// it already has — that is what makes a retried write count once.
+    /// [`Admission`](crate::Admission) sets it; [`Ledger::append`] fills it
+    /// when empty.
+    pub id: String,
     /// When the request *finished* (unix ms): budgets charge the window a
     /// request ends in, and the start-up rebuild sums rows by this time.
     pub ts_ms: i64,
-    /// Unique per request; a duplicate is ignored by the store.
+    /// The caller's `x-request-id` (or the one the gateway assigned), for
+    /// correlation with logs and the audit chain. Not unique: clients choose
+    /// it. At most [`MAX_REQUEST_ID_BYTES`] (cut by [`Ledger::append`]).
     pub request_id: String,
     pub key_id: Option<String>,
     pub team: Option<String>,
@@ -61,7 +81,21 @@ pub struct UsageRecord {
     pub audio_ms: u64,
 }
 
+/// One generator for the process, so ids made later always sort after
+/// earlier ones (the counter breaks ties within a millisecond and holds the
+/// order when the time given steps back).
+static ID_CONTEXT: Mutex<ContextV7> = Mutex::new(ContextV7::new());
+
 impl UsageRecord {
+    /// A fresh row id: a hyphenated UUIDv7 whose time part is `at_ms` (unix
+    /// ms). Ids made later in this process compare greater, as strings too.
+    pub fn new_id(at_ms: i64) -> String {
+        let ms = u64::try_from(at_ms).unwrap_or(0);
+        let subsec_nanos = u32::try_from(ms % 1000).unwrap_or(0) * 1_000_000;
+        let ts = Timestamp::from_unix(&*ID_CONTEXT.lock(), ms / 1000, subsec_nanos);
+        Uuid::new_v7(ts).hyphenated().to_string()
+    }
+
     /// Tokens as budgets count them: prompt + completion.
     pub fn tokens(&self) -> u64 {
         self.prompt_tokens.saturating_add(self.completion_tokens)
@@ -70,6 +104,18 @@ impl UsageRecord {
     /// What this row charges a budget.
     pub fn amount(&self) -> Amount {
         Amount { tokens: self.tokens(), nanos: self.cost_nanos.unwrap_or(0) }
+    }
+
+    /// Makes the row fit to store: an id if it has none, `request_id` cut
+    /// to [`MAX_REQUEST_ID_BYTES`] on a character boundary.
+    fn prepare(&mut self) {
+        if self.id.is_empty() {
+            self.id = Self::new_id(self.ts_ms);
+        }
+        if self.request_id.len() > MAX_REQUEST_ID_BYTES {
+            let cut = (0..=MAX_REQUEST_ID_BYTES).rev().find(|&i| self.request_id.is_char_boundary(i)).unwrap_or(0);
+            self.request_id.truncate(cut);
+        }
     }
 }
 
@@ -159,11 +205,16 @@ impl Ledger {
 
     /// Queues a row. Never blocks; after [`Ledger::close`] the row cannot be
     /// written and that is logged as an error.
-    pub fn append(&self, record: UsageRecord) {
+    ///
+    /// A row without an `id` gets one here (so nothing is stored without
+    /// one), and a `request_id` longer than [`MAX_REQUEST_ID_BYTES`] is cut:
+    /// this is the one place every row passes, the tap included.
+    pub fn append(&self, mut record: UsageRecord) {
+        record.prepare();
         self.depth.fetch_add(1, Ordering::Relaxed);
         if let Err(mpsc::SendError(Msg::Row(row))) = self.tx.send(Msg::Row(Box::new(record))) {
             self.depth.fetch_sub(1, Ordering::Relaxed);
-            tracing::error!(request_id = %row.request_id, "usage row appended after the ledger closed; not recorded");
+            tracing::error!(id = %row.id, request_id = %row.request_id, "usage row appended after the ledger closed; not recorded");
         }
     }
 
@@ -309,6 +360,39 @@ mod tests {
             route: "chat".into(),
             ..UsageRecord::default()
         }
+    }
+
+    #[test]
+    fn row_ids_are_unique_uuid_v7_and_sort_by_time() {
+        let t = 1_717_200_000_000;
+        let ids: Vec<String> = (0..1_000).map(|i| UsageRecord::new_id(t + i / 100)).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "strictly increasing, as strings");
+        for id in &ids {
+            let uuid = Uuid::parse_str(id).unwrap();
+            assert_eq!((uuid.get_version_num(), id.len()), (7, 36));
+        }
+        // Made later (at a later time) sorts later.
+        let (earlier, later) = (UsageRecord::new_id(t), UsageRecord::new_id(t + 60_000));
+        assert!(earlier < later);
+    }
+
+    #[test]
+    fn append_gives_an_id_and_caps_the_request_id_on_a_char_boundary() {
+        let store = Arc::new(MemoryStore::new());
+        let ledger = Ledger::open(store.clone());
+        // 2-byte characters: 128 bytes is a boundary; 'a' + 'é's puts one mid-character.
+        ledger.append(UsageRecord { request_id: "é".repeat(100), ..row("", 1) });
+        ledger.append(UsageRecord { request_id: format!("a{}", "é".repeat(100)), ..row("", 2) });
+        let kept = UsageRecord { id: "chosen".into(), request_id: "x".repeat(MAX_REQUEST_ID_BYTES), ..row("", 3) };
+        ledger.append(kept.clone());
+        ledger.flush();
+        let mut rows = Vec::new();
+        store.usage_rows(i64::MIN, i64::MAX, &mut |r| rows.push(r.clone())).unwrap();
+        assert_eq!(rows[0].request_id, "é".repeat(64));
+        assert_eq!(rows[1].request_id, format!("a{}", "é".repeat(63)), "127 bytes: 128 would split a character");
+        assert_eq!(rows[2], kept, "an id and a request id that fit are left alone");
+        assert!(rows[..2].iter().all(|r| r.id.len() == 36) && rows[0].id != rows[1].id);
+        ledger.close();
     }
 
     #[test]

@@ -22,8 +22,9 @@
 //! - [`ratelimit`]: GCRA [`RateLimiter`] for RPM/TPM, all-or-none over a list,
 //!   estimate correction, OpenAI `x-ratelimit-*` reporting.
 //! - [`concurrency`]: in-flight caps with an RAII [`ConcurrencyPermit`].
-//! - [`ledger`]: [`UsageRecord`] and the [`Ledger`] writer thread (never
-//!   blocks, never drops, batches, retries, flush/close).
+//! - [`ledger`]: [`UsageRecord`] (keyed by a server-made UUIDv7 `id`; the
+//!   caller's `request_id` is kept but not unique) and the [`Ledger`] writer
+//!   thread (never blocks, never drops, batches, retries, flush/close).
 //! - [`store`]: the [`Store`] trait; [`sqlite`] (WAL file) and [`memory`]
 //!   implement it; [`csv`] streams the usage export.
 //! - [`gate`]: [`Governance`] ties it together; [`Admission`] is one admitted
@@ -57,7 +58,7 @@ pub use concurrency::{Concurrency, ConcurrencyLimited, ConcurrencyPermit};
 pub use gate::{Admission, AdmitRequest, Denied, GovError, Governance, Outcome};
 pub use key::{KeyHash, generate_key, hash_key, key_prefix};
 pub use keys::{AdminError, AuthError, KeyRing};
-pub use ledger::{Ledger, LedgerOptions, LedgerTap, UsageRecord};
+pub use ledger::{Ledger, LedgerOptions, LedgerTap, MAX_REQUEST_ID_BYTES, UsageRecord};
 pub use memory::MemoryStore;
 pub use period::Period;
 pub use principal::{KeyPatch, KeyRecord, Limits, NewKey, Principal, Scope, Team};

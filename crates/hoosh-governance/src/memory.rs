@@ -8,7 +8,7 @@ use parking_lot::Mutex;
 use crate::budget::{BudgetSpec, PoolId};
 use crate::ledger::UsageRecord;
 use crate::principal::{KeyRecord, Team};
-use crate::store::{GroupBy, Store, StoreError, UsageAggregate, charges};
+use crate::store::{GroupBy, Store, StoreError, UsageAggregate, charges, check_row_ids};
 
 #[derive(Default)]
 struct Inner {
@@ -16,7 +16,8 @@ struct Inner {
     teams: BTreeMap<String, Team>,
     budgets: BTreeMap<PoolId, BudgetSpec>,
     ledger: Vec<UsageRecord>,
-    request_ids: HashSet<String>,
+    /// Row ids held: a row is stored once however often it is appended.
+    row_ids: HashSet<String>,
 }
 
 #[derive(Default)]
@@ -82,10 +83,11 @@ impl Store for MemoryStore {
     }
 
     fn append_usage(&self, rows: &[UsageRecord]) -> Result<usize, StoreError> {
+        check_row_ids(rows)?;
         let mut inner = self.inner.lock();
         let mut added = 0;
         for row in rows {
-            if inner.request_ids.insert(row.request_id.clone()) {
+            if inner.row_ids.insert(row.id.clone()) {
                 inner.ledger.push(row.clone());
                 added += 1;
             }
@@ -117,7 +119,7 @@ impl Store for MemoryStore {
     fn usage_rows(&self, from_ms: i64, to_ms: i64, visit: &mut dyn FnMut(&UsageRecord)) -> Result<(), StoreError> {
         let mut rows: Vec<UsageRecord> =
             self.inner.lock().ledger.iter().filter(|r| from_ms <= r.ts_ms && r.ts_ms < to_ms).cloned().collect();
-        // Stable: rows with equal timestamps keep append order, as in SQLite (by rowid).
+        // Stable: rows with equal timestamps keep append order, as in SQLite (by `seq`).
         rows.sort_by_key(|r| r.ts_ms);
         for row in &rows {
             visit(row);

@@ -7,9 +7,11 @@
 //!
 //! Keys, teams and budgets are stored as JSON documents next to the columns
 //! they are looked up by, so adding a field to a record needs no migration.
-//! The ledger is columnar because it is aggregated. `PRAGMA user_version`
-//! holds the schema version; a file from a newer build is refused rather than
-//! misread.
+//! The ledger is columnar because it is aggregated; its unique key is the
+//! server-made row `id`, not the caller's `request_id`. `PRAGMA
+//! user_version` holds the schema version; older files are upgraded in
+//! place, in one transaction, and a file from a newer build is refused
+//! rather than misread.
 
 use std::path::Path;
 use std::time::Duration;
@@ -20,11 +22,14 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use crate::budget::{BudgetSpec, PoolId};
 use crate::ledger::UsageRecord;
 use crate::principal::{KeyRecord, Team};
-use crate::store::{GroupBy, Store, StoreError, UsageAggregate};
+use crate::store::{GroupBy, Store, StoreError, UsageAggregate, check_row_ids};
 
 /// 2: `ledger.audio_ms` (speech requests).
-const SCHEMA_VERSION: i64 = 2;
+/// 3: `ledger.id`, the server-made row id, is the unique key; `request_id`
+/// (the caller's `x-request-id`) is an ordinary indexed column.
+const SCHEMA_VERSION: i64 = 3;
 
+/// Everything but the ledger table, whose definition is [`ledger_table`].
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS keys (
     id     TEXT PRIMARY KEY,
@@ -39,32 +44,71 @@ CREATE TABLE IF NOT EXISTS budgets (
     pool TEXT PRIMARY KEY,
     spec TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS ledger (
-    id                INTEGER PRIMARY KEY,
-    request_id        TEXT NOT NULL UNIQUE,
-    ts_ms             INTEGER NOT NULL,
-    key_id            TEXT,
-    team              TEXT,
-    provider          TEXT,
-    model             TEXT NOT NULL,
-    prompt_tokens     INTEGER NOT NULL,
-    completion_tokens INTEGER NOT NULL,
-    cached_tokens     INTEGER NOT NULL,
-    cost_nanos        INTEGER,
-    latency_ms        INTEGER NOT NULL,
-    ttft_ms           INTEGER,
-    status            INTEGER NOT NULL,
-    cache_hit         INTEGER NOT NULL,
-    route             TEXT NOT NULL,
-    audio_ms          INTEGER NOT NULL DEFAULT 0
-);
+";
+
+/// The ledger's indexes; run after the table exists in its current form.
+const LEDGER_INDEXES: &str = "
 CREATE INDEX IF NOT EXISTS ledger_ts ON ledger (ts_ms);
 CREATE INDEX IF NOT EXISTS ledger_key_ts ON ledger (key_id, ts_ms);
 CREATE INDEX IF NOT EXISTS ledger_team_ts ON ledger (team, ts_ms);
+CREATE INDEX IF NOT EXISTS ledger_request_id ON ledger (request_id);
 ";
 
-const ROW_COLUMNS: &str = "request_id, ts_ms, key_id, team, provider, model, prompt_tokens, completion_tokens, \
-                           cached_tokens, cost_nanos, latency_ms, ttft_ms, status, cache_hit, route, audio_ms";
+/// The ledger table (version 3) under `name`. `seq` is append order, which
+/// breaks ties between rows of the same millisecond in exports; `id` is the
+/// idempotence key (`INSERT OR IGNORE`).
+fn ledger_table(name: &str) -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS {name} (
+            seq               INTEGER PRIMARY KEY,
+            id                TEXT NOT NULL UNIQUE,
+            request_id        TEXT NOT NULL,
+            ts_ms             INTEGER NOT NULL,
+            key_id            TEXT,
+            team              TEXT,
+            provider          TEXT,
+            model             TEXT NOT NULL,
+            prompt_tokens     INTEGER NOT NULL,
+            completion_tokens INTEGER NOT NULL,
+            cached_tokens     INTEGER NOT NULL,
+            cost_nanos        INTEGER,
+            latency_ms        INTEGER NOT NULL,
+            ttft_ms           INTEGER,
+            status            INTEGER NOT NULL,
+            cache_hit         INTEGER NOT NULL,
+            route             TEXT NOT NULL,
+            audio_ms          INTEGER NOT NULL DEFAULT 0
+        );"
+    )
+}
+
+/// Rebuilds a version 1 or 2 ledger as version 3, rows and append order
+/// kept. SQLite cannot drop the old `UNIQUE` on `request_id` with `ALTER`,
+/// hence a new table. Old request ids were unique, so each becomes its
+/// row's `id` (and stays its `request_id`, uncapped: the cap applies to
+/// rows written from now on). Version 1 had no `audio_ms`: its rows were
+/// all text. Runs inside the caller's transaction: all or nothing.
+fn migrate_ledger_to_v3(conn: &Connection, from: i64) -> Result<(), StoreError> {
+    let audio_ms = if from == 1 { "0" } else { "audio_ms" };
+    conn.execute_batch(&format!(
+        "{new_table}
+         INSERT INTO ledger_v3 (seq, id, request_id, ts_ms, key_id, team, provider, model, prompt_tokens,
+                                completion_tokens, cached_tokens, cost_nanos, latency_ms, ttft_ms, status,
+                                cache_hit, route, audio_ms)
+             SELECT id, request_id, request_id, ts_ms, key_id, team, provider, model, prompt_tokens,
+                    completion_tokens, cached_tokens, cost_nanos, latency_ms, ttft_ms, status,
+                    cache_hit, route, {audio_ms}
+             FROM ledger;
+         DROP TABLE ledger;
+         ALTER TABLE ledger_v3 RENAME TO ledger;",
+        new_table = ledger_table("ledger_v3"),
+    ))?;
+    Ok(())
+}
+
+const ROW_COLUMNS: &str = "id, request_id, ts_ms, key_id, team, provider, model, prompt_tokens, \
+                           completion_tokens, cached_tokens, cost_nanos, latency_ms, ttft_ms, status, cache_hit, \
+                           route, audio_ms";
 
 pub struct SqliteStore {
     /// Writes, and reads that must see them (records).
@@ -84,7 +128,7 @@ impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
     pub fn open(path: impl AsRef<Path>) -> Result<SqliteStore, StoreError> {
         let path = path.as_ref();
-        let conn = connect(path)?;
+        let mut conn = connect(path)?;
         let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
             tracing::warn!(journal_mode = %mode, "SQLite refused WAL mode; usage writes will be slower");
@@ -93,12 +137,16 @@ impl SqliteStore {
         if found > SCHEMA_VERSION {
             return Err(StoreError::SchemaTooNew { found, supported: SCHEMA_VERSION });
         }
-        conn.execute_batch(SCHEMA)?;
-        if found == 1 {
-            // Version 1 ledgers lack `audio_ms`: every old row was text.
-            conn.execute_batch("ALTER TABLE ledger ADD COLUMN audio_ms INTEGER NOT NULL DEFAULT 0")?;
+        // One transaction: a failed upgrade leaves the file as it was.
+        let tx = conn.transaction()?;
+        if matches!(found, 1 | 2) {
+            migrate_ledger_to_v3(&tx, found)?;
         }
-        conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        tx.execute_batch(SCHEMA)?;
+        tx.execute_batch(&ledger_table("ledger"))?;
+        tx.execute_batch(LEDGER_INDEXES)?;
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        tx.commit()?;
         let reader = connect(path)?;
         Ok(SqliteStore { conn: Mutex::new(conn), reader: Mutex::new(reader) })
     }
@@ -122,22 +170,23 @@ fn from_sql(v: i64) -> u64 {
 
 fn read_row(row: &Row<'_>) -> rusqlite::Result<UsageRecord> {
     Ok(UsageRecord {
-        request_id: row.get(0)?,
-        ts_ms: row.get(1)?,
-        key_id: row.get(2)?,
-        team: row.get(3)?,
-        provider: row.get(4)?,
-        model: row.get(5)?,
-        prompt_tokens: from_sql(row.get(6)?),
-        completion_tokens: from_sql(row.get(7)?),
-        cached_tokens: from_sql(row.get(8)?),
-        cost_nanos: row.get::<_, Option<i64>>(9)?.map(from_sql),
-        latency_ms: from_sql(row.get(10)?),
-        ttft_ms: row.get::<_, Option<i64>>(11)?.map(from_sql),
-        status: u16::try_from(row.get::<_, i64>(12)?).unwrap_or(0),
-        cache_hit: row.get(13)?,
-        route: row.get(14)?,
-        audio_ms: from_sql(row.get(15)?),
+        id: row.get(0)?,
+        request_id: row.get(1)?,
+        ts_ms: row.get(2)?,
+        key_id: row.get(3)?,
+        team: row.get(4)?,
+        provider: row.get(5)?,
+        model: row.get(6)?,
+        prompt_tokens: from_sql(row.get(7)?),
+        completion_tokens: from_sql(row.get(8)?),
+        cached_tokens: from_sql(row.get(9)?),
+        cost_nanos: row.get::<_, Option<i64>>(10)?.map(from_sql),
+        latency_ms: from_sql(row.get(11)?),
+        ttft_ms: row.get::<_, Option<i64>>(12)?.map(from_sql),
+        status: u16::try_from(row.get::<_, i64>(13)?).unwrap_or(0),
+        cache_hit: row.get(14)?,
+        route: row.get(15)?,
+        audio_ms: from_sql(row.get(16)?),
     })
 }
 
@@ -209,16 +258,18 @@ impl Store for SqliteStore {
     }
 
     fn append_usage(&self, rows: &[UsageRecord]) -> Result<usize, StoreError> {
+        check_row_ids(rows)?;
         let mut conn = self.conn.lock();
         let tx = conn.transaction()?;
         let mut added = 0;
         {
             let mut stmt = tx.prepare_cached(&format!(
                 "INSERT OR IGNORE INTO ledger ({ROW_COLUMNS})
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
             ))?;
             for r in rows {
                 added += stmt.execute(params![
+                    r.id,
                     r.request_id,
                     r.ts_ms,
                     r.key_id,
@@ -290,7 +341,7 @@ impl Store for SqliteStore {
     fn usage_rows(&self, from_ms: i64, to_ms: i64, visit: &mut dyn FnMut(&UsageRecord)) -> Result<(), StoreError> {
         let conn = self.reader.lock();
         let mut stmt = conn.prepare(&format!(
-            "SELECT {ROW_COLUMNS} FROM ledger WHERE ts_ms >= ?1 AND ts_ms < ?2 ORDER BY ts_ms, id"
+            "SELECT {ROW_COLUMNS} FROM ledger WHERE ts_ms >= ?1 AND ts_ms < ?2 ORDER BY ts_ms, seq"
         ))?;
         let mut rows = stmt.query([from_ms, to_ms])?;
         while let Some(row) = rows.next()? {

@@ -63,16 +63,42 @@ fn ledger_appends_from_many_threads_all_land_in_the_file() {
 }
 
 #[test]
-fn a_duplicate_request_id_is_not_counted_twice() {
-    let dir = TempDir::new("dup");
+fn a_retried_row_is_stored_once() {
+    let dir = TempDir::new("retry");
     let store = SqliteStore::open(dir.db()).unwrap();
     let a = usage("req-1", T0, Some("key_a"), None);
     assert_eq!(store.append_usage(&[a.clone(), usage("req-2", T0, None, None)]).unwrap(), 2);
+    // A batch whose commit reported failure is written again: same ids, no new rows.
     assert_eq!(store.append_usage(std::slice::from_ref(&a)).unwrap(), 0);
     assert_eq!(store.usage_totals(&PoolId::Global, 0).unwrap(), (240, 2_000));
     let mut rows = Vec::new();
     store.usage_rows(0, i64::MAX, &mut |r| rows.push(r.clone())).unwrap();
     assert_eq!(rows[0], a, "every field round-trips");
+}
+
+#[test]
+fn rows_sharing_a_request_id_are_all_stored() {
+    let dir = TempDir::new("same-request-id");
+    let store = SqliteStore::open(dir.db()).unwrap();
+    let rows: Vec<_> = (0..3).map(|i| usage("same-id", T0 + i, Some("key_a"), None)).collect();
+    assert_eq!(store.append_usage(&rows).unwrap(), 3);
+    assert_eq!(store.usage_totals(&PoolId::Key("key_a".into()), 0).unwrap(), (3 * 120, 3 * 1_000));
+}
+
+#[test]
+fn a_row_without_an_id_is_refused_by_both_stores() {
+    let dir = TempDir::new("no-id");
+    let sqlite = SqliteStore::open(dir.db()).unwrap();
+    let memory = MemoryStore::new();
+    let idless = UsageRecord { id: String::new(), ..usage("req-x", T0, None, None) };
+    let batch = [usage("req-ok", T0, None, None), idless];
+    for store in [&sqlite as &dyn Store, &memory] {
+        match store.append_usage(&batch) {
+            Err(StoreError::MissingRowId { request_id }) => assert_eq!(request_id, "req-x"),
+            other => panic!("expected MissingRowId, got {other:?}"),
+        }
+        assert_eq!(store.usage_totals(&PoolId::Global, 0).unwrap(), (0, 0), "the whole batch is refused");
+    }
 }
 
 /// A mixed ledger, written to both stores.
@@ -196,42 +222,132 @@ fn a_database_from_a_newer_build_is_refused() {
     conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1).unwrap();
     drop(conn);
     match SqliteStore::open(dir.db()) {
-        Err(StoreError::SchemaTooNew { found, supported }) => assert_eq!((found, supported), (3, 2)),
+        Err(StoreError::SchemaTooNew { found, supported }) => {
+            assert_eq!((found, supported), (SCHEMA_VERSION + 1, SCHEMA_VERSION))
+        }
         other => panic!("expected SchemaTooNew, got {other:?}"),
     }
     assert!(dir.path().exists());
 }
 
-#[test]
-fn a_version_1_ledger_gains_audio_ms_and_keeps_its_rows() {
-    let dir = TempDir::new("migrate");
-    {
-        // The version-1 ledger exactly as that build created it.
-        let conn = rusqlite::Connection::open(dir.db()).unwrap();
-        conn.execute_batch(
-            "CREATE TABLE ledger (id INTEGER PRIMARY KEY, request_id TEXT NOT NULL UNIQUE, ts_ms INTEGER NOT NULL,
-             key_id TEXT, team TEXT, provider TEXT, model TEXT NOT NULL, prompt_tokens INTEGER NOT NULL,
-             completion_tokens INTEGER NOT NULL, cached_tokens INTEGER NOT NULL, cost_nanos INTEGER,
-             latency_ms INTEGER NOT NULL, ttft_ms INTEGER, status INTEGER NOT NULL, cache_hit INTEGER NOT NULL,
-             route TEXT NOT NULL);
-             INSERT INTO ledger (request_id, ts_ms, key_id, model, prompt_tokens, completion_tokens, cached_tokens,
+/// The whole schema as the version 1 and 2 builds created it: the ledger's
+/// `request_id` was its unique key; version 2 added `audio_ms`.
+fn old_schema(version: i64) -> String {
+    let audio_ms = if version >= 2 { ",\n    audio_ms          INTEGER NOT NULL DEFAULT 0" } else { "" };
+    format!(
+        "CREATE TABLE keys (id TEXT PRIMARY KEY, hash TEXT NOT NULL UNIQUE, record TEXT NOT NULL);
+CREATE TABLE teams (name TEXT PRIMARY KEY, record TEXT NOT NULL);
+CREATE TABLE budgets (pool TEXT PRIMARY KEY, spec TEXT NOT NULL);
+CREATE TABLE ledger (
+    id                INTEGER PRIMARY KEY,
+    request_id        TEXT NOT NULL UNIQUE,
+    ts_ms             INTEGER NOT NULL,
+    key_id            TEXT,
+    team              TEXT,
+    provider          TEXT,
+    model             TEXT NOT NULL,
+    prompt_tokens     INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL,
+    cached_tokens     INTEGER NOT NULL,
+    cost_nanos        INTEGER,
+    latency_ms        INTEGER NOT NULL,
+    ttft_ms           INTEGER,
+    status            INTEGER NOT NULL,
+    cache_hit         INTEGER NOT NULL,
+    route             TEXT NOT NULL{audio_ms}
+);
+CREATE INDEX ledger_ts ON ledger (ts_ms);
+CREATE INDEX ledger_key_ts ON ledger (key_id, ts_ms);
+CREATE INDEX ledger_team_ts ON ledger (team, ts_ms);
+PRAGMA user_version = {version};"
+    )
+}
+
+/// Writes a version 1 or 2 database with three ledger rows (`old-1`..`old-3`,
+/// inserted newest first so append order differs from id order) and a key.
+fn write_old_database(path: &std::path::Path, version: i64) {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch(&old_schema(version)).unwrap();
+    for (request_id, ts, tokens) in [("old-3", T0 + 2, 30), ("old-1", T0, 10), ("old-2", T0, 20)] {
+        conn.execute(
+            "INSERT INTO ledger (request_id, ts_ms, key_id, model, prompt_tokens, completion_tokens, cached_tokens,
              cost_nanos, latency_ms, status, cache_hit, route)
-             VALUES ('old', 1717200000000, 'key_a', 'gpt-4o', 10, 5, 0, 100, 3, 200, 0, 'chat');
-             PRAGMA user_version = 1;",
+             VALUES (?1, ?2, 'key_a', 'gpt-4o', ?3, 5, 0, 100, 3, 200, 0, 'chat')",
+            rusqlite::params![request_id, ts, tokens],
         )
         .unwrap();
     }
+    if version >= 2 {
+        conn.execute("UPDATE ledger SET audio_ms = 1500 WHERE request_id = 'old-3'", []).unwrap();
+    }
+    conn.execute("INSERT INTO keys (id, hash, record) VALUES ('key_a', 'h', '{}')", []).unwrap();
+}
+
+/// Opens an old database and checks the ledger was rebuilt in place: rows,
+/// order and values kept, ids from the old request ids, `request_id` no
+/// longer unique.
+fn check_migrated(version: i64) {
+    let dir = TempDir::new(&format!("migrate-v{version}"));
+    write_old_database(&dir.db(), version);
     let store = SqliteStore::open(dir.db()).unwrap();
-    let mut audio = usage("new", T0 + 1, Some("key_a"), None);
-    audio.audio_ms = 12_345;
-    audio.route = "audio.transcriptions".into();
-    store.append_usage(&[audio]).unwrap();
-    let mut rows = Vec::new();
-    store.usage_rows(0, i64::MAX, &mut |r| rows.push((r.request_id.clone(), r.prompt_tokens, r.audio_ms))).unwrap();
-    rows.sort();
-    let prompt = usage("x", 0, None, None).prompt_tokens;
-    assert_eq!(rows, [("new".to_owned(), prompt, 12_345), ("old".to_owned(), 10, 0)]);
+    {
+        let conn = rusqlite::Connection::open(dir.db()).unwrap();
+        let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        assert_eq!(found, SCHEMA_VERSION);
+        let indexes: Vec<String> = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'ledger' AND sql IS NOT NULL")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        for index in ["ledger_ts", "ledger_key_ts", "ledger_team_ts", "ledger_request_id"] {
+            assert!(indexes.iter().any(|i| i == index), "{index} missing from {indexes:?}");
+        }
+        let keys: i64 = conn.query_row("SELECT COUNT(*) FROM keys", [], |r| r.get(0)).unwrap();
+        assert_eq!(keys, 1, "other tables are untouched");
+    }
+    let read = |store: &SqliteStore| {
+        let mut rows = Vec::new();
+        store
+            .usage_rows(0, i64::MAX, &mut |r| {
+                rows.push((r.id.clone(), r.request_id.clone(), r.ts_ms, r.prompt_tokens, r.audio_ms))
+            })
+            .unwrap();
+        rows
+    };
+    let audio = if version >= 2 { 1_500 } else { 0 };
+    let migrated = vec![
+        // Same millisecond: the old append order (old-1 before old-2) is kept.
+        ("old-1".to_owned(), "old-1".to_owned(), T0, 10, 0),
+        ("old-2".to_owned(), "old-2".to_owned(), T0, 20, 0),
+        ("old-3".to_owned(), "old-3".to_owned(), T0 + 2, 30, audio),
+    ];
+    assert_eq!(read(&store), migrated);
+    // An old row retried by a writer that did not see its commit is still ignored.
+    let retried = UsageRecord { id: "old-1".into(), ..usage("old-1", T0, Some("key_a"), None) };
+    assert_eq!(store.append_usage(&[retried]).unwrap(), 0);
+    // Two new rows with the same request id, one equal to an old one: all stored.
+    let (a, b) = (usage("old-2", T0 + 3, Some("key_a"), None), usage("old-2", T0 + 4, Some("key_a"), None));
+    assert_eq!(store.append_usage(&[a, b]).unwrap(), 2);
+    assert_eq!(
+        store.usage_totals(&PoolId::Key("key_a".into()), 0).unwrap(),
+        (10 + 20 + 30 + 3 * 5 + 2 * 120, 3 * 100 + 2 * 1_000)
+    );
     drop(store);
-    // Opening again does not try to add the column twice.
-    assert!(SqliteStore::open(dir.db()).is_ok());
+    // Opening again finds version 3 and changes nothing.
+    let store = SqliteStore::open(dir.db()).unwrap();
+    let rows = read(&store);
+    assert_eq!(rows.len(), 5);
+    assert_eq!(rows[..3], migrated[..]);
+}
+
+#[test]
+fn a_version_2_database_is_migrated_in_place() {
+    check_migrated(2);
+}
+
+#[test]
+fn a_version_1_database_is_migrated_in_place_and_gains_audio_ms() {
+    check_migrated(1);
 }

@@ -22,6 +22,10 @@ pub enum StoreError {
     SchemaTooNew { found: i64, supported: i64 },
     #[error("stored data is invalid: {0}")]
     Corrupt(String),
+    /// A bug, not a state: every row gets an id from [`crate::Ledger::append`]
+    /// or its admission. Storing id-less rows would collapse them into one.
+    #[error("usage row (request_id {request_id:?}) has no id; rows get theirs from Ledger::append")]
+    MissingRowId { request_id: String },
 }
 
 /// How usage is grouped in reports.
@@ -81,6 +85,14 @@ impl UsageAggregate {
     }
 }
 
+/// Refuses a batch holding a row without an id (see [`StoreError::MissingRowId`]).
+pub(crate) fn check_row_ids(rows: &[UsageRecord]) -> Result<(), StoreError> {
+    match rows.iter().find(|r| r.id.is_empty()) {
+        Some(r) => Err(StoreError::MissingRowId { request_id: r.request_id.clone() }),
+        None => Ok(()),
+    }
+}
+
 /// Whether a ledger row counts against `pool`.
 pub(crate) fn charges(pool: &PoolId, row: &UsageRecord) -> bool {
     match pool {
@@ -107,9 +119,10 @@ pub trait Store: Send + Sync {
     fn put_budget(&self, pool: &PoolId, spec: Option<&BudgetSpec>) -> Result<(), StoreError>;
     fn load_budgets(&self) -> Result<Vec<(PoolId, BudgetSpec)>, StoreError>;
 
-    /// Appends rows in one transaction; a row whose `request_id` is already
-    /// present is skipped (a retried batch must not count twice). Returns how
-    /// many rows were new.
+    /// Appends rows in one transaction; a row whose `id` is already present
+    /// is skipped (a retried batch must not count twice). Returns how many
+    /// rows were new. A row with an empty `id` fails the whole batch
+    /// ([`StoreError::MissingRowId`]). `request_id` is not unique.
     fn append_usage(&self, rows: &[UsageRecord]) -> Result<usize, StoreError>;
     /// Prompt + completion tokens and priced nanos of the rows charging
     /// `pool` with `ts_ms >= from_ms`: what the pool has used in a window.

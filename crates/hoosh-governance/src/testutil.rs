@@ -21,9 +21,10 @@ impl TempDir {
     }
 }
 
-/// A successful, priced chat row.
+/// A successful, priced chat row with a fresh id.
 pub(crate) fn usage(request_id: &str, ts_ms: i64, key_id: Option<&str>, team: Option<&str>) -> UsageRecord {
     UsageRecord {
+        id: UsageRecord::new_id(ts_ms),
         ts_ms,
         request_id: request_id.to_string(),
         key_id: key_id.map(str::to_string),

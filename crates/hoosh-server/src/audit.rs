@@ -298,6 +298,8 @@ fn inference(row: &UsageRecord) -> Draft {
     if row.cache_hit {
         d = d.field("cache_hit", true);
     }
+    // The ledger row's own id: unique, unlike the caller's request id.
+    d = d.field("ledger_id", row.id.as_str());
     with_request_id(d, &row.request_id)
 }
 

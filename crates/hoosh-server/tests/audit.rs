@@ -118,6 +118,7 @@ async fn every_kind_of_event_is_an_entry_and_the_chain_verifies() {
     );
     assert!(s["prompt_tokens"].as_u64().unwrap() > 0 && s["completion_tokens"].as_u64().unwrap() > 0, "{s}");
     assert!(served[0]["request_id"].as_str().is_some_and(|r| !r.is_empty()));
+    assert!(s["ledger_id"].as_str().is_some_and(|id| id.len() == 36), "the ledger row's id: {s}");
 
     let denied = of_kind(&entries, "inference.denied");
     assert_eq!(denied.len(), 1);

@@ -233,11 +233,25 @@ pub struct CacheConfig {
     pub max_entries: usize,
     /// Most bytes of answers kept (their JSON size).
     pub max_bytes: usize,
+    /// Who shares cached answers: each key only (default), the keys of one
+    /// team, or every caller. A hit also tells its caller that someone in
+    /// the scope sent the same prompt, so wider scopes share more than answers.
+    pub scope: CacheScope,
+}
+
+/// Which callers may be answered from each other's cached answers.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum CacheScope {
+    #[default]
+    Key,
+    Team,
+    Global,
 }
 
 impl Default for CacheConfig {
     fn default() -> Self {
-        CacheConfig { enabled: true, ttl_secs: 300, max_entries: 1000, max_bytes: 64 << 20 }
+        CacheConfig { enabled: true, ttl_secs: 300, max_entries: 1000, max_bytes: 64 << 20, scope: CacheScope::Key }
     }
 }
 

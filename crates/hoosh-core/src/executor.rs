@@ -36,6 +36,19 @@ pub struct Outcome<T> {
     pub dropped: DroppedParams,
 }
 
+impl<T> Outcome<T> {
+    /// The same outcome carrying `f(value)`.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Outcome<U> {
+        Outcome {
+            value: f(self.value),
+            entry: self.entry,
+            model: self.model,
+            attempts: self.attempts,
+            dropped: self.dropped,
+        }
+    }
+}
+
 /// Every candidate failed; `error` is the last failure.
 #[derive(Debug)]
 pub struct Failure {

@@ -24,6 +24,15 @@ pub enum BudgetPeriod {
     Never,
 }
 
+/// What to do with a model that has no price when a dollar budget applies.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum UnpricedPolicy {
+    #[default]
+    Refuse,
+    Allow,
+}
+
 /// A token pool and/or a dollar budget.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -123,8 +132,13 @@ pub struct GovernanceConfig {
     /// Local models and models priced at zero do not count against dollar
     /// budgets (they still count against token budgets).
     pub free_models_exempt: bool,
-    /// Output tokens reserved when a request sets no `max_tokens`.
+    /// The output cap of a request that sets none: reserved per choice,
+    /// and sent upstream so the provider cannot generate past it.
     pub default_max_tokens: u32,
+    /// A model with no price, asked for by a caller under a dollar budget:
+    /// `refuse` (default: it could spend without limit) or `allow` (it is
+    /// charged $0 and counted in `hoosh_unpriced_requests_total`).
+    pub unpriced: UnpricedPolicy,
     /// The budget every request counts against, whoever sends it.
     pub budget: Option<BudgetConfig>,
     pub keys: Vec<KeyConfig>,
@@ -143,6 +157,7 @@ impl Default for GovernanceConfig {
             public_paths: vec!["/health".into(), "/ready".into(), "/metrics".into()],
             free_models_exempt: true,
             default_max_tokens: 4096,
+            unpriced: UnpricedPolicy::Refuse,
             budget: None,
             keys: Vec::new(),
             teams: Vec::new(),

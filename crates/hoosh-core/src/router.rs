@@ -2,7 +2,9 @@
 //!
 //! A requested model resolves, in this order, as:
 //! 1. an alias from `model_aliases` (its targets, in the declared order);
-//! 2. `provider/model` when `provider` is a configured provider name;
+//! 2. `provider/model` when `provider` is a configured provider name and
+//!    its model globs admit `model` (a provider is never asked for a model
+//!    its config does not route to it);
 //! 3. every enabled provider whose model globs match the name.
 //!
 //! The strategy then orders the candidates, and finally those that are
@@ -166,10 +168,14 @@ impl Router {
             }
         } else if let Some((prefix, rest)) = model.split_once('/')
             && let Some(e) = self.entries.iter().find(|e| e.name() == prefix)
-            && Self::can(e, need)
-            && !rest.is_empty()
         {
-            out.push(Candidate { entry: e.clone(), model: rest.to_owned(), priority: e.priority });
+            // The caller named a provider: that provider or nothing, never
+            // another provider whose globs happen to match the whole string.
+            if Self::can(e, need) && !rest.is_empty() && e.serves(rest) {
+                out.push(Candidate { entry: e.clone(), model: rest.to_owned(), priority: e.priority });
+            } else {
+                return Err(RouteError::ModelNotFound(model.to_owned()));
+            }
         }
         if out.is_empty() {
             for e in &self.entries {

@@ -154,6 +154,18 @@ pub async fn scope_with_sink<F: Future>(ctx: TraceContext, sink: Option<Arc<dyn 
     CURRENT.scope(Scope { ctx, sink }, fut).await
 }
 
+/// `fut` inside the current trace scope (context and sink): for work a
+/// request hands to another task, whose upstream calls still belong to it.
+pub fn carry<F: Future>(fut: F) -> impl Future<Output = F::Output> {
+    let scope = CURRENT.try_with(Scope::clone).ok();
+    async move {
+        match scope {
+            Some(s) => CURRENT.scope(s, fut).await,
+            None => fut.await,
+        }
+    }
+}
+
 /// The trace of the request being served, if any.
 pub fn current() -> Option<TraceContext> {
     CURRENT.try_with(|c| c.ctx).ok()

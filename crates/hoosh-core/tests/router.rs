@@ -50,7 +50,10 @@ fn provider_prefix_addresses_one_provider() {
     let a = Scripted::new("a");
     let b = Scripted::new("b");
     let r = router(vec![e(&a, vec!["x*"], 1), e(&b, vec!["*/*"], 1)], Strategy::Priority);
-    assert_eq!(names(&r.candidates("a/anything", Need::Chat).unwrap()), ["a:anything"]);
+    assert_eq!(names(&r.candidates("a/xyz", Need::Chat).unwrap()), ["a:xyz"]);
+    // A named provider is asked only for models its globs route to, and a
+    // refused address does not fall through to another provider's globs.
+    assert_eq!(r.candidates("a/anything", Need::Chat).unwrap_err(), RouteError::ModelNotFound("a/anything".into()));
     // `meta-llama/...` is no provider name: it is an ordinary model id.
     assert_eq!(names(&r.candidates("meta-llama/llama-3", Need::Chat).unwrap()), ["b:meta-llama/llama-3"]);
 }

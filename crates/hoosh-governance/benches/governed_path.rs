@@ -47,8 +47,10 @@ fn governed_path(c: &mut Criterion) {
             let principal = gov.keys().authenticate(Some(&plain), t).expect("auth");
             let req = AdmitRequest {
                 model: "gpt-4o-mini",
+                served: &[("openai", "gpt-4o-mini")],
                 estimated_tokens: 600,
                 estimated_nanos: 90_000,
+                at_risk: hoosh_governance::Amount::ZERO,
                 dollar_exempt: false,
             };
             let admission = gov.admit(&principal, req, t).expect("admit");

@@ -17,6 +17,17 @@
 //! - A reservation is granted in all of its pools or in none: pools are locked
 //!   in one global order (by [`PoolId`]), all are checked, then all are charged.
 //!
+//! Near the end of a pool, one at a time: a reservation may also carry an
+//! *at risk* amount — how much more than reserved its provider could still
+//! charge (a prompt it counts higher than the gateway's estimate). While
+//! other reservations are open, a new one is only granted if the pool can
+//! absorb every open reservation's risk as well; otherwise it is refused as
+//! *contended* (the caller may wait for a settle and try again). A pool
+//! with nothing open grants any reservation that fits. So when what is left
+//! is less than what the requests in flight could overrun, requests run one
+//! at a time and each settles before the next is let in: the pool ends at
+//! most one request's overrun above its cap.
+//!
 //! Window roll (calendar windows, see [`Period`]): when `now` has entered a
 //! later window, `used` starts again from 0; `reserved` is carried over
 //! untouched. An in-flight request admitted at 23:59:59 therefore keeps its
@@ -153,6 +164,9 @@ pub struct BudgetExceeded {
     /// When the pool's window starts over; `None` for a lifetime budget.
     pub resets_at: Option<i64>,
     pub limit_kind: BudgetLimit,
+    /// The reservation fits, but not next to the risk of those in flight:
+    /// it may be granted once they settle (see the module doc).
+    pub contended: bool,
 }
 
 /// A pool's state for the admin API and for headers.
@@ -190,6 +204,10 @@ struct PoolState {
     used_nanos: u64,
     reserved_tokens: u64,
     reserved_nanos: u64,
+    /// Open reservations, and the sum of their at-risk amounts.
+    open: u64,
+    at_risk_tokens: u64,
+    at_risk_nanos: u64,
 }
 
 impl PoolState {
@@ -204,6 +222,9 @@ impl PoolState {
             used_nanos: 0,
             reserved_tokens: 0,
             reserved_nanos: 0,
+            open: 0,
+            at_risk_tokens: 0,
+            at_risk_nanos: 0,
         }
     }
 
@@ -236,17 +257,36 @@ impl PoolState {
         };
     }
 
-    fn check(&self, amount: Amount, usd_exempt: bool) -> Result<(), BudgetLimit> {
-        if let Some(cap) = self.spec.tokens {
-            let at_stake = self.used_tokens.saturating_add(self.reserved_tokens).saturating_add(amount.tokens);
+    /// `Err((limit, contended))` when `amount` may not be reserved now.
+    fn check(&self, amount: Amount, at_risk: Amount, usd_exempt: bool) -> Result<(), (BudgetLimit, bool)> {
+        let dims = [
+            (
+                self.spec.tokens,
+                self.used_tokens,
+                self.reserved_tokens,
+                self.at_risk_tokens,
+                amount.tokens,
+                at_risk.tokens,
+                BudgetLimit::Tokens,
+            ),
+            (
+                if usd_exempt { None } else { self.cap_nanos },
+                self.used_nanos,
+                self.reserved_nanos,
+                self.at_risk_nanos,
+                amount.nanos,
+                at_risk.nanos,
+                BudgetLimit::Usd,
+            ),
+        ];
+        for (cap, used, reserved, risk_open, want, risk, limit) in dims {
+            let Some(cap) = cap else { continue };
+            let at_stake = used.saturating_add(reserved).saturating_add(want);
             if at_stake > cap {
-                return Err(BudgetLimit::Tokens);
+                return Err((limit, false));
             }
-        }
-        if let (Some(cap), false) = (self.cap_nanos, usd_exempt) {
-            let at_stake = self.used_nanos.saturating_add(self.reserved_nanos).saturating_add(amount.nanos);
-            if at_stake > cap {
-                return Err(BudgetLimit::Usd);
+            if self.open > 0 && at_stake.saturating_add(risk_open).saturating_add(risk) > cap {
+                return Err((limit, true));
             }
         }
         Ok(())
@@ -300,6 +340,8 @@ struct Held {
 pub struct Reservation {
     held: Vec<Held>,
     amount: Amount,
+    /// How much more than `amount` the request could still be charged.
+    at_risk: Amount,
     remaining: Remaining,
 }
 
@@ -331,6 +373,7 @@ pub struct Budgets {
     pools: RwLock<HashMap<PoolId, Arc<PoolCell>>>,
     /// Only for settling guards dropped without an explicit time.
     clock: Arc<dyn Clock>,
+    on_settle: RwLock<Option<Arc<dyn Fn() + Send + Sync>>>,
 }
 
 impl Default for Budgets {
@@ -351,7 +394,7 @@ impl Budgets {
     }
 
     pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
-        Budgets { pools: RwLock::new(HashMap::new()), clock }
+        Budgets { pools: RwLock::new(HashMap::new()), clock, on_settle: RwLock::new(None) }
     }
 
     pub fn clock(&self) -> &Arc<dyn Clock> {
@@ -426,7 +469,19 @@ impl Budgets {
     /// Reserves `amount` in every pool of `pools` that has a budget, or in none.
     /// Fits when `used + reserved + amount ≤ capacity` in each capped dimension.
     pub fn reserve(&self, pools: &[PoolId], amount: Amount, now: i64) -> Result<Reservation, BudgetExceeded> {
-        self.reserve_inner(pools.iter(), amount, false, now)
+        self.reserve_inner(pools.iter(), amount, Amount::ZERO, false, now)
+    }
+
+    /// [`Budgets::reserve`] of a request that could be charged up to
+    /// `at_risk` more than `amount` (see the module doc).
+    pub fn reserve_at_risk(
+        &self,
+        pools: &[PoolId],
+        amount: Amount,
+        at_risk: Amount,
+        now: i64,
+    ) -> Result<Reservation, BudgetExceeded> {
+        self.reserve_inner(pools.iter(), amount, at_risk, false, now)
     }
 
     /// [`Budgets::reserve`] without the dollar check, for requests that cost
@@ -438,7 +493,7 @@ impl Budgets {
         amount: Amount,
         now: i64,
     ) -> Result<Reservation, BudgetExceeded> {
-        self.reserve_inner(pools.iter(), amount, true, now)
+        self.reserve_inner(pools.iter(), amount, Amount::ZERO, true, now)
     }
 
     /// [`Budgets::reserve`] wrapped in a guard that settles on drop.
@@ -449,7 +504,7 @@ impl Budgets {
         usd_exempt: bool,
         now: i64,
     ) -> Result<BudgetGuard, BudgetExceeded> {
-        self.guard_over(pools.iter(), amount, usd_exempt, now)
+        self.guard_over(pools.iter(), amount, Amount::ZERO, usd_exempt, now)
     }
 
     /// [`Budgets::reserve_guarded`] over borrowed pool ids (no clones on the request path).
@@ -457,10 +512,11 @@ impl Budgets {
         self: &Arc<Self>,
         pools: impl Iterator<Item = &'p PoolId>,
         amount: Amount,
+        at_risk: Amount,
         usd_exempt: bool,
         now: i64,
     ) -> Result<BudgetGuard, BudgetExceeded> {
-        let reservation = self.reserve_inner(pools, amount, usd_exempt, now)?;
+        let reservation = self.reserve_inner(pools, amount, at_risk, usd_exempt, now)?;
         Ok(BudgetGuard::new(Arc::clone(self), reservation))
     }
 
@@ -468,9 +524,12 @@ impl Budgets {
         &self,
         pools: impl Iterator<Item = &'p PoolId>,
         amount: Amount,
+        at_risk: Amount,
         usd_exempt: bool,
         now: i64,
     ) -> Result<Reservation, BudgetExceeded> {
+        // A dollar-exempt request holds no dollars, so risks none.
+        let at_risk = if usd_exempt { Amount::new(at_risk.tokens, 0) } else { at_risk };
         let mut cells: Vec<Arc<PoolCell>> = {
             let map = self.pools.read();
             pools.filter_map(|p| map.get(p).cloned()).collect()
@@ -486,17 +545,21 @@ impl Budgets {
             let mut guards: Vec<_> = cells.iter().map(|c| c.state.lock()).collect();
             for (cell, state) in cells.iter().zip(guards.iter_mut()) {
                 state.roll(now);
-                if let Err(limit_kind) = state.check(amount, usd_exempt) {
+                if let Err((limit_kind, contended)) = state.check(amount, at_risk, usd_exempt) {
                     return Err(BudgetExceeded {
                         pool: cell.id.clone(),
                         resets_at: state.spec.period.next_reset(now),
                         limit_kind,
+                        contended,
                     });
                 }
             }
             for state in guards.iter_mut() {
                 state.reserved_tokens = state.reserved_tokens.saturating_add(amount.tokens);
                 state.reserved_nanos = state.reserved_nanos.saturating_add(amount.nanos);
+                state.open += 1;
+                state.at_risk_tokens = state.at_risk_tokens.saturating_add(at_risk.tokens);
+                state.at_risk_nanos = state.at_risk_nanos.saturating_add(at_risk.nanos);
                 window_starts.push(state.window_start);
                 remaining_tokens = min_opt(remaining_tokens, state.remaining_tokens());
                 remaining_nanos = min_opt(remaining_nanos, state.remaining_nanos());
@@ -505,21 +568,34 @@ impl Budgets {
         let held =
             cells.into_iter().zip(window_starts).map(|(cell, window_start)| Held { cell, window_start }).collect();
         let remaining = Remaining { tokens: remaining_tokens, usd: remaining_nanos.map(nanos_to_usd) };
-        Ok(Reservation { held, amount, remaining })
+        Ok(Reservation { held, amount, at_risk, remaining })
     }
 
     /// Ends a reservation: its hold is released and `actual` is charged to the
     /// window current at `now` (even if it exceeds the estimate).
     pub fn settle(&self, reservation: Reservation, actual: Amount, now: i64) {
-        let amount = reservation.amount;
+        let (amount, at_risk) = (reservation.amount, reservation.at_risk);
+        let touched = !reservation.held.is_empty();
         for held in reservation.held {
             let mut state = held.cell.state.lock();
             state.roll(now);
             state.reserved_tokens = state.reserved_tokens.saturating_sub(amount.tokens);
             state.reserved_nanos = state.reserved_nanos.saturating_sub(amount.nanos);
+            state.open = state.open.saturating_sub(1);
+            state.at_risk_tokens = state.at_risk_tokens.saturating_sub(at_risk.tokens);
+            state.at_risk_nanos = state.at_risk_nanos.saturating_sub(at_risk.nanos);
             state.used_tokens = state.used_tokens.saturating_add(actual.tokens);
             state.used_nanos = state.used_nanos.saturating_add(actual.nanos);
         }
+        if touched && let Some(hook) = self.on_settle.read().as_ref() {
+            hook();
+        }
+    }
+
+    /// Called after every settle that released budget: a caller refused as
+    /// contended waits for it to try again.
+    pub fn set_on_settle(&self, hook: Arc<dyn Fn() + Send + Sync>) {
+        *self.on_settle.write() = Some(hook);
     }
 }
 

@@ -34,7 +34,10 @@ fn exactly_at_capacity_fits_and_one_over_is_refused_naming_the_pool() {
     b.settle(r, Amount::new(99, 0), T0);
     // 99 used: 1 more fits exactly, 2 do not.
     let err = b.reserve(&[key("a")], Amount::new(2, 0), T0).unwrap_err();
-    assert_eq!(err, BudgetExceeded { pool: key("a"), resets_at: None, limit_kind: BudgetLimit::Tokens });
+    assert_eq!(
+        err,
+        BudgetExceeded { pool: key("a"), resets_at: None, limit_kind: BudgetLimit::Tokens, contended: false }
+    );
     assert_eq!(err.to_string(), "token budget of key:a is exhausted");
     let r = b.reserve(&[key("a")], Amount::new(1, 0), T0).unwrap();
     assert_eq!(r.remaining(), Remaining { tokens: Some(0), usd: None });
@@ -335,4 +338,40 @@ proptest! {
             prop_assert_eq!(b.snapshot(p, now).unwrap().reserved_tokens, 0);
         }
     }
+}
+
+#[test]
+fn near_the_end_of_a_pool_requests_at_risk_run_one_at_a_time() {
+    let b = Budgets::new();
+    b.set(key("a"), Some(BudgetSpec { tokens: Some(100), ..Default::default() }));
+    let risk = Amount::new(20, 0);
+    // 30 + 20 at risk, then 30 more: 30 + 30 + 40 at risk = 100, exactly fits.
+    let first = b.reserve_at_risk(&[key("a")], Amount::new(30, 0), risk, T0).unwrap();
+    let second = b.reserve_at_risk(&[key("a")], Amount::new(30, 0), risk, T0).unwrap();
+    // A third fits by reservation (90 <= 100) but not next to the risk in flight.
+    let err = b.reserve_at_risk(&[key("a")], Amount::new(30, 0), risk, T0).unwrap_err();
+    assert!(err.contended, "{err:?}");
+    let err = b.reserve_at_risk(&[key("a")], Amount::new(1, 0), Amount::ZERO, T0).unwrap_err();
+    assert!(err.contended, "one token over the edge: {err:?}");
+    // The first two overrun by their whole risk.
+    b.settle(first, Amount::new(50, 0), T0);
+    b.settle(second, Amount::new(50, 0), T0);
+    // Nothing open: any reservation that fits is granted alone...
+    let err = b.reserve_at_risk(&[key("a")], Amount::new(1, 0), risk, T0).unwrap_err();
+    assert!(!err.contended, "the pool is spent: {err:?}");
+    assert_eq!(b.snapshot(&key("a"), T0).unwrap().used_tokens, 100);
+}
+
+#[test]
+fn a_lone_reservation_is_granted_whatever_its_risk() {
+    let b = Budgets::new();
+    b.set(key("a"), Some(BudgetSpec { tokens: Some(100), ..Default::default() }));
+    let alone = b.reserve_at_risk(&[key("a")], Amount::new(90, 0), Amount::new(1_000, 0), T0).unwrap();
+    let err = b.reserve_at_risk(&[key("a")], Amount::new(5, 0), Amount::ZERO, T0).unwrap_err();
+    assert!(err.contended);
+    b.settle(alone, Amount::new(90, 0), T0);
+    let next = b.reserve_at_risk(&[key("a")], Amount::new(10, 0), Amount::new(1_000, 0), T0).unwrap();
+    b.settle(next, Amount::new(10, 0), T0);
+    let s = b.snapshot(&key("a"), T0).unwrap();
+    assert_eq!((s.used_tokens, s.reserved_tokens), (100, 0));
 }

@@ -60,11 +60,22 @@ pub enum Denied {
 /// What admission needs to know about a request before it runs.
 #[derive(Debug, Clone, Copy)]
 pub struct AdmitRequest<'a> {
+    /// The model as the caller named it (for the ledger row of a request
+    /// dropped before it was served).
     pub model: &'a str,
+    /// What routing resolved it to: `(provider, model)` of every candidate
+    /// that may serve it. Allow-lists and model limits apply to these, so an
+    /// alias or a `provider/model` spelling changes nothing. Empty: `model`
+    /// itself (callers without a router).
+    pub served: &'a [(&'a str, &'a str)],
     /// Prompt tokens (counted or estimated) + the completion allowance.
     pub estimated_tokens: u64,
     /// The estimate priced; 0 when unpriced.
     pub estimated_nanos: u64,
+    /// How much more than the estimate the provider could still charge (a
+    /// prompt it counts higher than estimated): near the end of a pool such
+    /// requests are admitted one at a time (see [`crate::budget`]).
+    pub at_risk: Amount,
     /// A request that costs no dollars (a local model): the dollar side of
     /// budgets is neither checked nor held; tokens still are.
     pub dollar_exempt: bool,
@@ -215,6 +226,16 @@ impl Governance {
         self.model_limits.write().clear();
     }
 
+    /// Whether a dollar budget applies to `principal` (its key's, its
+    /// team's or the global one): then an unpriced model could spend
+    /// without limit.
+    pub fn caps_dollars(&self, principal: &Principal, now: i64) -> bool {
+        [Some(&principal.key_pool), principal.team_pool.as_ref(), Some(&PoolId::Global)]
+            .into_iter()
+            .flatten()
+            .any(|pool| self.budgets.snapshot(pool, now).is_some_and(|s| s.spec.usd.is_some()))
+    }
+
     fn model_limits_for(&self, model: &str) -> Option<Limits> {
         let all = self.model_limits.read();
         if all.is_empty() {
@@ -226,23 +247,39 @@ impl Governance {
     /// Decides whether `principal` may run `req` now, and if so holds
     /// everything the request needs until it finishes.
     pub fn admit(&self, principal: &Principal, req: AdmitRequest<'_>, now: i64) -> Result<Admission, Denied> {
-        if !principal.allows_model(req.model) {
-            return Err(Denied::ModelNotAllowed { model: req.model.to_string() });
+        let unrouted = [("", req.model)];
+        let served = if req.served.is_empty() { &unrouted[..] } else { req.served };
+        for (provider, model) in served {
+            let allowed = if provider.is_empty() {
+                principal.allows_model(model)
+            } else {
+                principal.allows_served(provider, model)
+            };
+            if !allowed {
+                return Err(Denied::ModelNotAllowed { model: req.model.to_string() });
+            }
         }
         let team = principal.team().and_then(|t| self.teams.get(t));
-        let model_limits = self.model_limits_for(req.model);
-        let model_key = model_limits.map(|_| LimitKey::model(req.model));
+        // One bucket per served model name, however it was spelled; a
+        // request that may fail over between limited models is held by each
+        // (like its price, the bound is the strictest candidate).
+        let mut model_scopes: Vec<(LimitKey, Limits)> = Vec::new();
+        for (_, model) in served {
+            if let Some(limits) = self.model_limits_for(model)
+                && !model_scopes.iter().any(|(k, _)| k.as_str() == LimitKey::model(model).as_str())
+            {
+                model_scopes.push((LimitKey::model(model), limits));
+            }
+        }
 
-        // Every applicable (limit key, limits) pair: key, team, model.
+        // Every applicable (limit key, limits) pair: key, team, models.
         let key_scope =
             (!principal.record.limits.is_empty()).then_some((&principal.limit_key, &principal.record.limits));
         let team_scope = match (team.as_deref(), principal.team_limit_key.as_ref()) {
             (Some(team), Some(key)) if !team.limits.is_empty() => Some((key, &team.limits)),
             _ => None,
         };
-        let model_scope = model_key.as_ref().zip(model_limits.as_ref());
-        let scopes = [key_scope, team_scope, model_scope];
-        let scopes = scopes.iter().flatten();
+        let scopes = key_scope.into_iter().chain(team_scope).chain(model_scopes.iter().map(|(k, l)| (k, l)));
 
         let slots: Vec<(LimitKey, u32)> =
             scopes.clone().filter_map(|(k, l)| l.max_concurrency.map(|max| (LimitKey::clone(k), max))).collect();
@@ -267,13 +304,14 @@ impl Governance {
         let pools = [Some(&principal.key_pool), principal.team_pool.as_ref(), Some(&GLOBAL)];
         let nanos = if req.dollar_exempt { 0 } else { req.estimated_nanos };
         let estimate = Amount::new(req.estimated_tokens, nanos);
-        let guard = match self.budgets.guard_over(pools.into_iter().flatten(), estimate, req.dollar_exempt, now) {
-            Ok(guard) => guard,
-            Err(e) => {
-                self.limiter.refund(&taken, now);
-                return Err(Denied::Budget(e));
-            }
-        };
+        let guard =
+            match self.budgets.guard_over(pools.into_iter().flatten(), estimate, req.at_risk, req.dollar_exempt, now) {
+                Ok(guard) => guard,
+                Err(e) => {
+                    self.limiter.refund(&taken, now);
+                    return Err(Denied::Budget(e));
+                }
+            };
 
         let mut rate = RateReport::default();
         for t in &taken {

@@ -28,7 +28,14 @@ fn gov() -> (Governance, Arc<MemoryStore>, Arc<ManualClock>) {
 }
 
 fn req(model: &str, tokens: u64, nanos: u64) -> AdmitRequest<'_> {
-    AdmitRequest { model, estimated_tokens: tokens, estimated_nanos: nanos, dollar_exempt: false }
+    AdmitRequest {
+        model,
+        served: &[],
+        estimated_tokens: tokens,
+        estimated_nanos: nanos,
+        at_risk: Amount::ZERO,
+        dollar_exempt: false,
+    }
 }
 
 fn used(g: &Governance, pool: &PoolId) -> (u64, u64, u64, u64) {
@@ -178,7 +185,14 @@ fn dollar_exempt_requests_pass_an_exhausted_dollar_budget_but_not_a_token_one() 
     let a = g.admit(&p, req("gpt-4o", 10, 1_000), T0).unwrap();
     a.finish(outcome("r1", &p, 10, 1_000, T0));
     assert!(matches!(g.admit(&p, req("gpt-4o", 10, 1), T0), Err(Denied::Budget(_))));
-    let local = AdmitRequest { model: "local/llama", estimated_tokens: 90, estimated_nanos: 5, dollar_exempt: true };
+    let local = AdmitRequest {
+        model: "local/llama",
+        served: &[],
+        estimated_tokens: 90,
+        estimated_nanos: 5,
+        at_risk: Amount::ZERO,
+        dollar_exempt: true,
+    };
     let b = g.admit(&p, local, T0).unwrap();
     assert_eq!(b.estimated(), Amount::new(90, 0), "no dollars held for an exempt request");
     b.finish(outcome("r2", &p, 90, 0, T0));

@@ -238,6 +238,18 @@ impl Principal {
         self.models.is_empty() || self.models.iter().any(|p| p.matches(model))
     }
 
+    /// Whether this key may be served `model` by `provider`: a glob matches
+    /// the model or `provider/model`. Checked on what routing resolved, so
+    /// no spelling (an alias, `provider/model`) reaches a model the key may
+    /// not use.
+    pub fn allows_served(&self, provider: &str, model: &str) -> bool {
+        if self.models.is_empty() {
+            return true;
+        }
+        let qualified = format!("{provider}/{model}");
+        self.models.iter().any(|p| p.matches(model) || p.matches(&qualified))
+    }
+
     /// [`Scope::Admin`] implies [`Scope::ReadUsage`]; nothing implies [`Scope::Inference`].
     pub fn has_scope(&self, scope: Scope) -> bool {
         self.record.scopes.contains(&scope) || (scope == Scope::ReadUsage && self.record.scopes.contains(&Scope::Admin))

@@ -125,6 +125,10 @@ async fn chat(State(shared): State<Arc<Shared>>, Json(body): Json<Value>) -> Res
         if let Scenario::Usage { prompt, completion: c } = scenario {
             (prompt_tokens, completion) = (prompt, c);
         }
+        if let Scenario::Bill { prompt, after } = scenario {
+            tokio::time::sleep(after).await;
+            (prompt_tokens, completion) = (prompt, billed_completion(&body));
+        }
         return Json(json!({
             "id": "chatcmpl-mock", "object": "chat.completion", "created": 1_700_000_000u64, "model": model,
             "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": finish}],
@@ -165,6 +169,7 @@ async fn chat(State(shared): State<Arc<Shared>>, Json(body): Json<Value>) -> Res
     if body["stream_options"]["include_usage"].as_bool() == Some(true) {
         let (prompt_tokens, completion) = match scenario {
             Scenario::Usage { prompt, completion } => (prompt, completion),
+            Scenario::Bill { prompt, .. } => (prompt, billed_completion(&body)),
             _ => (prompt_tokens, count_tokens(&completion_text)),
         };
         let u = json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1_700_000_000u64,
@@ -179,6 +184,14 @@ async fn chat(State(shared): State<Arc<Shared>>, Json(body): Json<Value>) -> Res
         _ => StreamFault::default(),
     };
     sse_response(events, fault)
+}
+
+/// What a billing vendor charges for the output: `n ×` the cap it was
+/// sent, or a long answer per choice when it was sent none.
+fn billed_completion(body: &Value) -> u64 {
+    let choices = body["n"].as_u64().unwrap_or(1).max(1);
+    let cap = body["max_completion_tokens"].as_u64().or_else(|| body["max_tokens"].as_u64());
+    choices * cap.unwrap_or(crate::scenario::UNCAPPED_COMPLETION)
 }
 
 /// A `text/event-stream` response streaming `events`.

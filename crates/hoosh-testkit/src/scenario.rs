@@ -30,7 +30,17 @@ pub enum Scenario {
     /// `mock-usage-<prompt>-<completion>`: answer normally but report this
     /// usage, so accounting tests know the exact numbers.
     Usage { prompt: u64, completion: u64 },
+    /// `mock-bill-<prompt>` or `mock-bill-<prompt>-after-<ms>`: a vendor
+    /// that bills as much as it may — `prompt` tokens for the prompt (its own
+    /// count, whatever the gateway estimated) and `n ×` the output cap it
+    /// received (`max_completion_tokens`, else `max_tokens`), or
+    /// [`UNCAPPED_COMPLETION`] per choice when no cap reached it — answering
+    /// after `ms` milliseconds.
+    Bill { prompt: u64, after: Duration },
 }
+
+/// What a billing mock generates per choice when no output cap reached it.
+pub const UNCAPPED_COMPLETION: u64 = 100_000;
 
 impl Scenario {
     pub fn parse(model: &str) -> Scenario {
@@ -49,6 +59,15 @@ impl Scenario {
             && let (Some(prompt), Some(completion)) = (num(p), num(c))
         {
             return Scenario::Usage { prompt, completion };
+        }
+        if let Some(spec) = rest.strip_prefix("bill-") {
+            let (p, after) = match spec.split_once("-after-") {
+                Some((p, ms)) => (p, num(ms)),
+                None => (spec, Some(0)),
+            };
+            if let (Some(prompt), Some(ms)) = (num(p), after) {
+                return Scenario::Bill { prompt, after: Duration::from_millis(ms) };
+            }
         }
         if let Some(n) = rest.strip_prefix("flaky-").and_then(num) {
             return Scenario::Flaky { failures: n };
@@ -97,5 +116,10 @@ mod tests {
         assert_eq!(Scenario::parse("mock-flaky-2"), Scenario::Flaky { failures: 2 });
         assert_eq!(Scenario::parse("mock-cut"), Scenario::Cut);
         assert_eq!(Scenario::parse("mock-usage-12-34"), Scenario::Usage { prompt: 12, completion: 34 });
+        assert_eq!(Scenario::parse("mock-bill-20"), Scenario::Bill { prompt: 20, after: Duration::ZERO });
+        assert_eq!(
+            Scenario::parse("mock-bill-7-after-250"),
+            Scenario::Bill { prompt: 7, after: Duration::from_millis(250) }
+        );
     }
 }

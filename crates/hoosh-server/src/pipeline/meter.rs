@@ -266,7 +266,6 @@ impl Metered {
         let (prompt, completion, cached) =
             usage.map_or((0, 0, 0), |(u, cached)| (u.prompt_tokens, u.completion_tokens, cached));
         let row = UsageRecord {
-            id: String::new(),
             ts_ms: now_ms(),
             request_id: self.request_id.clone(),
             key_id: None,

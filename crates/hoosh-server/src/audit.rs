@@ -4,8 +4,8 @@
 //! | kind | recorded by | from |
 //! |---|---|---|
 //! | `inference` | the ledger writer thread (a [`hoosh_governance::LedgerTap`]) | every finished request: its ledger row, 499s included |
-//! | `inference.denied` | [`crate::metering`] | an admission refused (model not allowed, rate, concurrency, budget) |
-//! | `inference.content` | [`crate::metering`] | the request's messages, only with `include_content = true` |
+//! | `inference.denied` | [`crate::pipeline`] | an admission refused (model not allowed, rate, concurrency, budget) |
+//! | `inference.content` | [`crate::pipeline`] | the request's messages, only with `include_content = true` |
 //! | `auth.failure` | [`crate::auth`] | a 401 (at most `max_auth_failures_per_sec`, the rest summarised) |
 //! | `key.*`, `team.*`, `budget.set`, `audit.prune` | [`admin_actions`] | every admin API call that changes something, refused ones included |
 //! | `config.reload` | [`crate::reload`] | every reload, by SIGHUP or the API, applied or refused |
@@ -203,7 +203,7 @@ impl Audit {
         if self.log.is_none() {
             return;
         }
-        let suppressed = match self.auth_failures.admit(crate::metering::now_ms()) {
+        let suppressed = match self.auth_failures.admit(crate::clock::now_ms()) {
             Admit::Yes { suppressed_before } => suppressed_before,
             Admit::No => return,
         };
@@ -250,7 +250,7 @@ impl Audit {
                     _ = tick.tick() => {}
                 }
                 let log = Arc::clone(&log);
-                let before = crate::metering::now_ms() - keep_ms;
+                let before = crate::clock::now_ms() - keep_ms;
                 match tokio::task::spawn_blocking(move || log.prune_before(before)).await {
                     Ok(Ok(Some(r))) => tracing::info!(first_kept_seq = r.first_kept_seq, "audit retention: pruned"),
                     Ok(Ok(None)) => {}

@@ -54,7 +54,7 @@ pub async fn authenticate(State(st): State<AppState>, mut req: Request, next: Ne
     let principal = if st.gov.is_open() {
         Arc::clone(&ANONYMOUS)
     } else {
-        match st.gov.inner.keys().authenticate(presented(req.headers()), crate::metering::now_ms()) {
+        match st.gov.inner.keys().authenticate(presented(req.headers()), crate::clock::now_ms()) {
             Ok(p) => p,
             Err(e) => {
                 let err = ApiError::from(e);

@@ -1,8 +1,12 @@
 //! The exact-match response cache.
 //!
-//! Key: SHA-256 of the request's JSON with the fields that do not change the
-//! answer removed (`user`, `metadata`, `stream_options`), plus whether it is
-//! a stream (a cached stream replays as a stream, chunk by chunk). Only
+//! Key: SHA-256 of the caller's scope (`cache.scope`: its key by default,
+//! else its team, or everyone) and the request's JSON with the fields that
+//! do not change the answer removed (`user`, `metadata`, `stream_options`),
+//! plus whether it is a stream (a cached stream replays as a stream, chunk
+//! by chunk). The scope keeps tenants apart: another key never gets an
+//! answer — or a `hit` telling it someone sent that prompt — unless the
+//! operator chose to share. Only
 //! deterministic requests are cached — `temperature` 0 — unless the caller
 //! opts in with `x-hoosh-cache: true`; `x-hoosh-cache: false`, or a key whose
 //! metadata says `"cache": false`, bypasses it. Entries live `ttl_secs`; the
@@ -15,7 +19,7 @@ use std::time::{Duration, Instant};
 use axum::http::HeaderMap;
 use futures_util::Stream;
 use hoosh_core::ChunkStream;
-use hoosh_core::config::CacheConfig;
+use hoosh_core::config::{CacheConfig, CacheScope};
 use hoosh_governance::Principal;
 use hoosh_types::openai::{ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse};
 use sha2::{Digest, Sha256};
@@ -69,17 +73,29 @@ impl ResponseCache {
         ResponseCache { cfg, inner: Mutex::new(Inner::default()) }
     }
 
+    /// The caller's choice in `x-hoosh-cache`: `Some(true)` opts a sampled
+    /// request in, `Some(false)` bypasses the cache.
+    pub fn directive(headers: &HeaderMap) -> Option<bool> {
+        let v = headers.get("x-hoosh-cache")?.to_str().ok()?;
+        if v.eq_ignore_ascii_case("true") {
+            Some(true)
+        } else if v.eq_ignore_ascii_case("false") {
+            Some(false)
+        } else {
+            None
+        }
+    }
+
     /// The request's cache key, or `None` when it must not be cached.
-    pub fn key(&self, req: &ChatCompletionRequest, headers: &HeaderMap, principal: &Principal) -> Option<[u8; 32]> {
+    pub fn key(&self, req: &ChatCompletionRequest, directive: Option<bool>, principal: &Principal) -> Option<[u8; 32]> {
         if !self.cfg.enabled || req.n.is_some_and(|n| n > 1) {
             return None;
         }
-        let asked = headers.get("x-hoosh-cache").and_then(|v| v.to_str().ok()).map(str::to_ascii_lowercase);
-        if asked.as_deref() == Some("false") || principal.record.metadata.get("cache") == Some(&false.into()) {
+        if directive == Some(false) || principal.record.metadata.get("cache") == Some(&false.into()) {
             return None;
         }
         let deterministic = req.temperature == Some(0.0);
-        if !deterministic && asked.as_deref() != Some("true") {
+        if !deterministic && directive != Some(true) {
             return None;
         }
         let mut canonical = req.clone();
@@ -87,7 +103,20 @@ impl ResponseCache {
         canonical.metadata = None;
         canonical.stream_options = None;
         let json = serde_json::to_vec(&canonical).ok()?;
-        Some(Sha256::digest(&json).into())
+        let scope = match self.cfg.scope {
+            // A key without a team is its own team.
+            CacheScope::Team if principal.record.team.is_some() => {
+                format!("team:{}", principal.record.team.as_deref().unwrap_or_default())
+            }
+            CacheScope::Key | CacheScope::Team => format!("key:{}", principal.record.id),
+            CacheScope::Global => String::new(),
+        };
+        let mut hash = Sha256::new();
+        // Length-prefixed, so no scope can be spelled to collide with another's request.
+        hash.update((scope.len() as u64).to_le_bytes());
+        hash.update(scope.as_bytes());
+        hash.update(&json);
+        Some(hash.finalize().into())
     }
 
     pub fn get(&self, key: &[u8; 32]) -> Option<Arc<Answer>> {
@@ -188,7 +217,13 @@ mod tests {
     use hoosh_types::openai::{ChatMessage, Role};
 
     fn cache(max_entries: usize) -> ResponseCache {
-        ResponseCache::new(CacheConfig { enabled: true, ttl_secs: 60, max_entries, max_bytes: 1 << 20 })
+        ResponseCache::new(CacheConfig {
+            enabled: true,
+            ttl_secs: 60,
+            max_entries,
+            max_bytes: 1 << 20,
+            scope: CacheScope::Key,
+        })
     }
 
     fn principal(metadata: serde_json::Value) -> Principal {
@@ -211,24 +246,46 @@ mod tests {
     fn only_deterministic_or_opted_in_requests_have_a_key() {
         let c = cache(10);
         let p = principal(serde_json::json!({}));
-        let none = HeaderMap::new();
-        assert!(c.key(&req(Some(0.0), None), &none, &p).is_some());
-        assert!(c.key(&req(None, None), &none, &p).is_none(), "default temperature samples");
+        assert!(c.key(&req(Some(0.0), None), None, &p).is_some());
+        assert!(c.key(&req(None, None), None, &p).is_none(), "default temperature samples");
         let mut opt_in = HeaderMap::new();
-        opt_in.insert("x-hoosh-cache", "true".parse().unwrap());
-        assert!(c.key(&req(Some(0.7), None), &opt_in, &p).is_some());
+        opt_in.insert("x-hoosh-cache", "TRUE".parse().unwrap());
+        assert!(c.key(&req(Some(0.7), None), ResponseCache::directive(&opt_in), &p).is_some());
         let mut opt_out = HeaderMap::new();
         opt_out.insert("x-hoosh-cache", "false".parse().unwrap());
-        assert!(c.key(&req(Some(0.0), None), &opt_out, &p).is_none());
-        assert!(c.key(&req(Some(0.0), None), &none, &principal(serde_json::json!({"cache": false}))).is_none());
+        assert!(c.key(&req(Some(0.0), None), ResponseCache::directive(&opt_out), &p).is_none());
+        assert!(c.key(&req(Some(0.0), None), None, &principal(serde_json::json!({"cache": false}))).is_none());
         assert_eq!(
-            c.key(&req(Some(0.0), Some("a")), &none, &p),
-            c.key(&req(Some(0.0), Some("b")), &none, &p),
+            c.key(&req(Some(0.0), Some("a")), None, &p),
+            c.key(&req(Some(0.0), Some("b")), None, &p),
             "`user` does not change the answer"
         );
         let mut streamed = req(Some(0.0), None);
         streamed.stream = true;
-        assert_ne!(c.key(&streamed, &none, &p), c.key(&req(Some(0.0), None), &none, &p));
+        assert_ne!(c.key(&streamed, None, &p), c.key(&req(Some(0.0), None), None, &p));
+    }
+
+    fn keyed(id: &str, team: Option<&str>) -> Principal {
+        let mut p = principal(serde_json::json!({}));
+        p.record.id = id.into();
+        p.record.team = team.map(str::to_owned);
+        p
+    }
+
+    #[test]
+    fn scopes_keep_tenants_apart_unless_the_operator_shares() {
+        let (a, b, c) = (keyed("key_a", Some("red")), keyed("key_b", Some("red")), keyed("key_c", None));
+        let q = req(Some(0.0), None);
+        let with = |scope| {
+            ResponseCache::new(CacheConfig { enabled: true, ttl_secs: 60, max_entries: 10, max_bytes: 1 << 20, scope })
+        };
+        let per_key = with(CacheScope::Key);
+        assert_ne!(per_key.key(&q, None, &a), per_key.key(&q, None, &b), "two keys never share by default");
+        let per_team = with(CacheScope::Team);
+        assert_eq!(per_team.key(&q, None, &a), per_team.key(&q, None, &b), "one team shares");
+        assert_ne!(per_team.key(&q, None, &a), per_team.key(&q, None, &c), "a key without a team is alone");
+        let global = with(CacheScope::Global);
+        assert_eq!(global.key(&q, None, &a), global.key(&q, None, &c));
     }
 
     #[test]
@@ -262,7 +319,13 @@ mod tests {
             Answer::Stream(_) => unreachable!(),
         };
         let with = |max_bytes, ttl_secs| {
-            ResponseCache::new(CacheConfig { enabled: true, ttl_secs, max_entries: 10, max_bytes })
+            ResponseCache::new(CacheConfig {
+                enabled: true,
+                ttl_secs,
+                max_entries: 10,
+                max_bytes,
+                scope: CacheScope::Key,
+            })
         };
         let exact = with(2 * size, 60);
         exact.put([1; 32], resp());

@@ -3,7 +3,7 @@
 //! Layout:
 //! - [`app`] builds the router; its doc lists every middleware layer in order.
 //! - [`routes`]: one file per endpoint family (chat, completions,
-//!   embeddings, models, health).
+//!   embeddings, audio, models, health): decode + validate + `pipeline::run`.
 //! - [`routes::admin`]: the admin API — keys, teams, budgets, usage reports and CSV export.
 //! - [`extract`]: the JSON body extractor with OpenAI-shaped rejections.
 //! - [`validate`]: parameter checks with OpenAI's limits.
@@ -12,8 +12,10 @@
 //! - [`auth`]: the key check on every non-public route, and the [`auth::Caller`]
 //!   extractor (principal + request id).
 //! - [`audit`]: the audit chain — which events become entries, from where.
-//! - [`metering`]: estimate → admit (limits, budget reservation) → settle,
-//!   for blocking and streamed requests, exactly once.
+//! - [`pipeline`]: the one request pipeline every inference endpoint runs
+//!   through — resolve → admit → cache → execute → settle → respond — and
+//!   the [`pipeline::Endpoint`] trait each kind of work implements.
+//! - [`clock`]: the server's wall clock.
 //! - [`cache`]: the exact-match response cache (blocking and streamed).
 //! - [`governance`]: `[governance]` config → the live keys/budgets/ledger.
 //! - [`metrics`]: Prometheus metrics, recorded where things happen and
@@ -29,12 +31,13 @@
 pub mod audit;
 pub mod auth;
 pub mod cache;
+pub mod clock;
 pub mod error;
 pub mod extract;
 pub mod governance;
-pub mod metering;
 pub mod metrics;
 pub mod otlp;
+pub mod pipeline;
 pub mod probes;
 pub mod reload;
 pub mod routes;

@@ -5,7 +5,7 @@
 //! - `hoosh_http_requests_total{path,method,status}`, `hoosh_http_request_duration_seconds{path}`
 //!   (to the response head; a stream's whole life is in the next group) and
 //!   `hoosh_http_in_flight` — by [`track`], the outermost governed layer;
-//! - per settled request (`metering.rs`): `hoosh_requests_total{route,model,provider,status}`,
+//! - per settled request (`pipeline/meter.rs`): `hoosh_requests_total{route,model,provider,status}`,
 //!   `hoosh_request_duration_seconds{route,model,provider}`,
 //!   `hoosh_time_to_first_token_seconds{model,provider}` (streams),
 //!   `hoosh_tokens_total{type=prompt|completion,model,provider}`,
@@ -181,7 +181,7 @@ pub async fn render(State(st): State<AppState>) -> Response {
         counter!("hoosh_provider_failures_total", "provider" => p).absolute(s.failures);
     }
     let gov = &st.gov.inner;
-    let now = crate::metering::now_ms();
+    let now = crate::clock::now_ms();
     for pool in gov.budgets().pools() {
         let Some(b) = gov.budgets().snapshot(&pool, now) else { continue };
         if let Some(t) = b.remaining_tokens {

@@ -11,7 +11,6 @@ use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::time::Duration;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::state::AppState;
 
@@ -24,7 +23,7 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let live = state.live();
     let grace = Duration::from_secs(live.config.server.shutdown_grace_secs);
-    let tracker = TaskTracker::new();
+    let tracker = state.tasks.clone();
     let cancel = CancellationToken::new();
     crate::probes::spawn(&state, &tracker, cancel.clone());
     state.audit.spawn_retention(live.config.audit.retention_days, &tracker, cancel.clone());

@@ -48,6 +48,14 @@ pub struct Inner {
     pub otlp: Option<Arc<crate::otlp::Exporter>>,
     /// The export loop, until [`crate::serve::run`] starts it.
     pub otlp_pending: Mutex<Option<crate::otlp::Pending>>,
+    /// Every task the server spawns (probes, retention, provider calls that
+    /// outlive their client); shutdown waits for them.
+    pub tasks: tokio_util::task::TaskTracker,
+    /// What each provider/model counts for a prompt, learned at settle.
+    pub calibration: Arc<crate::pipeline::calibrate::Calibration>,
+    /// Woken whenever a budget reservation settles: requests refused as
+    /// contended near the end of a pool wait on it.
+    pub budget_settled: Arc<tokio::sync::Notify>,
 }
 
 /// The reloadable part of the gateway, swapped whole.
@@ -126,6 +134,9 @@ impl AppState {
             gov.inner.ledger().set_tap(tap);
         }
         let cache = Arc::new(ResponseCache::new(config.cache.clone()));
+        let budget_settled = Arc::new(tokio::sync::Notify::new());
+        let wake = Arc::clone(&budget_settled);
+        gov.inner.budgets().set_on_settle(Arc::new(move || wake.notify_waiters()));
         let (otlp, otlp_pending) = crate::otlp::exporter(&config.telemetry).unzip();
         let live = Live::build(config, entries, &gov, 0);
         AppState(Arc::new(Inner {
@@ -139,6 +150,9 @@ impl AppState {
             reload_lock: tokio::sync::Mutex::new(()),
             otlp,
             otlp_pending: Mutex::new(otlp_pending),
+            tasks: tokio_util::task::TaskTracker::new(),
+            calibration: Arc::default(),
+            budget_settled,
         }))
     }
 

@@ -43,15 +43,21 @@ pub async fn propagate(State(st): State<AppState>, req: Request, next: Next) -> 
     let response = trace::scope_with_sink(ctx, Some(Arc::clone(&sink_dyn)), next.run(req)).await;
     let status = response.status().as_u16();
     attributes.push(("http.response.status_code", AttrValue::Int(i64::from(status))));
-    for (name, attr) in [
-        ("x-hoosh-provider", "hoosh.provider"),
-        ("x-hoosh-model", "gen_ai.response.model"),
-        ("x-hoosh-attempts", "hoosh.attempts"),
-        ("x-hoosh-cost-usd", "hoosh.cost_usd"),
-        ("x-hoosh-cache", "hoosh.cache"),
-    ] {
-        if let Some(v) = header(response.headers(), name) {
-            attributes.push((attr, AttrValue::Str(v)));
+    if let Some(served) = response.extensions().get::<crate::pipeline::ServedBy>() {
+        if let Some(p) = &served.provider {
+            attributes.push(("hoosh.provider", AttrValue::Str(p.clone())));
+        }
+        if let Some(m) = &served.model {
+            attributes.push(("gen_ai.response.model", AttrValue::Str(m.clone())));
+        }
+        if served.provider.is_some() {
+            attributes.push(("hoosh.attempts", AttrValue::Int(i64::from(served.attempts))));
+        }
+        if let Some(c) = served.cost {
+            attributes.push(("hoosh.cost_usd", AttrValue::Str(c.header_value())));
+        }
+        if let Some(v) = served.cache {
+            attributes.push(("hoosh.cache", AttrValue::Str(v.as_str().to_owned())));
         }
     }
     let span = SpanRecord {

@@ -9,30 +9,10 @@ mod support;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use hoosh_governance::{BudgetSpec, Limits, NewKey, PoolId, Scope};
+use hoosh_governance::{Limits, NewKey, Scope};
 use hoosh_types::openai::ChatCompletionRequest;
 use serde_json::{Value, json};
 use support::*;
-
-const MASTER: &str = "hk-test-master-key-0123456789abcdefghijklmnopqrstuv";
-
-/// A gateway that requires keys (the admin key comes from a file).
-async fn governed(mock_url: &str) -> Gateway {
-    let mut c = config(vec![openai("up", mock_url)]);
-    c.governance.master_key_env = "HOOSH_TEST_MASTER_KEY_UNSET".into();
-    c.governance.master_key_file = Some(secret_file(MASTER));
-    c.routing.max_retries = 0;
-    Gateway::start(c).await
-}
-
-fn key(gw: &Gateway, spec: NewKey) -> (String, String) {
-    let (record, plaintext) = gw.state.gov.inner.keys().create(spec, now()).unwrap();
-    (record.id, plaintext)
-}
-
-fn now() -> i64 {
-    hoosh_server::metering::now_ms()
-}
 
 /// A chat body whose gateway estimate is known, and the mock model that
 /// reports exactly that estimate as usage (`max_tokens` as completion).
@@ -40,44 +20,12 @@ fn exact_body(max_tokens: u64, stream: bool) -> (Value, u64) {
     let mut body = json!({"model": "x", "messages": [{"role": "user", "content": "count my tokens please"}],
         "max_tokens": max_tokens, "stream": stream});
     let typed: ChatCompletionRequest = serde_json::from_value(body.clone()).unwrap();
-    let prompt = hoosh_server::metering::estimate_chat_prompt(&typed);
+    let prompt = hoosh_server::pipeline::estimate::chat_prompt(&typed);
     body["model"] = json!(format!("mock-usage-{prompt}-{max_tokens}"));
     if stream {
         body["stream_options"] = json!({"include_usage": true});
     }
     (body, prompt + max_tokens)
-}
-
-fn used(gw: &Gateway, key_id: &str) -> (u64, u64) {
-    let s = gw.state.gov.inner.budgets().snapshot(&PoolId::Key(key_id.into()), now()).unwrap();
-    (s.used_tokens, s.reserved_tokens)
-}
-
-fn ledger_tokens(gw: &Gateway, key_id: &str) -> u64 {
-    gw.state.gov.inner.ledger().flush();
-    gw.state.gov.inner.store().usage_totals(&PoolId::Key(key_id.into()), 0).unwrap().0
-}
-
-fn budget_key(tokens: u64) -> NewKey {
-    NewKey {
-        name: "budgeted".into(),
-        budget: Some(BudgetSpec { tokens: Some(tokens), ..Default::default() }),
-        ..Default::default()
-    }
-}
-
-async fn fire(gw: &Gateway, key: &str, body: &Value, n: usize) -> Vec<(u16, Value)> {
-    let client = http();
-    let calls = (0..n).map(|_| {
-        let req = client.post(gw.url("/v1/chat/completions")).bearer_auth(key).json(body);
-        async move {
-            let resp = req.send().await.unwrap();
-            let status = resp.status().as_u16();
-            let text = resp.text().await.unwrap();
-            (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
-        }
-    });
-    futures_util::future::join_all(calls).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -116,7 +64,7 @@ async fn overestimates_return_their_unused_reservation() {
     // Reserve prompt + 64, but the mock reports only prompt + 8.
     let (mut body, _) = exact_body(64, false);
     let typed: ChatCompletionRequest = serde_json::from_value(body.clone()).unwrap();
-    let prompt = hoosh_server::metering::estimate_chat_prompt(&typed);
+    let prompt = hoosh_server::pipeline::estimate::chat_prompt(&typed);
     body["model"] = json!(format!("mock-usage-{prompt}-8"));
     let capacity = 30 * (prompt + 64);
     let (id, key) = key(&gw, budget_key(capacity));
@@ -161,7 +109,7 @@ async fn every_failure_path_settles_exactly_once() {
     let text = r.text().await.unwrap();
     assert!(text.contains("\"error\""), "{text}");
     let typed: ChatCompletionRequest = serde_json::from_value(body).unwrap();
-    let prompt = hoosh_server::metering::estimate_chat_prompt(&typed);
+    let prompt = hoosh_server::pipeline::estimate::chat_prompt(&typed);
     let (after_cut, reserved) = used(&gw, &id);
     assert_eq!(reserved, 0);
     assert!(after_cut > prompt && after_cut <= prompt + 3, "prompt + chunks sent: {after_cut} (prompt {prompt})");
@@ -175,7 +123,7 @@ async fn every_failure_path_settles_exactly_once() {
     assert!(used(&gw, &id).1 > 0, "reserved while streaming");
     drop(s);
     let typed: ChatCompletionRequest = serde_json::from_value(body).unwrap();
-    let prompt2 = hoosh_server::metering::estimate_chat_prompt(&typed);
+    let prompt2 = hoosh_server::pipeline::estimate::chat_prompt(&typed);
     let mut settled = false;
     for _ in 0..100 {
         if used(&gw, &id).1 == 0 {
@@ -342,7 +290,7 @@ async fn many_clients_disconnecting_mid_stream_leave_no_reservation_behind() {
     body["stream"] = json!(true);
     body["max_tokens"] = json!(100);
     let typed: ChatCompletionRequest = serde_json::from_value(body.clone()).unwrap();
-    let prompt = hoosh_server::metering::estimate_chat_prompt(&typed);
+    let prompt = hoosh_server::pipeline::estimate::chat_prompt(&typed);
     // Room for 40 reservations (prompt + 100 each) at once.
     let (id, key) = key(&gw, budget_key(40 * (prompt + 100)));
     let client = http();

@@ -1,97 +1,39 @@
-//! Governed requests: estimate → admit (rate limits, concurrency, budget
-//! reservation) → run → settle to the actual usage, with one ledger row.
+//! The settle phase: a [`Metered`] request — admitted, holding its budget
+//! reservation, rate charges and concurrency slots — is settled exactly
+//! once, whatever happens:
+//! - a whole answer: [`Metered::settle`] with the provider's usage;
+//! - a failure: [`Metered::fail`] (nothing billable came back);
+//! - a cache hit: [`Metered::settle_cache_hit`] (free, ledgered as a hit);
+//! - a stream: [`Metered::stream`] wraps it and settles when it ends or
+//!   fails; if the client goes away it is dropped, and the admission inside
+//!   settles on drop to what was recorded — the prompt plus the chunks
+//!   sent — under a ledger row that still names the route, provider and
+//!   model (status 499).
 //!
-//! A [`Metered`] request is settled exactly once, whatever happens: the
-//! handler calls [`Metered::settle`] (success or error); a stream is wrapped
-//! by [`Metered::stream`], which settles when the stream ends, fails, or is
-//! dropped because the client went away (the [`Admission`] inside settles
-//! on drop to what was recorded so far: the prompt plus the chunks sent).
-//!
-//! Estimates: the prompt counted by the model's own tokenizer when it is at
-//! hand (a loaded local model), else at ~4 bytes per token plus per-message framing,
-//! plus the output cap (`max_tokens`, else `governance.default_max_tokens`).
-//! Dollars: the estimate priced at the most expensive candidate, so a
-//! failover can never spend more than was reserved. A request whose every
-//! candidate is free (local, or priced at zero) is exempt from dollar
-//! budgets when `free_models_exempt` is on.
+//! Every path produces one ledger row (which the audit chain also records)
+//! and one `hoosh_requests_total` sample.
 
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use futures_util::Stream;
 use hoosh_core::ChunkStream;
 use hoosh_core::pricing::{Price, Tokens};
-use hoosh_core::router::{Candidate, ProviderEntry};
-use hoosh_governance::{Admission, AdmitRequest, Amount, Denied, Outcome, UsageRecord, nanos_to_usd};
-use hoosh_types::openai::{ChatCompletionChunk, ChatCompletionRequest, Usage, content_text};
+use hoosh_core::router::ProviderEntry;
+use hoosh_governance::{Admission, Amount, Outcome, UsageRecord};
+use hoosh_types::openai::{ChatCompletionChunk, Usage};
 
-use crate::audit::Audit;
-use crate::auth::Caller;
+use super::estimate::Media;
+use super::served::Cost;
+use crate::clock::now_ms;
 use crate::error::ApiError;
 use crate::metrics;
-use crate::state::{AppState, Live};
-
-/// Unix time in milliseconds.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
-/// Bytes per token of the estimate (English text with BPE tokenizers runs
-/// at 3.5–4.5; the estimate is corrected at settle anyway).
-const BYTES_PER_TOKEN: u64 = 4;
-/// Framing tokens per message (role, separators), as OpenAI counts them.
-const TOKENS_PER_MESSAGE: u64 = 4;
-/// Tokens for an image part (OpenAI's low-detail figure).
-const TOKENS_PER_IMAGE: u64 = 85;
-
-fn text_tokens(text: &str) -> u64 {
-    (text.len() as u64).div_ceil(BYTES_PER_TOKEN)
-}
-
-/// Estimated prompt tokens of a chat request.
-pub fn estimate_chat_prompt(req: &ChatCompletionRequest) -> u64 {
-    let mut tokens = 3;
-    for m in &req.messages {
-        tokens += TOKENS_PER_MESSAGE;
-        if let Some(c) = &m.content {
-            tokens += text_tokens(&content_text(c));
-            if let hoosh_types::content::TextOrParts::Parts(parts) = c {
-                let images =
-                    parts.iter().filter(|p| matches!(p, hoosh_types::openai::ContentPart::ImageUrl { .. })).count();
-                tokens += images as u64 * TOKENS_PER_IMAGE;
-            }
-        }
-        for call in m.tool_calls.iter().flatten() {
-            tokens += text_tokens(&call.function.name) + text_tokens(&call.function.arguments);
-        }
-    }
-    for tool in req.tools.iter().flatten() {
-        tokens += serde_json::to_string(tool).map_or(0, |s| text_tokens(&s));
-    }
-    tokens
-}
-
-/// The prompt's tokens: counted by the first candidate's own tokenizer when
-/// it has one at hand (a loaded local model), else estimated.
-pub fn prompt_tokens(candidates: &[Candidate], req: &ChatCompletionRequest) -> u64 {
-    candidates
-        .first()
-        .and_then(|c| c.entry.provider.count_prompt_tokens(&c.model, req))
-        .unwrap_or_else(|| estimate_chat_prompt(req))
-}
-
-/// Estimated tokens of embedding inputs.
-pub fn estimate_inputs(inputs: &[String]) -> u64 {
-    inputs.iter().map(|s| text_tokens(s).max(1)).sum()
-}
+use crate::state::Live;
 
 /// What a call costs, in nano-USD: `None` when the model is unpriced.
-fn cost(price: Option<&Price>, local: bool, tokens: Tokens) -> Option<u64> {
+pub(super) fn cost(price: Option<&Price>, local: bool, tokens: Tokens) -> Option<u64> {
     if local {
         return Some(0);
     }
@@ -111,56 +53,12 @@ fn tokens_of(u: &Usage) -> Tokens {
     }
 }
 
-fn plain(prompt: u64, completion: u64) -> Tokens {
+pub(super) fn plain(prompt: u64, completion: u64) -> Tokens {
     Tokens { prompt, completion, ..Default::default() }
 }
 
-/// A governed request between admission and settlement.
-pub struct Metered {
-    admission: Admission,
-    /// The config and prices the request was admitted under.
-    live: Arc<Live>,
-    audit: Arc<Audit>,
-    started: Instant,
-    request_id: String,
-    route: &'static str,
-    requested_model: String,
-    prompt_estimate: u64,
-    /// Audio in (speech-to-text) and characters in (text-to-speech): known
-    /// up front, billed as they are.
-    media: Media,
-    headers: HeaderMap,
-}
-
-impl std::fmt::Debug for Metered {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Metered").field("request_id", &self.request_id).field("route", &self.route).finish()
-    }
-}
-
-/// What a request asks for, as admission prices it.
-#[derive(Debug, Clone, Copy)]
-pub struct Ask<'a> {
-    pub route: &'static str,
-    /// The model as the caller named it.
-    pub model: &'a str,
-    pub candidates: &'a [Candidate],
-    /// Estimated prompt tokens.
-    pub prompt_estimate: u64,
-    /// Most output tokens.
-    pub output_cap: u64,
-    pub media: Media,
-}
-
-/// The non-token part of a request's bill.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Media {
-    pub audio_ms: u64,
-    pub tts_chars: u64,
-}
-
 impl Media {
-    fn add_to(self, t: Tokens) -> Tokens {
+    pub(super) fn add_to(self, t: Tokens) -> Tokens {
         Tokens { audio_ms: self.audio_ms, tts_chars: self.tts_chars, ..t }
     }
 }
@@ -173,103 +71,50 @@ pub struct Served<'a> {
     pub usage: Usage,
 }
 
+/// A governed request between admission and settlement.
+pub struct Metered {
+    pub(super) admission: Admission,
+    /// The config and prices the request was admitted under.
+    pub(super) live: Arc<Live>,
+    pub(super) started: Instant,
+    pub(super) request_id: String,
+    pub(super) route: &'static str,
+    pub(super) requested_model: String,
+    /// The prompt tokens reserved (the estimate, calibrated).
+    pub(super) prompt_estimate: u64,
+    /// The gateway's own estimate when it was not counted exactly: what a
+    /// provider's reported count calibrates against.
+    pub(super) raw_prompt: Option<u64>,
+    pub(super) calibration: Arc<super::calibrate::Calibration>,
+    /// Audio in (speech-to-text) and characters in (text-to-speech): known
+    /// up front, billed as they are.
+    pub(super) media: Media,
+}
+
+impl std::fmt::Debug for Metered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metered").field("request_id", &self.request_id).field("route", &self.route).finish()
+    }
+}
+
 impl Metered {
-    /// Checks the key's model list, rate and concurrency limits, and reserves
-    /// the estimate against every applicable budget.
-    pub fn admit(st: &AppState, live: &Arc<Live>, caller: &Caller, ask: Ask<'_>) -> Result<Metered, ApiError> {
-        let Ask { route, model, candidates, prompt_estimate, output_cap, media } = ask;
-        let pricing = live.router.pricing();
-        // One price lookup per candidate: the whole estimate and the prompt
-        // alone, each at the dearest candidate.
-        let (mut nanos, mut prompt_nanos) = (0u64, 0u64);
-        let mut all_free = true;
-        for c in candidates {
-            let price = pricing.lookup(c.entry.name(), &c.model);
-            all_free &= c.entry.local || price.is_some_and(Price::is_free);
-            let priced = |t| cost(price, c.entry.local, t).unwrap_or(0);
-            nanos = nanos.max(priced(media.add_to(plain(prompt_estimate, output_cap))));
-            prompt_nanos = prompt_nanos.max(priced(media.add_to(plain(prompt_estimate, 0))));
-        }
-        let req = AdmitRequest {
-            model,
-            estimated_tokens: prompt_estimate + output_cap,
-            estimated_nanos: nanos,
-            dollar_exempt: all_free && live.config.governance.free_models_exempt,
-        };
-        let mut admission = st.gov.inner.admit(&caller.principal, req, now_ms()).inspect_err(|d| {
-            let reason = match d {
-                Denied::ModelNotAllowed { .. } => "model_not_allowed",
-                Denied::RateLimited(_) => "rate_limit",
-                Denied::Concurrency(_) => "concurrency",
-                Denied::Budget(_) => "budget",
-            };
-            metrics::record_rejection(reason);
-            st.audit.denied(&caller.principal, &caller.request_id, model, reason);
-        })?;
-        // Until settled, a drop (client gone mid-call) charges the prompt:
-        // it reached the provider.
-        let prompt_nanos = if req.dollar_exempt { 0 } else { prompt_nanos };
-        admission.record(Amount::new(prompt_estimate, prompt_nanos));
-        let mut headers = HeaderMap::new();
-        let remaining = admission.remaining();
-        let mut put = |name: &'static str, value: String| {
-            if let Ok(v) = HeaderValue::from_str(&value) {
-                headers.insert(HeaderName::from_static(name), v);
-            }
-        };
-        if let Some(t) = remaining.tokens {
-            put("x-hoosh-budget-remaining-tokens", t.to_string());
-        }
-        if let Some(usd) = remaining.usd {
-            put("x-hoosh-budget-remaining-usd", format!("{usd:.6}"));
-        }
-        for (name, value) in admission.rate_status().headers() {
-            put(name, value);
-        }
-        Ok(Metered {
-            admission,
-            live: Arc::clone(live),
-            audit: Arc::clone(&st.audit),
-            started: Instant::now(),
-            request_id: caller.request_id.clone(),
-            route,
-            requested_model: model.to_owned(),
-            prompt_estimate,
-            media,
-            headers,
-        })
-    }
-
-    /// Records the request's input in the audit chain when the operator
-    /// opted in (`audit.include_content`); `content` runs only then.
-    pub fn audit_content(&self, caller: &Caller, content: impl FnOnce() -> serde_json::Value) {
-        if self.audit.include_content() {
-            self.audit.content(&caller.principal, &self.request_id, &self.requested_model, content());
-        }
-    }
-
-    /// Budget and rate-limit headers for the response.
-    pub fn headers(&self) -> HeaderMap {
-        self.headers.clone()
-    }
-
+    /// A ledger row for this request: `served` by a provider (with its
+    /// usage), or not (refused upstream, failed: nothing billable).
     fn row(&self, served: Option<&Served<'_>>, status: u16, ttft_ms: Option<u64>) -> (UsageRecord, Amount) {
         let (provider, model, usage, cost_nanos) = match served {
             Some(s) => {
-                let cached = s.usage.prompt_tokens_details.as_ref().map_or(0, |d| d.cached_tokens);
                 let price = self.live.router.pricing().lookup(s.entry.name(), s.model);
                 let c = cost(price, s.entry.local, self.media.add_to(tokens_of(&s.usage)));
-                (Some(s.entry.name().to_owned()), s.model.to_owned(), Some((s.usage, cached)), c)
+                (Some(s.entry.name().to_owned()), s.model.to_owned(), Some(s.usage), c)
             }
             None => (None, self.requested_model.clone(), None, Some(0)),
         };
-        let (prompt, completion, cached) =
-            usage.map_or((0, 0, 0), |(u, cached)| (u.prompt_tokens, u.completion_tokens, cached));
+        let (prompt, completion, cached) = usage.map_or((0, 0, 0), |u| {
+            (u.prompt_tokens, u.completion_tokens, u.prompt_tokens_details.map_or(0, |d| d.cached_tokens))
+        });
         let row = UsageRecord {
             ts_ms: now_ms(),
             request_id: self.request_id.clone(),
-            key_id: None,
-            team: None,
             provider,
             model,
             prompt_tokens: prompt,
@@ -279,10 +124,10 @@ impl Metered {
             latency_ms: self.started.elapsed().as_millis() as u64,
             ttft_ms,
             status,
-            cache_hit: false,
             route: self.route.into(),
             // Audio that reached a provider; a refused or failed call processed none.
             audio_ms: if served.is_some() { self.media.audio_ms } else { 0 },
+            ..UsageRecord::default()
         };
         let amount = Amount::new(prompt + completion, cost_nanos.unwrap_or(0));
         (row, amount)
@@ -303,16 +148,23 @@ impl Metered {
     }
 
     /// Settles a request that got its whole answer (`served`) or failed
-    /// (`None`: nothing billable came back). Returns the cost header value.
-    pub fn settle(self, served: Option<Served<'_>>, status: u16) -> Option<HeaderValue> {
+    /// (`None`: nothing billable came back). Returns what it cost.
+    pub fn settle(self, served: Option<Served<'_>>, status: u16) -> Cost {
+        if let Some(s) = &served {
+            self.calibrate(s);
+        }
         let (row, actual) = self.row(served.as_ref(), status, None);
         self.report(&row);
-        let header = match row.cost_nanos {
-            Some(n) => HeaderValue::from_str(&format!("{:.9}", nanos_to_usd(n))).ok(),
-            None => Some(HeaderValue::from_static("unpriced")),
-        };
+        let cost = Cost::from(row.cost_nanos);
         self.admission.finish(Outcome { actual, usage: row });
-        header
+        cost
+    }
+
+    /// Learns what the provider counted for the prompt.
+    fn calibrate(&self, served: &Served<'_>) {
+        if let Some(raw) = self.raw_prompt {
+            self.calibration.observe(served.entry.name(), served.model, raw, served.usage.prompt_tokens);
+        }
     }
 
     /// Settles a request answered from the response cache: nothing reached a
@@ -322,7 +174,7 @@ impl Metered {
         row.provider = Some("cache".into());
         row.cache_hit = true;
         self.report(&row);
-        self.admission.finish(Outcome { actual: Amount::new(0, 0), usage: row });
+        self.admission.finish(Outcome { actual: Amount::ZERO, usage: row });
     }
 
     /// Settles a failed request (nothing billable came back) and hands the
@@ -338,7 +190,7 @@ impl Metered {
 
     /// The stream, metered: usage is recorded as chunks pass, settled when it
     /// ends or fails, and on drop (client gone) settled to what was sent.
-    pub fn stream(self, inner: ChunkStream, entry: std::sync::Arc<ProviderEntry>, model: String) -> ChunkStream {
+    pub fn stream(self, inner: ChunkStream, entry: Arc<ProviderEntry>, model: String) -> ChunkStream {
         let price = self.live.router.pricing().lookup(entry.name(), &model).cloned();
         let mut meter = StreamMeter { metered: self, entry, model, price, completion: 0, usage: None, ttft_ms: None };
         meter.record();
@@ -348,7 +200,7 @@ impl Metered {
 
 struct StreamMeter {
     metered: Metered,
-    entry: std::sync::Arc<ProviderEntry>,
+    entry: Arc<ProviderEntry>,
     model: String,
     price: Option<Price>,
     /// Content chunks seen: about one token each.
@@ -393,6 +245,9 @@ impl StreamMeter {
     fn end(self, status: u16) {
         let usage = self.usage_so_far();
         let served = Served { entry: &self.entry, model: &self.model, usage };
+        if self.usage.is_some() {
+            self.metered.calibrate(&served);
+        }
         let (row, actual) = self.metered.row(Some(&served), status, self.ttft_ms);
         self.metered.report(&row);
         self.metered.admission.finish(Outcome { actual, usage: row });
@@ -404,15 +259,17 @@ struct MeteredStream {
     meter: Option<StreamMeter>,
 }
 
-/// The client went away mid-stream: the admission inside settles (and logs
-/// the 499) on its own drop; metrics hear of it here.
+/// The client went away mid-stream: the admission inside settles on its own
+/// drop (status 499) to the row recorded here — route, provider, model and
+/// the tokens streamed so far — and metrics hear of it.
 impl Drop for MeteredStream {
     fn drop(&mut self) {
-        if let Some(m) = &self.meter {
+        if let Some(m) = &mut self.meter {
             let usage = m.usage_so_far();
             let served = Served { entry: &m.entry, model: &m.model, usage };
             let (row, _) = m.metered.row(Some(&served), hoosh_governance::gate::CLIENT_CLOSED, m.ttft_ms);
             m.metered.report(&row);
+            m.metered.admission.record_usage(row);
         }
     }
 }
@@ -450,18 +307,6 @@ impl Stream for MeteredStream {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hoosh_types::openai::{ChatMessage, Role};
-
-    #[test]
-    fn the_estimate_counts_text_messages_and_framing() {
-        let req = ChatCompletionRequest {
-            model: "m".into(),
-            messages: vec![ChatMessage::text(Role::System, "abcd"), ChatMessage::text(Role::User, "abcdefgh")],
-            ..Default::default()
-        };
-        assert_eq!(estimate_chat_prompt(&req), 3 + 2 * TOKENS_PER_MESSAGE + 1 + 2);
-        assert_eq!(estimate_inputs(&["a".into(), "abcde".into()]), 1 + 2);
-    }
 
     #[test]
     fn local_is_free_and_unpriced_is_not() {

@@ -18,24 +18,19 @@
 
 use std::sync::Arc;
 
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::multipart::{Multipart, MultipartRejection};
 use axum::extract::{FromRequest, Request, State};
-use axum::http::{HeaderValue, header};
-use axum::response::{IntoResponse, Response};
-use futures_util::StreamExt;
-use hoosh_core::audio::{AudioBody, AudioOutput, AudioTask, SpeechRequest, TranscriptFormat, TranscriptionRequest};
-use hoosh_core::router::Need;
+use axum::response::Response;
+use hoosh_core::audio::{AudioTask, SpeechRequest, TranscriptFormat, TranscriptionRequest};
 use hoosh_governance::Scope;
-use hoosh_types::openai::Usage;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::served_by;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
-use crate::metering::{Ask, Media, Metered, Served};
+use crate::pipeline::{self, audio::SpeechCall, audio::TranscribeCall};
 use crate::state::AppState;
 
 /// The form fields OpenAI defines (and SDKs send); others are refused.
@@ -183,27 +178,20 @@ async fn speech_to_text(
     })?;
     let live = st.live();
     let form = read_form(mp, task, live.config.audio.max_upload_bytes).await?;
-    let candidates = live.router.candidates(&form.model, Need::Transcription)?;
     let limits = hoosh_audio::DecodeLimits { max_duration_secs: live.config.audio.max_duration_secs as f64 };
     let (bytes, name) = (form.file.clone(), form.filename.clone());
     let pcm = tokio::task::spawn_blocking(move || hoosh_audio::decode(&bytes, Some(&name), &limits))
         .await
         .map_err(|e| ApiError::Internal(format!("audio decode task failed: {e}")))??;
     let duration_secs = pcm.duration_secs();
-    let audio_ms = (duration_secs * 1000.0).ceil() as u64;
     let route = match task {
         AudioTask::Transcribe => "audio.transcriptions",
         AudioTask::Translate => "audio.translations",
     };
-    let media = Media { audio_ms, tts_chars: 0 };
-    let ask = Ask { route, model: &form.model, candidates: &candidates, prompt_estimate: 0, output_cap: 0, media };
-    let meter = Metered::admit(&st, &live, &caller, ask)?;
-    meter.audit_content(&caller, || {
-        json!({"filename": form.filename, "bytes": form.file.len(), "duration_secs": duration_secs, "prompt": form.prompt})
-    });
+    let summary = json!({"filename": form.filename, "bytes": form.file.len(), "duration_secs": duration_secs, "prompt": form.prompt});
     let call = TranscriptionRequest {
         task,
-        model: form.model.clone(),
+        model: form.model,
         file: form.file,
         filename: form.filename,
         content_type: form.content_type,
@@ -216,37 +204,7 @@ async fn speech_to_text(
         pcm: Arc::new(pcm.samples),
         duration_secs,
     };
-    let mut headers = meter.headers();
-    let out = match live.executor.transcribe(&candidates, &call).await {
-        Ok(out) => out,
-        Err(f) => return Err(meter.fail(f)),
-    };
-    headers.extend(served_by(&out));
-    if let Ok(v) = HeaderValue::from_str(&format!("{}.{:03}", audio_ms / 1000, audio_ms % 1000)) {
-        headers.insert("x-hoosh-audio-seconds", v);
-    }
-    let served = Served { entry: &out.entry, model: &out.model, usage: Usage::new(0, 0) };
-    if let Some(cost) = meter.settle(Some(served), 200) {
-        headers.insert("x-hoosh-cost-usd", cost);
-    }
-    Ok((headers, respond(out.value)).into_response())
-}
-
-/// A provider's audio answer as an HTTP response (streams pass through).
-fn respond(out: AudioOutput) -> Response {
-    let content_type = HeaderValue::from_str(&out.content_type)
-        .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"));
-    let body = match out.body {
-        AudioBody::Whole(bytes) => Body::from(bytes),
-        AudioBody::Stream(stream) => Body::from_stream(stream.map(|item| {
-            item.map_err(|e| {
-                // Headers are gone: the body just ends early, and the log says why.
-                tracing::warn!(error = %e, "audio stream from the provider ended with an error");
-                std::io::Error::other(e.message)
-            })
-        })),
-    };
-    ([(header::CONTENT_TYPE, content_type)], body).into_response()
+    pipeline::run(&st, &caller, TranscribeCall { call, route, summary }).await
 }
 
 /// `POST /v1/audio/speech`, OpenAI's body.
@@ -305,20 +263,8 @@ pub async fn speech(
     {
         return Err(invalid(format!("`stream_format` must be audio or sse, got `{f}`."), "stream_format"));
     }
-    let candidates = live.router.candidates(&body.model, Need::Speech)?;
-    let media = Media { audio_ms: 0, tts_chars: chars as u64 };
-    let ask = Ask {
-        route: "audio.speech",
-        model: &body.model,
-        candidates: &candidates,
-        prompt_estimate: 0,
-        output_cap: 0,
-        media,
-    };
-    let meter = Metered::admit(&st, &live, &caller, ask)?;
-    meter.audit_content(&caller, || json!({"input": body.input, "voice": body.voice}));
     let call = SpeechRequest {
-        model: body.model.clone(),
+        model: body.model,
         input: body.input,
         voice: body.voice,
         response_format: body.response_format,
@@ -326,15 +272,5 @@ pub async fn speech(
         instructions: body.instructions,
         stream_format: body.stream_format,
     };
-    let mut headers = meter.headers();
-    let out = match live.executor.speech(&candidates, &call).await {
-        Ok(out) => out,
-        Err(f) => return Err(meter.fail(f)),
-    };
-    headers.extend(served_by(&out));
-    let served = Served { entry: &out.entry, model: &out.model, usage: Usage::new(0, 0) };
-    if let Some(cost) = meter.settle(Some(served), 200) {
-        headers.insert("x-hoosh-cost-usd", cost);
-    }
-    Ok((headers, respond(out.value)).into_response())
+    pipeline::run(&st, &caller, SpeechCall { call }).await
 }

@@ -8,7 +8,7 @@ use hoosh_governance::{BudgetStatus, PoolId};
 use serde::Serialize;
 
 use crate::auth::Caller;
-use crate::metering::now_ms;
+use crate::clock::now_ms;
 use crate::state::AppState;
 
 #[derive(Serialize)]

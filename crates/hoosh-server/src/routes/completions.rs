@@ -1,24 +1,25 @@
-//! `POST /v1/completions` (legacy text completions), served through the chat
-//! path of whichever provider the model routes to.
+//! `POST /v1/completions` (legacy text completions): the prompt becomes a
+//! chat request that runs the pipeline; answers in the completion shape.
+
+use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::response::sse::Event;
 use axum::response::{IntoResponse, Response};
+use hoosh_core::ChunkStream;
 use hoosh_core::convert::{chat_to_completion, chunk_to_completion, completion_to_chat};
-use hoosh_core::router::Need;
-use hoosh_governance::Scope;
 use hoosh_types::content::OneOrMany;
-use hoosh_types::openai::{ChatCompletionChunk, CompletionRequest};
-use tokio::time::Duration;
+use hoosh_types::openai::{ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse, CompletionRequest};
 
-use super::served_by;
 use crate::auth::Caller;
+use crate::cache::ResponseCache;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
-use crate::metering::{self, Ask, Media, Metered, Served};
+use crate::pipeline::chat::{ChatCall, ChatFormat};
 use crate::state::AppState;
-use crate::{sse, validate};
+use crate::{pipeline, sse, validate};
 
 fn render(chunk: ChatCompletionChunk) -> Option<Event> {
     let c = chunk_to_completion(chunk);
@@ -26,12 +27,27 @@ fn render(chunk: ChatCompletionChunk) -> Option<Event> {
     meaningful.then(|| Event::default().json_data(&c).unwrap_or_else(|_| Event::default().data("{}")))
 }
 
+/// OpenAI's legacy `text_completion` shapes.
+pub struct LegacyCompletion;
+
+impl ChatFormat for LegacyCompletion {
+    const ROUTE: &'static str = "completions";
+
+    fn whole(&self, resp: ChatCompletionResponse) -> Response {
+        Json(chat_to_completion(resp)).into_response()
+    }
+
+    fn stream(&self, chunks: ChunkStream, req: &ChatCompletionRequest, keepalive: Duration) -> Response {
+        sse::response(sse::events(chunks, req.wants_stream_usage(), render), keepalive)
+    }
+}
+
 pub async fn completions(
     State(st): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
     ApiJson(req): ApiJson<CompletionRequest>,
 ) -> Result<Response, ApiError> {
-    caller.require(Scope::Inference)?;
     let prompt = match &req.prompt {
         OneOrMany::One(p) => p.clone(),
         OneOrMany::Many(v) if v.len() == 1 => v[0].clone(),
@@ -44,45 +60,6 @@ pub async fn completions(
     };
     let chat = completion_to_chat(&req, &prompt);
     validate::chat(&chat)?;
-    let live = st.live();
-    let candidates = live.router.candidates(&chat.model, Need::Chat)?;
-    let cap = u64::from(chat.output_cap().unwrap_or(live.config.governance.default_max_tokens));
-    let prompt = metering::prompt_tokens(&candidates, &chat);
-    let meter = Metered::admit(
-        &st,
-        &live,
-        &caller,
-        Ask {
-            route: "completions",
-            model: &chat.model,
-            candidates: &candidates,
-            prompt_estimate: prompt,
-            output_cap: cap,
-            media: Media::default(),
-        },
-    )?;
-    meter.audit_content(&caller, || serde_json::json!(chat.messages));
-    let mut headers = meter.headers();
-    if chat.stream {
-        let out = match live.executor.chat_stream(&candidates, &chat).await {
-            Ok(out) => out,
-            Err(f) => return Err(meter.fail(f)),
-        };
-        headers.extend(served_by(&out));
-        let stream = meter.stream(out.value, out.entry.clone(), out.model.clone());
-        let events = sse::events(stream, chat.wants_stream_usage(), render);
-        let keepalive = Duration::from_secs(live.config.server.sse_keepalive_secs.max(1));
-        Ok((headers, sse::response(events, keepalive)).into_response())
-    } else {
-        let out = match live.executor.chat(&candidates, &chat).await {
-            Ok(out) => out,
-            Err(f) => return Err(meter.fail(f)),
-        };
-        headers.extend(served_by(&out));
-        let usage = out.value.usage.unwrap_or_else(|| super::chat::counted_usage(prompt, &out.value));
-        if let Some(cost) = meter.settle(Some(Served { entry: &out.entry, model: &out.model, usage }), 200) {
-            headers.insert("x-hoosh-cost-usd", cost);
-        }
-        Ok((headers, Json(chat_to_completion(out.value))).into_response())
-    }
+    let call = ChatCall { req: chat, format: LegacyCompletion, cache_directive: ResponseCache::directive(&headers) };
+    pipeline::run(&st, &caller, call).await
 }

@@ -2,7 +2,9 @@
 #![allow(dead_code)]
 
 use hoosh_core::config::{Config, ProviderConfig};
+use hoosh_governance::{BudgetSpec, NewKey, PoolId};
 use hoosh_server::AppState;
+use serde_json::Value;
 use tokio::sync::oneshot;
 
 pub struct Gateway {
@@ -136,4 +138,58 @@ pub fn secret_file(content: &str) -> std::path::PathBuf {
     let p = std::env::temp_dir().join(format!("hoosh-test-key-{}", uuid::Uuid::new_v4()));
     std::fs::write(&p, content).unwrap();
     p
+}
+
+// Governed gateways: keys, budgets and what they were charged.
+
+pub const MASTER: &str = "hk-test-master-key-0123456789abcdefghijklmnopqrstuv";
+
+/// A gateway that requires keys (the admin key comes from a file).
+pub async fn governed(mock_url: &str) -> Gateway {
+    let mut c = config(vec![openai("up", mock_url)]);
+    c.governance.master_key_env = "HOOSH_TEST_MASTER_KEY_UNSET".into();
+    c.governance.master_key_file = Some(secret_file(MASTER));
+    c.routing.max_retries = 0;
+    Gateway::start(c).await
+}
+
+pub fn key(gw: &Gateway, spec: NewKey) -> (String, String) {
+    let (record, plaintext) = gw.state.gov.inner.keys().create(spec, now()).unwrap();
+    (record.id, plaintext)
+}
+
+pub fn now() -> i64 {
+    hoosh_server::clock::now_ms()
+}
+
+pub fn used(gw: &Gateway, key_id: &str) -> (u64, u64) {
+    let s = gw.state.gov.inner.budgets().snapshot(&PoolId::Key(key_id.into()), now()).unwrap();
+    (s.used_tokens, s.reserved_tokens)
+}
+
+pub fn ledger_tokens(gw: &Gateway, key_id: &str) -> u64 {
+    gw.state.gov.inner.ledger().flush();
+    gw.state.gov.inner.store().usage_totals(&PoolId::Key(key_id.into()), 0).unwrap().0
+}
+
+pub fn budget_key(tokens: u64) -> NewKey {
+    NewKey {
+        name: "budgeted".into(),
+        budget: Some(BudgetSpec { tokens: Some(tokens), ..Default::default() }),
+        ..Default::default()
+    }
+}
+
+pub async fn fire(gw: &Gateway, key: &str, body: &Value, n: usize) -> Vec<(u16, Value)> {
+    let client = http();
+    let calls = (0..n).map(|_| {
+        let req = client.post(gw.url("/v1/chat/completions")).bearer_auth(key).json(body);
+        async move {
+            let resp = req.send().await.unwrap();
+            let status = resp.status().as_u16();
+            let text = resp.text().await.unwrap();
+            (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        }
+    });
+    futures_util::future::join_all(calls).await
 }

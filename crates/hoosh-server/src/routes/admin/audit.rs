@@ -22,9 +22,9 @@ use serde_json::{Value, json};
 
 use super::usage::parse_instant;
 use super::{Admin, query};
+use crate::clock::now_ms;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
-use crate::metering::now_ms;
 use crate::state::AppState;
 
 const DEFAULT_LIMIT: usize = 100;

@@ -15,9 +15,9 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::{Admin, blocking, check_budget};
+use crate::clock::now_ms;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
-use crate::metering::now_ms;
 use crate::state::AppState;
 
 /// A pool's state, with the dollar amounts also in dollars.

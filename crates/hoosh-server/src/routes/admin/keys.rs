@@ -10,9 +10,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::{Admin, LimitsPatch, blocking, check_budget, check_limits, nullable, query};
+use crate::clock::now_ms;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
-use crate::metering::now_ms;
 use crate::state::AppState;
 
 /// `POST /admin/keys`. Only `name` is required.

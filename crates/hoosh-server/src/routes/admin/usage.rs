@@ -24,8 +24,8 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use super::{UsageReader, blocking, query};
+use crate::clock::now_ms;
 use crate::error::ApiError;
-use crate::metering::now_ms;
 use crate::state::AppState;
 
 /// The window a report covers when `from` is not given.

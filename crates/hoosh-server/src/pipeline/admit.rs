@@ -1,0 +1,190 @@
+//! The admit phase, on the candidates routing resolved (never on the name
+//! as the caller spelled it):
+//! 1. the key's model allow-list, per candidate (`model` or
+//!    `provider/model` must match one of its globs);
+//! 2. unpriced candidates under a dollar budget (`governance.unpriced`);
+//! 3. concurrency, RPM/TPM (key, team, and each served model's limits);
+//! 4. the budget reservation: the estimate — its prompt scaled by what the
+//!    candidates' providers were seen to count ([`super::calibrate`]) —
+//!    priced at the dearest remaining candidate, so a failover can never
+//!    spend more than was reserved, held in the key's, team's and global
+//!    pools at once. Near the end of a pool, a request whose provider could
+//!    still count more than reserved waits (up to [`CONTENDED_WAIT`]) until
+//!    those in flight settle, so they run one at a time.
+//!
+//! Candidates the caller may not use are removed; if none is left the
+//! request is refused with the reason, recorded in metrics and the audit chain.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use hoosh_core::governance_config::UnpricedPolicy;
+use hoosh_core::pricing::Price;
+use hoosh_core::router::Candidate;
+use hoosh_governance::{AdmitRequest, Amount, Denied, UsageRecord};
+
+use super::estimate::Estimate;
+use super::meter::{Metered, cost, plain};
+use crate::auth::Caller;
+use crate::clock::now_ms;
+use crate::error::ApiError;
+use crate::metrics;
+use crate::state::{AppState, Live};
+
+/// An admitted request: its meter, the candidates it may be served by, and
+/// the budget and rate-limit headers of its response.
+pub struct Admitted {
+    pub meter: Metered,
+    pub candidates: Vec<Candidate>,
+    pub headers: HeaderMap,
+}
+
+/// Refusal bookkeeping: a metric and an audit entry.
+fn refused(st: &AppState, caller: &Caller, model: &str, reason: &'static str) {
+    metrics::record_rejection(reason);
+    st.audit.denied(&caller.principal, &caller.request_id, model, reason);
+}
+
+/// Longest a request waits for its turn near the end of a budget.
+pub const CONTENDED_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+pub async fn admit(
+    st: &AppState,
+    live: &Arc<Live>,
+    caller: &Caller,
+    route: &'static str,
+    requested: &str,
+    mut candidates: Vec<Candidate>,
+    estimate: Estimate,
+) -> Result<Admitted, ApiError> {
+    let principal = &caller.principal;
+    candidates.retain(|c| principal.allows_served(c.entry.name(), &c.model));
+    if candidates.is_empty() {
+        refused(st, caller, requested, "model_not_allowed");
+        return Err(Denied::ModelNotAllowed { model: requested.to_owned() }.into());
+    }
+
+    let now = now_ms();
+    let pricing = live.router.pricing();
+    let mut priced: Vec<(Candidate, Option<&Price>)> = candidates
+        .into_iter()
+        .map(|c| {
+            let price = pricing.lookup(c.entry.name(), &c.model);
+            (c, price)
+        })
+        .collect();
+    let unpriced = |(c, p): &(Candidate, Option<&Price>)| !c.entry.local && p.is_none();
+    if priced.iter().any(unpriced)
+        && live.config.governance.unpriced == UnpricedPolicy::Refuse
+        && st.gov.inner.caps_dollars(principal, now)
+    {
+        let first = priced.iter().find(|c| unpriced(c)).map(|(c, _)| (c.entry.name().to_owned(), c.model.clone()));
+        priced.retain(|c| !unpriced(c));
+        if priced.is_empty() {
+            refused(st, caller, requested, "model_unpriced");
+            let (provider, model) = first.unwrap_or_default();
+            return Err(ApiError::Forbidden {
+                message: format!(
+                    "The model `{model}` (provider `{provider}`) has no price, and a dollar budget applies to this key: \
+                     it could spend without limit. Price it with a `[[pricing]]` row (model = \"{model}\", input and \
+                     output USD per million tokens), or set `governance.unpriced = \"allow\"`."
+                ),
+                code: "model_unpriced",
+            });
+        }
+    }
+
+    // The whole estimate, the prompt alone and what is at risk, each at the
+    // dearest candidate.
+    let Estimate { prompt: raw_prompt, exact, output, media } = estimate;
+    let bound = st.calibration.bound(raw_prompt, exact, priced.iter().map(|(c, _)| (c.entry.name(), c.model.as_str())));
+    let prompt = bound.reserve;
+    let (mut nanos, mut prompt_nanos, mut risk_nanos) = (0u64, 0u64, 0u64);
+    let mut all_free = true;
+    for (c, price) in &priced {
+        all_free &= c.entry.local || price.is_some_and(Price::is_free);
+        let at = |t| cost(*price, c.entry.local, t).unwrap_or(0);
+        nanos = nanos.max(at(media.add_to(plain(prompt, output))));
+        prompt_nanos = prompt_nanos.max(at(media.add_to(plain(prompt, 0))));
+        risk_nanos = risk_nanos.max(at(plain(bound.at_risk, 0)));
+    }
+    let candidates: Vec<Candidate> = priced.into_iter().map(|(c, _)| c).collect();
+    let served: Vec<(&str, &str)> = candidates.iter().map(|c| (c.entry.name(), c.model.as_str())).collect();
+    let dollar_exempt = all_free && live.config.governance.free_models_exempt;
+    let req = AdmitRequest {
+        model: requested,
+        served: &served,
+        estimated_tokens: prompt + output,
+        estimated_nanos: nanos,
+        at_risk: Amount::new(bound.at_risk, risk_nanos),
+        dollar_exempt,
+    };
+    let deadline = tokio::time::Instant::now() + CONTENDED_WAIT;
+    let admitted = loop {
+        // Registered before trying, so a settle in between is not missed.
+        let settled = st.budget_settled.notified();
+        tokio::pin!(settled);
+        settled.as_mut().enable();
+        match st.gov.inner.admit(principal, req, now_ms()) {
+            Err(Denied::Budget(b)) if b.contended && tokio::time::Instant::now() < deadline => {
+                let _ = tokio::time::timeout_at(deadline, settled).await;
+            }
+            other => break other,
+        }
+    };
+    let mut admission = admitted.inspect_err(|d| {
+        let reason = match d {
+            Denied::ModelNotAllowed { .. } => "model_not_allowed",
+            Denied::RateLimited(_) => "rate_limit",
+            Denied::Concurrency(_) => "concurrency",
+            Denied::Budget(_) => "budget",
+        };
+        refused(st, caller, requested, reason);
+    })?;
+    drop(served);
+
+    // Until settled, a drop (client gone mid-call) charges the prompt — it
+    // reached the provider — under a row that names the route and model.
+    let prompt_nanos = if dollar_exempt { 0 } else { prompt_nanos };
+    admission.record_usage(UsageRecord {
+        ts_ms: now,
+        request_id: caller.request_id.clone(),
+        model: requested.to_owned(),
+        prompt_tokens: prompt,
+        cost_nanos: Some(prompt_nanos),
+        route: route.into(),
+        audio_ms: media.audio_ms,
+        ..UsageRecord::default()
+    });
+
+    let mut headers = HeaderMap::new();
+    let remaining = admission.remaining();
+    let mut put = |name: &'static str, value: String| {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            headers.insert(HeaderName::from_static(name), v);
+        }
+    };
+    if let Some(t) = remaining.tokens {
+        put("x-hoosh-budget-remaining-tokens", t.to_string());
+    }
+    if let Some(usd) = remaining.usd {
+        put("x-hoosh-budget-remaining-usd", format!("{usd:.6}"));
+    }
+    for (name, value) in admission.rate_status().headers() {
+        put(name, value);
+    }
+    let meter = Metered {
+        admission,
+        live: Arc::clone(live),
+        started: Instant::now(),
+        request_id: caller.request_id.clone(),
+        route,
+        requested_model: requested.to_owned(),
+        prompt_estimate: prompt,
+        raw_prompt: (!exact).then_some(raw_prompt),
+        calibration: Arc::clone(&st.calibration),
+        media,
+    };
+    Ok(Admitted { meter, candidates, headers })
+}

@@ -1,0 +1,100 @@
+//! Embeddings as pipeline work: priced on the inputs' tokens, no output.
+
+use axum::Json;
+use axum::response::{IntoResponse, Response};
+use hoosh_core::executor::{Executor, Failure, Outcome};
+use hoosh_core::router::{Candidate, Need};
+use hoosh_core::{EmbedRequest, EmbedResponse};
+use hoosh_types::openai::{Embedding, EmbeddingResponse, EmbeddingUsage, EmbeddingVector, EncodingFormat, Usage};
+
+use super::estimate::{self, Estimate};
+use super::{Endpoint, Reply, ServedBy};
+use crate::state::Live;
+
+/// An embeddings request, and how its vectors are encoded.
+pub struct EmbedCall {
+    pub call: EmbedRequest,
+    pub format: EncodingFormat,
+}
+
+impl Endpoint for EmbedCall {
+    type Output = EmbedResponse;
+    const NEED: Need = Need::Embeddings;
+
+    fn route(&self) -> &'static str {
+        "embeddings"
+    }
+
+    fn model(&self) -> &str {
+        &self.call.model
+    }
+
+    fn estimate(&self, _candidates: &[Candidate]) -> Estimate {
+        Estimate { prompt: estimate::inputs(&self.call.input), ..Estimate::default() }
+    }
+
+    fn content(&self) -> serde_json::Value {
+        serde_json::json!(self.call.input)
+    }
+
+    async fn execute(
+        &self,
+        executor: &Executor,
+        candidates: &[Candidate],
+    ) -> Result<Outcome<Reply<EmbedResponse>>, Failure> {
+        executor.embed(candidates, &self.call).await.map(|o| o.map(Reply::Whole))
+    }
+
+    fn usage(&self, out: &EmbedResponse, _estimate: &Estimate) -> Usage {
+        Usage::new(out.usage.prompt_tokens, 0)
+    }
+
+    fn respond(&self, reply: Reply<EmbedResponse>, served: &ServedBy, _live: &Live) -> Response {
+        let Reply::Whole(out) = reply else {
+            return crate::error::ApiError::Internal("an embeddings provider answered with a stream".into())
+                .into_response();
+        };
+        let data = out
+            .vectors
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| Embedding {
+                object: "embedding".into(),
+                index: i as u32,
+                embedding: match self.format {
+                    EncodingFormat::Float => EmbeddingVector::Float(v),
+                    EncodingFormat::Base64 => EmbeddingVector::Base64(encode_base64(&v)),
+                },
+            })
+            .collect();
+        let tokens = out.usage.prompt_tokens;
+        Json(EmbeddingResponse {
+            object: "list".into(),
+            data,
+            model: served.model.clone().unwrap_or_else(|| self.call.model.clone()),
+            usage: EmbeddingUsage { prompt_tokens: tokens, total_tokens: tokens },
+        })
+        .into_response()
+    }
+}
+
+/// Base64 of little-endian f32, as OpenAI encodes `encoding_format: "base64"`.
+pub fn encode_base64(v: &[f32]) -> String {
+    use base64::Engine;
+    let mut bytes = Vec::with_capacity(v.len() * 4);
+    for x in v {
+        bytes.extend_from_slice(&x.to_le_bytes());
+    }
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_is_little_endian_f32() {
+        // 1.0f32 = 0x3f800000 → LE bytes 00 00 80 3f
+        assert_eq!(encode_base64(&[1.0]), "AACAPw==");
+    }
+}

@@ -34,6 +34,16 @@ pub struct Outcome<T> {
     /// Calls made, across all candidates.
     pub attempts: u32,
     pub dropped: DroppedParams,
+    /// Earlier attempts the gateway gave up on after the upstream accepted
+    /// them (timed out waiting): the provider may bill them all the same.
+    pub abandoned: Vec<Abandoned>,
+}
+
+/// An attempt abandoned after the upstream accepted it.
+#[derive(Debug, Clone)]
+pub struct Abandoned {
+    pub entry: Arc<ProviderEntry>,
+    pub model: String,
 }
 
 impl<T> Outcome<T> {
@@ -45,6 +55,7 @@ impl<T> Outcome<T> {
             model: self.model,
             attempts: self.attempts,
             dropped: self.dropped,
+            abandoned: self.abandoned,
         }
     }
 }
@@ -54,6 +65,8 @@ impl<T> Outcome<T> {
 pub struct Failure {
     pub error: ProviderError,
     pub attempts: u32,
+    /// Attempts given up on after the upstream accepted them.
+    pub abandoned: Vec<Abandoned>,
 }
 
 /// Asked before every call to a provider; an error skips that provider
@@ -173,6 +186,7 @@ impl Executor {
     {
         let mut attempts = 0u32;
         let mut last: Option<ProviderError> = None;
+        let mut abandoned: Vec<Abandoned> = Vec::new();
         // Prefer the available ones; when none is, force the best candidate anyway.
         let available: Vec<&Candidate> = candidates.iter().filter(|c| c.entry.stats.available()).collect();
         let (list, forced): (Vec<&Candidate>, bool) =
@@ -215,14 +229,20 @@ impl Executor {
                             model: cand.model.clone(),
                             attempts,
                             dropped,
+                            abandoned,
                         });
                     }
                     Err(e) => {
                         let e = e.with_provider(entry.name());
                         entry.stats.record_failure(e.kind, &e.message);
+                        // A timeout with no upstream status: the gateway stopped
+                        // waiting on a request the upstream had accepted.
+                        if e.kind == ErrorKind::Timeout && e.status.is_none() {
+                            abandoned.push(Abandoned { entry: entry.clone(), model: cand.model.clone() });
+                        }
                         tracing::warn!(provider = entry.name(), model = %cand.model, attempt = attempts, error = %e, "provider call failed");
                         if !e.kind.try_next() {
-                            return Err(Failure { error: e, attempts });
+                            return Err(Failure { error: e, attempts, abandoned });
                         }
                         let wait = match e.retry_after {
                             Some(ra) if ra > self.cfg.retry_after_cap() => None,
@@ -242,7 +262,7 @@ impl Executor {
         let error = last.unwrap_or_else(|| {
             ProviderError::new(ErrorKind::Upstream, "every provider for this model is unavailable (circuit open)")
         });
-        Err(Failure { error, attempts })
+        Err(Failure { error, attempts, abandoned })
     }
 }
 

@@ -12,13 +12,21 @@ use reqwest::header::HeaderMap;
 /// Largest upstream error body read for its message.
 const MAX_ERROR_BODY: usize = 64 * 1024;
 
-/// A pooled client with the provider's connect and total timeouts.
+/// A pooled client with the provider's connect timeout. The other
+/// deadlines are the executor's, each where it means something: the first
+/// chunk of a stream (`first_byte_timeout_secs`), the gap between chunks
+/// (`idle_timeout_secs`), a whole non-streaming call including the wait for
+/// its response head (`total_timeout_secs`). The socket's read timeout is
+/// only a backstop at the longest of them, so a non-streaming answer that
+/// takes longer than the first-byte timeout to start is not cut (and then
+/// retried, and billed twice).
 /// `TCP_NODELAY` is set: without it a streamed response on a reused
 /// connection can stall on Nagle's algorithm for tens of milliseconds.
 pub fn client(cfg: &ProviderConfig) -> Result<reqwest::Client, ProviderError> {
+    let longest = cfg.total_timeout_secs.max(cfg.first_byte_timeout_secs).max(cfg.idle_timeout_secs);
     reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(cfg.connect_timeout_secs))
-        .read_timeout(Duration::from_secs(cfg.first_byte_timeout_secs.max(cfg.idle_timeout_secs)))
+        .read_timeout(Duration::from_secs(longest))
         .tcp_nodelay(true)
         .pool_idle_timeout(Duration::from_secs(90))
         .pool_max_idle_per_host(64)

@@ -259,3 +259,42 @@ async fn key_limits_still_apply_to_every_spelling() {
     let (s2, _) = call(&gw, "POST", "/v1/chat/completions", Some(&k), Some(chat_body("up/gpt-4o-mini", "x"))).await;
     assert_eq!((s1, s2), (200, 429));
 }
+
+#[tokio::test]
+async fn a_slow_answer_is_waited_for_once_not_cut_at_the_first_byte_timeout_and_retried() {
+    // A 2.5 s answer head under first-byte and idle timeouts of 1 s: a
+    // non-streaming call waits up to its total timeout, once.
+    let mock = hoosh_testkit::openai::start().await;
+    let mut c = config(vec![openai("up", &mock.url())]);
+    c.providers[0].first_byte_timeout_secs = 1;
+    c.providers[0].idle_timeout_secs = 1;
+    c.providers[0].total_timeout_secs = 10;
+    c.routing.max_retries = 2;
+    let gw = Gateway::start(c).await;
+    let r = http().post(gw.url("/v1/chat/completions")).json(&chat_body("mock-slow-2500", "x")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-hoosh-attempts"], "1");
+    assert_eq!(mock.call_count(), 1, "asked (and billed) once");
+}
+
+#[tokio::test]
+async fn an_attempt_abandoned_after_the_upstream_accepted_it_is_charged_its_estimate() {
+    let mock = hoosh_testkit::openai::start().await;
+    let mut c = config(vec![openai("up", &mock.url())]);
+    c.governance.master_key_file = Some(secret_file(MASTER));
+    c.governance.master_key_env = "HOOSH_TEST_MASTER_KEY_UNSET".into();
+    c.providers[0].total_timeout_secs = 1;
+    c.routing.max_retries = 0;
+    let gw = Gateway::start(c).await;
+    let (id, key) = key(&gw, budget_key(1_000_000));
+    let mut body = chat_body("m", "never mind");
+    body["max_tokens"] = json!(25);
+    let prompt = estimate(&body);
+    body["model"] = json!(format!("mock-bill-{prompt}-after-3000"));
+    let (status, answer) = call(&gw, "POST", "/v1/chat/completions", Some(&key), Some(body)).await;
+    assert_eq!(status, 504, "{answer}");
+    let row = ledger_row(&gw, |r| r.status == 504).await;
+    assert_eq!(row.provider.as_deref(), Some("up"), "the abandoned attempt is on record");
+    assert_eq!((row.prompt_tokens, row.completion_tokens), (prompt, 25));
+    assert_eq!(used(&gw, &id), (prompt + 25, 0));
+}

@@ -96,10 +96,15 @@ async fn every_failure_path_settles_exactly_once() {
     assert_eq!(r.status(), 502);
     assert_eq!(used(&gw, &id), (0, 0));
 
-    // First-byte timeout: nothing came back.
-    let r = post(chat_body("mock-slow-3000", "hi")).await.unwrap();
+    // Total timeout: nothing came back, but the upstream accepted the call
+    // and may bill it, so it is charged its estimate (the prompt and the
+    // default cap that was sent).
+    let slow = chat_body("mock-slow-3000", "hi");
+    let typed: ChatCompletionRequest = serde_json::from_value(slow.clone()).unwrap();
+    let abandoned = hoosh_server::pipeline::estimate::chat_prompt(&typed) + 4096;
+    let r = post(slow).await.unwrap();
     assert_eq!(r.status(), 504);
-    assert_eq!(used(&gw, &id), (0, 0));
+    assert_eq!(used(&gw, &id), (abandoned, 0));
 
     // Mid-stream cut: the prompt and the chunks that were sent.
     let mut body = chat_body("mock-cut", "one two three");
@@ -111,6 +116,7 @@ async fn every_failure_path_settles_exactly_once() {
     let typed: ChatCompletionRequest = serde_json::from_value(body).unwrap();
     let prompt = hoosh_server::pipeline::estimate::chat_prompt(&typed);
     let (after_cut, reserved) = used(&gw, &id);
+    let after_cut = after_cut - abandoned;
     assert_eq!(reserved, 0);
     assert!(after_cut > prompt && after_cut <= prompt + 3, "prompt + chunks sent: {after_cut} (prompt {prompt})");
 
@@ -133,7 +139,7 @@ async fn every_failure_path_settles_exactly_once() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(settled, "the disconnect released the reservation");
-    assert_eq!(used(&gw, &id).0, after_cut + prompt2, "charged the prompt that reached the provider");
+    assert_eq!(used(&gw, &id).0, abandoned + after_cut + prompt2, "charged the prompt that reached the provider");
 
     // The ledger has one row per request, with the status each ended with.
     gw.state.gov.inner.ledger().flush();

@@ -182,6 +182,7 @@ pub async fn admit(
         route,
         requested_model: requested.to_owned(),
         prompt_estimate: prompt,
+        output_estimate: output,
         raw_prompt: (!exact).then_some(raw_prompt),
         calibration: Arc::clone(&st.calibration),
         media,

@@ -20,6 +20,7 @@ use std::time::Instant;
 
 use futures_util::Stream;
 use hoosh_core::ChunkStream;
+use hoosh_core::executor::{Abandoned, Failure};
 use hoosh_core::pricing::{Price, Tokens};
 use hoosh_core::router::ProviderEntry;
 use hoosh_governance::{Admission, Amount, Outcome, UsageRecord};
@@ -82,6 +83,8 @@ pub struct Metered {
     pub(super) requested_model: String,
     /// The prompt tokens reserved (the estimate, calibrated).
     pub(super) prompt_estimate: u64,
+    /// The output tokens reserved (`n ×` the cap).
+    pub(super) output_estimate: u64,
     /// The gateway's own estimate when it was not counted exactly: what a
     /// provider's reported count calibrates against.
     pub(super) raw_prompt: Option<u64>,
@@ -177,22 +180,39 @@ impl Metered {
         self.admission.finish(Outcome { actual: Amount::ZERO, usage: row });
     }
 
-    /// Settles a failed request (nothing billable came back) and hands the
-    /// error on.
-    pub fn fail(self, err: impl Into<ApiError>) -> ApiError {
-        let err = err.into();
+    /// Settles a failed request and hands the error on. Nothing billable
+    /// came back, but attempts the gateway abandoned after their upstream
+    /// accepted them are charged their estimate each (the provider may bill
+    /// them), under the last such provider.
+    pub fn fail(mut self, failure: Failure) -> ApiError {
+        let abandoned = self.abandoned_usage(&failure.abandoned);
+        let last = failure.abandoned.last().cloned();
+        let err = ApiError::from(failure);
         if let ApiError::Provider { error, .. } = &err {
             metrics::record_upstream_error(error.provider.as_deref().unwrap_or("none"), error.kind.as_str());
         }
-        self.settle(None, err.status().as_u16());
+        let served = last.as_ref().map(|a| Served { entry: &a.entry, model: &a.model, usage: abandoned });
+        self.settle(served, err.status().as_u16());
         err
+    }
+
+    /// What `abandoned` attempts are charged: the estimate, once each.
+    pub fn abandoned_usage(&mut self, abandoned: &[Abandoned]) -> Usage {
+        let k = abandoned.len() as u64;
+        // Usage with abandoned attempts in it says nothing about one prompt.
+        if k > 0 {
+            self.raw_prompt = None;
+        }
+        Usage::new(k.saturating_mul(self.prompt_estimate), k.saturating_mul(self.output_estimate))
     }
 
     /// The stream, metered: usage is recorded as chunks pass, settled when it
     /// ends or fails, and on drop (client gone) settled to what was sent.
-    pub fn stream(self, inner: ChunkStream, entry: Arc<ProviderEntry>, model: String) -> ChunkStream {
+    /// `abandoned`: what earlier abandoned attempts are charged on top.
+    pub fn stream(self, inner: ChunkStream, entry: Arc<ProviderEntry>, model: String, abandoned: Usage) -> ChunkStream {
         let price = self.live.router.pricing().lookup(entry.name(), &model).cloned();
-        let mut meter = StreamMeter { metered: self, entry, model, price, completion: 0, usage: None, ttft_ms: None };
+        let mut meter =
+            StreamMeter { metered: self, entry, model, price, completion: 0, usage: None, ttft_ms: None, abandoned };
         meter.record();
         Box::pin(MeteredStream { inner, meter: Some(meter) })
     }
@@ -208,11 +228,22 @@ struct StreamMeter {
     /// Exact usage, once the provider reported it.
     usage: Option<Usage>,
     ttft_ms: Option<u64>,
+    /// Charged on top: attempts abandoned before this one answered.
+    abandoned: Usage,
 }
 
 impl StreamMeter {
     fn usage_so_far(&self) -> Usage {
-        self.usage.unwrap_or_else(|| Usage::new(self.metered.prompt_estimate, self.completion))
+        let u = self.usage.unwrap_or_else(|| Usage::new(self.metered.prompt_estimate, self.completion));
+        if self.abandoned.total_tokens == 0 {
+            return u;
+        }
+        Usage {
+            prompt_tokens: u.prompt_tokens + self.abandoned.prompt_tokens,
+            completion_tokens: u.completion_tokens + self.abandoned.completion_tokens,
+            total_tokens: u.total_tokens + self.abandoned.total_tokens,
+            ..u
+        }
     }
 
     /// What a drop would settle to now: the prompt (it reached the provider)

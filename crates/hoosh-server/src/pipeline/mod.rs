@@ -177,16 +177,20 @@ impl Job {
         ep: &E,
         client_gone: impl Fn() -> bool,
     ) -> Result<(Reply<E::Output>, ServedBy), ApiError> {
-        let Job { st, live, candidates, meter, key, estimate } = self;
+        let Job { st, live, candidates, mut meter, key, estimate } = self;
         let out = match ep.execute(&live.executor, &candidates).await {
             Ok(out) => out,
             Err(f) => return Err(meter.fail(f)),
         };
         let mut served = ServedBy::from_outcome(&out);
+        let extra = meter.abandoned_usage(&out.abandoned);
         let Outcome { value, entry, model, .. } = out;
         match value {
             Reply::Whole(v) => {
-                let usage = ep.usage(&v, &estimate);
+                let mut usage = ep.usage(&v, &estimate);
+                usage.prompt_tokens += extra.prompt_tokens;
+                usage.completion_tokens += extra.completion_tokens;
+                usage.total_tokens = usage.prompt_tokens + usage.completion_tokens;
                 let status = if client_gone() { hoosh_governance::gate::CLIENT_CLOSED } else { 200 };
                 served.cost = Some(meter.settle(Some(Served { entry: &entry, model: &model, usage }), status));
                 if let Some(k) = key
@@ -201,7 +205,7 @@ impl Job {
                     Some(k) => st.cache.record_stream(k, s),
                     None => s,
                 };
-                Ok((Reply::Stream(meter.stream(s, entry, model)), served))
+                Ok((Reply::Stream(meter.stream(s, entry, model, extra)), served))
             }
         }
     }

@@ -16,6 +16,7 @@ pub use crate::governance_config::{
     BudgetConfig, BudgetPeriod, GovernanceConfig, KeyConfig, LimitsConfig, TargetLimitsConfig, TeamConfig,
 };
 use crate::params::UnsupportedParamAction;
+use crate::placement::Placement;
 use crate::strategy::Strategy;
 
 /// An error in the configuration, with enough context to fix it.
@@ -396,9 +397,15 @@ pub struct ProviderConfig {
     /// Share for the `weighted` strategy.
     #[serde(default = "default_weight")]
     pub weight: u32,
-    /// Runs on this machine or network (wins ties, priced at zero).
+    /// `nearby` (a server on this machine or network: wins ties, priced at
+    /// zero) or `remote`; the preset's when absent. `in_process` is the
+    /// built-in `local` provider's alone.
     #[serde(default)]
-    pub local: Option<bool>,
+    pub placement: Option<Placement>,
+    /// The retired `local = true|false` (it meant both "in this process"
+    /// and "on this network"): any value is refused, naming `placement`.
+    #[serde(default, rename = "local")]
+    retired_local: RetiredLocal,
     /// Set false to keep the provider configured but out of routing.
     #[serde(default = "default_true")]
     pub enabled: bool,
@@ -420,6 +427,21 @@ pub struct ProviderConfig {
     /// Deadline of a whole non-streaming call.
     #[serde(default = "default_total_timeout")]
     pub total_timeout_secs: u64,
+}
+
+/// Where `local` stood in a provider: absent it is nothing, present it is a
+/// parse error that names its replacement (and, through the TOML error, the
+/// file and line).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct RetiredLocal;
+
+impl<'de> Deserialize<'de> for RetiredLocal {
+    fn deserialize<D: serde::Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
+        Err(serde::de::Error::custom(
+            "`local` was replaced by `placement = \"nearby\"` (a server on this machine or network: wins ties, \
+             priced at zero) or `placement = \"remote\"`",
+        ))
+    }
 }
 
 fn default_priority() -> i32 {
@@ -456,7 +478,8 @@ impl ProviderConfig {
             models: None,
             priority: default_priority(),
             weight: default_weight(),
-            local: None,
+            placement: None,
+            retired_local: RetiredLocal,
             enabled: true,
             headers: BTreeMap::new(),
             api_version: None,
@@ -465,6 +488,19 @@ impl ProviderConfig {
             idle_timeout_secs: default_idle_timeout(),
             total_timeout_secs: default_total_timeout(),
         }
+    }
+
+    /// Refuses `placement = "in_process"`: only the gateway builds an
+    /// in-process provider, and a reload would keep such an entry forever.
+    pub fn check_placement(&self) -> Result<(), ConfigError> {
+        if self.placement == Some(Placement::InProcess) {
+            return Err(ConfigError::Invalid(format!(
+                "provider `{}`: placement = \"in_process\" is reserved for the built-in `local` provider \
+                 ([local]); use \"nearby\" or \"remote\"",
+                self.name
+            )));
+        }
+        Ok(())
     }
 
     /// Reads the API key from the env var or file this provider names;
@@ -552,6 +588,7 @@ impl Config {
             if p.weight == 0 {
                 return Err(ConfigError::Invalid(format!("provider `{}`: weight must be at least 1", p.name)));
             }
+            p.check_placement()?;
         }
         for (alias, targets) in &self.model_aliases {
             if targets.is_empty() {
@@ -623,6 +660,37 @@ mod tests {
     fn bad_glob_is_invalid() {
         let c = Config::from_toml("[[providers]]\nname='a'\ntype='openai'\nmodels=['gpt-[']\n", "t").unwrap();
         assert!(c.validate().unwrap_err().to_string().contains("gpt-["));
+    }
+
+    #[test]
+    fn placement_takes_nearby_and_remote_and_refuses_in_process() {
+        let c = Config::from_toml(
+            "[[providers]]\nname='box'\ntype='vllm'\nbase_url='http://10.0.0.5:8000/v1'\nplacement='remote'\n\
+             [[providers]]\nname='gpu'\ntype='openai-compatible'\nbase_url='http://10.0.0.6/v1'\nplacement='nearby'\n",
+            "t",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.providers[0].placement, Some(Placement::Remote));
+        assert_eq!(c.providers[1].placement, Some(Placement::Nearby));
+
+        let c =
+            Config::from_toml("[[providers]]\nname='sneaky'\ntype='ollama'\nplacement='in_process'\n", "t").unwrap();
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("sneaky") && err.contains("placement") && err.contains("in_process"), "{err}");
+    }
+
+    #[test]
+    fn retired_local_key_is_refused_with_its_replacement() {
+        for value in ["true", "false"] {
+            let text = format!("[[providers]]\nname='ollama'\ntype='ollama'\nlocal = {value}\n");
+            let err = Config::from_toml(&text, "hoosh.toml").unwrap_err().to_string();
+            assert!(err.contains("`local` was replaced by `placement = \"nearby\"`"), "{err}");
+            assert!(err.contains("line 4") && err.contains("hoosh.toml"), "{err}");
+        }
+        // Absent, it is no field at all.
+        let c = Config::from_toml("[[providers]]\nname='o'\ntype='ollama'\n", "t").unwrap();
+        assert_eq!(c.providers[0], ProviderConfig::new("o", "ollama"));
     }
 
     #[test]

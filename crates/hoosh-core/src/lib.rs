@@ -12,7 +12,8 @@
 //! - [`config`]: the strict TOML config tree, its defaults and `validate()`;
 //!   its `[governance]` part (keys, budgets, limits) is in [`governance_config`].
 //! - [`router`]: model name → ordered candidate list (globs, aliases,
-//!   `provider/model` addressing), ordered by [`strategy`].
+//!   `provider/model` addressing), ordered by [`strategy`]; each entry's
+//!   [`placement`] (in-process, nearby, remote) decides ties and price.
 //! - [`stats`]: per-provider live state: in-flight count, latency EWMA,
 //!   health, and the [`breaker`] (closed → open → half-open).
 //! - [`backoff`]: jittered exponential backoff.
@@ -32,6 +33,7 @@ pub mod error;
 pub mod executor;
 pub mod governance_config;
 pub mod params;
+pub mod placement;
 pub mod pricing;
 pub mod provider;
 pub mod router;
@@ -40,4 +42,5 @@ pub mod strategy;
 pub mod trace;
 
 pub use error::{ErrorKind, ProviderError};
+pub use placement::Placement;
 pub use provider::{Capabilities, ChunkStream, EmbedRequest, EmbedResponse, Provider};

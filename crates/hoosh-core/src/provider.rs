@@ -62,12 +62,6 @@ pub trait Provider: Send + Sync + 'static {
     /// The wire family, for display (`openai`, `anthropic`, `ollama`, `gemini`).
     fn family(&self) -> &'static str;
 
-    /// Whether the model runs on this machine or the local network; local
-    /// providers win ties in routing and are priced at zero by default.
-    fn is_local(&self) -> bool {
-        false
-    }
-
     fn capabilities(&self) -> Capabilities {
         Capabilities::default()
     }

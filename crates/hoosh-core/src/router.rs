@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::time::Duration;
 
+use crate::placement::Placement;
 use crate::pricing::Pricing;
 use crate::provider::Provider;
 use crate::stats::ProviderStats;
@@ -38,7 +39,9 @@ pub struct ProviderEntry {
     pub patterns: Vec<glob::Pattern>,
     pub priority: i32,
     pub weight: u32,
-    pub local: bool,
+    /// In-process, nearby or remote: decides ties, price and whether a
+    /// reload rebuilds the entry from the config.
+    pub placement: Placement,
     pub timeouts: Timeouts,
     pub stats: Arc<ProviderStats>,
 }
@@ -63,7 +66,7 @@ impl std::fmt::Debug for ProviderEntry {
         f.debug_struct("ProviderEntry")
             .field("name", &self.name())
             .field("priority", &self.priority)
-            .field("local", &self.local)
+            .field("placement", &self.placement)
             .finish_non_exhaustive()
     }
 }
@@ -187,8 +190,9 @@ impl Router {
         if out.is_empty() {
             return Err(RouteError::ModelNotFound(model.to_owned()));
         }
-        // Base order: priority, then local first; stable, so declaration order breaks ties.
-        out.sort_by_key(|c| (c.priority, !c.entry.local));
+        // Base order: priority, then in-process and nearby before remote;
+        // stable, so declaration order breaks ties.
+        out.sort_by_key(|c| (c.priority, !c.entry.placement.wins_ties()));
         self.apply_strategy(model, &mut out);
         // Available first; stable partition keeps the strategy's order within each half.
         out.sort_by_key(|c| !c.entry.stats.available());
@@ -216,7 +220,7 @@ impl Router {
             Strategy::LeastBusy => out.sort_by_key(|c| c.entry.stats.in_flight()),
             Strategy::Cost => {
                 let price = |c: &Candidate| {
-                    if c.entry.local { Some(0.0) } else { self.pricing.blended(c.entry.name(), &c.model) }
+                    if c.entry.placement.is_free() { Some(0.0) } else { self.pricing.blended(c.entry.name(), &c.model) }
                 };
                 out.sort_by(|a, b| match (price(a), price(b)) {
                     (Some(x), Some(y)) => x.total_cmp(&y),

@@ -1,13 +1,14 @@
 //! Routing strategies: how the candidates that can serve a model are ordered.
 //! Every strategy is a stable sort, so ties keep the base order
-//! (priority, then local before remote, then declaration order).
+//! (priority, then in-process and nearby before remote, then declaration
+//! order; see [`crate::placement`]).
 
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Strategy {
-    /// Lowest `priority` first; local before remote on ties.
+    /// Lowest `priority` first; in-process and nearby before remote on ties.
     #[default]
     Priority,
     /// Rotate among the candidates of one model (one counter per model name).
@@ -19,7 +20,8 @@ pub enum Strategy {
     LowestLatency,
     /// Fewest requests in flight.
     LeastBusy,
-    /// Cheapest by the pricing table; local providers are free, unpriced last.
+    /// Cheapest by the pricing table; in-process and nearby providers are
+    /// free, unpriced last.
     Cost,
 }
 

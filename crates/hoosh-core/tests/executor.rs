@@ -6,12 +6,12 @@ mod support;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use hoosh_core::ErrorKind;
 use hoosh_core::config::BreakerConfig;
 use hoosh_core::executor::Executor;
 use hoosh_core::params::{ParamSupport, UnsupportedParamAction};
 use hoosh_core::router::Need;
 use hoosh_core::strategy::Strategy;
+use hoosh_core::{ErrorKind, Placement};
 use support::*;
 use tokio::time::Instant;
 
@@ -220,7 +220,7 @@ async fn in_flight_counts_a_stream_until_it_is_dropped() {
 
 #[tokio::test(start_paused = true)]
 async fn refused_parameter_moves_to_a_provider_that_takes_it() {
-    let a = Scripted::with("a", ParamSupport::without(&["seed"]), false);
+    let a = Scripted::with("a", ParamSupport::without(&["seed"]), Placement::Remote);
     let b = Scripted::new("b");
     let r = router(vec![simple(&a, 1), simple(&b, 2)], Strategy::Priority);
     let mut cfg = routing();

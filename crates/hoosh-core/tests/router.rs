@@ -6,6 +6,7 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use hoosh_core::Placement;
 use hoosh_core::config::BreakerConfig;
 use hoosh_core::params::ParamSupport;
 use hoosh_core::router::{Need, RouteError};
@@ -59,11 +60,14 @@ fn provider_prefix_addresses_one_provider() {
 }
 
 #[test]
-fn local_wins_ties_and_priority_wins_over_locality() {
+fn in_process_and_nearby_win_ties_and_priority_wins_over_placement() {
     let remote = Scripted::new("remote");
-    let local = Scripted::with("local", ParamSupport::all(), true);
-    let r = router(vec![e(&remote, vec!["*"], 5), e(&local, vec!["*"], 5)], Strategy::Priority);
-    assert_eq!(names(&r.candidates("m", Need::Chat).unwrap()), ["local:m", "remote:m"]);
+    let local = Scripted::with("local", ParamSupport::all(), Placement::InProcess);
+    let ollama = Scripted::with("ollama", ParamSupport::all(), Placement::Nearby);
+    let r =
+        router(vec![e(&remote, vec!["*"], 5), e(&ollama, vec!["*"], 5), e(&local, vec!["*"], 5)], Strategy::Priority);
+    // In-process and nearby are equals: declaration order between them.
+    assert_eq!(names(&r.candidates("m", Need::Chat).unwrap()), ["ollama:m", "local:m", "remote:m"]);
     let r = router(vec![e(&remote, vec!["*"], 1), e(&local, vec!["*"], 5)], Strategy::Priority);
     assert_eq!(names(&r.candidates("m", Need::Chat).unwrap()), ["remote:m", "local:m"]);
 }
@@ -108,10 +112,11 @@ async fn lowest_latency_explores_unmeasured_and_stale() {
 }
 
 #[test]
-fn cost_orders_local_then_cheapest_then_unpriced() {
+fn cost_orders_free_then_cheapest_then_unpriced() {
     let pricey = Scripted::new("pricey");
     let cheap = Scripted::new("cheap");
-    let local = Scripted::with("local", ParamSupport::all(), true);
+    let local = Scripted::with("local", ParamSupport::all(), Placement::InProcess);
+    let ollama = Scripted::with("ollama", ParamSupport::all(), Placement::Nearby);
     let unknown = Scripted::new("unknown");
     let mut aliases = BTreeMap::new();
     aliases.insert(
@@ -121,16 +126,24 @@ fn cost_orders_local_then_cheapest_then_unpriced() {
             "pricey/gpt-4o".into(),
             "cheap/gpt-4o-mini".into(),
             "local/smollm2".into(),
+            // A model name the price table knows, served by a nearby server: still free.
+            "ollama/gpt-4o".into(),
         ],
     );
     let r = router_with_aliases(
-        vec![e(&pricey, vec!["*"], 1), e(&cheap, vec!["*"], 1), e(&local, vec!["*"], 1), e(&unknown, vec!["*"], 1)],
+        vec![
+            e(&pricey, vec!["*"], 1),
+            e(&cheap, vec!["*"], 1),
+            e(&local, vec!["*"], 1),
+            e(&ollama, vec!["*"], 1),
+            e(&unknown, vec!["*"], 1),
+        ],
         Strategy::Cost,
         aliases,
     );
     assert_eq!(
         names(&r.candidates("any", Need::Chat).unwrap()),
-        ["local:smollm2", "cheap:gpt-4o-mini", "pricey:gpt-4o", "unknown:mystery-model"]
+        ["local:smollm2", "ollama:gpt-4o", "cheap:gpt-4o-mini", "pricey:gpt-4o", "unknown:mystery-model"]
     );
 }
 

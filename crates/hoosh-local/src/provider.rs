@@ -298,10 +298,6 @@ impl Provider for LocalProvider {
         "local"
     }
 
-    fn is_local(&self) -> bool {
-        true
-    }
-
     fn capabilities(&self) -> Capabilities {
         let has = |k| self.slots.values().any(|s| s.installed.kind == k);
         Capabilities {

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use hoosh_core::Placement;
 use hoosh_core::config::{BreakerConfig, LocalConfig};
 use hoosh_core::router::{ProviderEntry, Timeouts};
 use hoosh_core::stats::ProviderStats;
@@ -75,7 +76,7 @@ pub async fn build(cfg: &LocalConfig, breaker: &BreakerConfig) -> Result<Setup, 
         patterns,
         priority: cfg.priority,
         weight: 1,
-        local: true,
+        placement: Placement::InProcess,
         timeouts: Timeouts {
             first_byte: LOCAL_FIRST_BYTE,
             idle: Duration::from_secs(60),

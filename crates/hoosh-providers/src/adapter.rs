@@ -14,7 +14,6 @@ pub struct AdapterConfig {
     pub api_key: Option<String>,
     pub headers: Vec<(String, String)>,
     pub api_version: Option<String>,
-    pub local: bool,
     pub http: reqwest::Client,
 }
 

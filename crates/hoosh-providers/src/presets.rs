@@ -1,7 +1,9 @@
 //! Presets: what `type = "groq"` (etc.) means — wire family, default base
 //! URL, the env var its own SDK reads for the key, the model names it
-//! usually serves, whether it is local, which parameters it cannot take, and
-//! whether it serves OpenAI's audio endpoints.
+//! usually serves, where it runs (nearby or remote), which parameters it
+//! cannot take, and whether it serves OpenAI's audio endpoints.
+
+use hoosh_core::Placement;
 
 /// The wire family an adapter speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,7 +33,9 @@ pub struct Preset {
     /// Env var that overrides the base URL in zero-config mode.
     pub base_url_env: Option<&'static str>,
     pub models: &'static [&'static str],
-    pub local: bool,
+    /// Where it usually runs: `Nearby` for the servers people run on their
+    /// own machines (the config's `placement` overrides it).
+    pub placement: Placement,
     pub auth: Auth,
     /// Parameters the upstream rejects or ignores.
     pub unsupported: &'static [&'static str],
@@ -59,7 +63,7 @@ const fn openai_compatible(kind: &'static str) -> Preset {
         key_env: None,
         base_url_env: None,
         models: &["*"],
-        local: false,
+        placement: Placement::Remote,
         auth: Auth::Bearer,
         unsupported: &[],
         passes_extra: true,
@@ -189,13 +193,13 @@ pub const PRESETS: &[Preset] = &[
     },
     Preset {
         base_url: Some("http://localhost:1234/v1"),
-        local: true,
+        placement: Placement::Nearby,
         unsupported: LOCAL_SERVER_UNSUPPORTED,
         ..openai_compatible("lmstudio")
     },
     Preset {
         base_url: Some("http://localhost:8080/v1"),
-        local: true,
+        placement: Placement::Nearby,
         unsupported: LOCAL_SERVER_UNSUPPORTED,
         // whisper.cpp and TTS backends behind the OpenAI paths.
         transcription: true,
@@ -204,13 +208,13 @@ pub const PRESETS: &[Preset] = &[
     },
     Preset {
         base_url: Some("http://localhost:8080/v1"),
-        local: true,
+        placement: Placement::Nearby,
         unsupported: LOCAL_SERVER_UNSUPPORTED,
         ..openai_compatible("llamacpp")
     },
     Preset {
         base_url: Some("http://localhost:8000/v1"),
-        local: true,
+        placement: Placement::Nearby,
         unsupported: &["metadata", "store", "reasoning_effort"],
         // Whisper-family models; no text-to-speech.
         transcription: true,
@@ -244,7 +248,7 @@ pub const PRESETS: &[Preset] = &[
         family: Family::Ollama,
         base_url: Some("http://localhost:11434"),
         base_url_env: Some("OLLAMA_HOST"),
-        local: true,
+        placement: Placement::Nearby,
         unsupported: &[
             "n",
             "logit_bias",

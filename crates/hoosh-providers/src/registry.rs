@@ -6,10 +6,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hoosh_core::Provider;
 use hoosh_core::config::{BreakerConfig, Config, ConfigError, ProviderConfig};
 use hoosh_core::router::{ProviderEntry, Timeouts};
 use hoosh_core::stats::ProviderStats;
+use hoosh_core::{Placement, Provider};
 
 use crate::adapter::AdapterConfig;
 use crate::presets::{self, Family};
@@ -24,12 +24,15 @@ const DISCOVERED_CATCH_ALL_PRIORITY: i32 = 50;
 pub struct Resolved {
     pub adapter: AdapterConfig,
     pub models: Vec<String>,
+    /// Nearby or remote (never in-process: [`resolve`] refuses it).
+    pub placement: Placement,
     pub config: ProviderConfig,
 }
 
 /// Applies the preset and reads the key. Fails on an unknown type, a missing
-/// base URL, or a key source that names nothing.
+/// base URL, a key source that names nothing, or `placement = "in_process"`.
 pub fn resolve(cfg: &ProviderConfig) -> Result<Resolved, ConfigError> {
+    cfg.check_placement()?;
     let preset = presets::find(&cfg.kind).ok_or_else(|| {
         ConfigError::Invalid(format!(
             "provider `{}`: unknown type `{}` (expected one of: {})",
@@ -61,11 +64,10 @@ pub fn resolve(cfg: &ProviderConfig) -> Result<Resolved, ConfigError> {
         api_key,
         headers,
         api_version: cfg.api_version.clone(),
-        local: cfg.local.unwrap_or(preset.local),
         http,
     };
     let models = cfg.models.clone().unwrap_or_else(|| preset.models.iter().map(|m| (*m).to_owned()).collect());
-    Ok(Resolved { adapter, models, config: cfg.clone() })
+    Ok(Resolved { adapter, models, placement: cfg.placement.unwrap_or(preset.placement), config: cfg.clone() })
 }
 
 /// The adapter for a resolved provider.
@@ -100,7 +102,7 @@ pub fn entry(
         patterns,
         priority: c.priority,
         weight: c.weight,
-        local: resolved.adapter.local,
+        placement: resolved.placement,
         timeouts: Timeouts {
             first_byte: Duration::from_secs(c.first_byte_timeout_secs),
             idle: Duration::from_secs(c.idle_timeout_secs),
@@ -124,9 +126,10 @@ pub fn build_entries(config: &Config) -> Result<Vec<Arc<ProviderEntry>>, ConfigE
     Ok(out)
 }
 
-/// Why a provider that needs a key has none, if so.
+/// Why a provider that needs a key has none, if so (a nearby server
+/// usually takes none).
 pub fn missing_key_warning(r: &Resolved) -> Option<String> {
-    if r.adapter.api_key.is_some() || r.adapter.local {
+    if r.adapter.api_key.is_some() || r.placement != Placement::Remote {
         return None;
     }
     match (&r.config.api_key_env, r.adapter.preset.key_env) {
@@ -184,6 +187,32 @@ mod tests {
         assert_eq!(found[0].base_url.as_deref(), Some("http://127.0.0.1:9/v1"));
         assert_eq!(found[0].api_key_env.as_deref(), Some("OPENAI_API_KEY"));
         assert_eq!(found[2].base_url.as_deref(), Some("http://127.0.0.1:11434"));
+    }
+
+    #[test]
+    fn placement_is_the_presets_unless_configured() {
+        let placement = |kind: &str, configured: Option<Placement>| {
+            let mut p = ProviderConfig::new("x", kind);
+            p.base_url = Some("http://10.0.0.5:8000/v1".into());
+            p.placement = configured;
+            resolve(&p).unwrap().placement
+        };
+        for kind in ["ollama", "vllm", "lmstudio", "llamacpp", "localai"] {
+            assert_eq!(placement(kind, None), Placement::Nearby, "{kind}");
+        }
+        for kind in ["openai", "anthropic", "gemini", "groq", "openai-compatible"] {
+            assert_eq!(placement(kind, None), Placement::Remote, "{kind}");
+        }
+        assert_eq!(placement("vllm", Some(Placement::Remote)), Placement::Remote);
+        assert_eq!(placement("openai-compatible", Some(Placement::Nearby)), Placement::Nearby);
+    }
+
+    #[test]
+    fn in_process_placement_is_refused_even_unvalidated() {
+        let mut p = ProviderConfig::new("sneaky", "ollama");
+        p.placement = Some(Placement::InProcess);
+        let err = resolve(&p).unwrap_err().to_string();
+        assert!(err.contains("sneaky") && err.contains("in_process"), "{err}");
     }
 
     #[test]

@@ -30,7 +30,6 @@ fn provider(kind: &str, mock: &MockServer) -> OpenAiProvider {
         api_key: Some("sk-audio".into()),
         headers: Vec::new(),
         api_version: None,
-        local: preset.local,
         http: reqwest::Client::new(),
     })
 }

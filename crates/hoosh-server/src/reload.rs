@@ -19,6 +19,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use hoosh_audit::Draft;
+use hoosh_core::Placement;
 use hoosh_core::config::Config;
 use hoosh_core::router::ProviderEntry;
 use serde::Serialize;
@@ -140,17 +141,21 @@ fn changed_sections(old: &Config, new: &Config) -> Vec<&'static str> {
 
 type ProviderChange = (Vec<Arc<ProviderEntry>>, Vec<String>, Vec<String>, Vec<String>);
 
-/// The new provider entries: remote ones built from `new`, each keeping the
-/// stats of the old entry of the same name when its settings are the same;
-/// in-process ones carried over (`[local]` changes need a restart).
+/// The new provider entries: the configured ones (nearby and remote) built
+/// from `new`, each keeping the stats of the old entry of the same name when
+/// its settings are the same; the in-process one carried over (the gateway
+/// built it, not the config; `[local]` changes need a restart). A configured
+/// provider is never carried over, so each is there once, or not at all
+/// when `new` no longer names it.
 fn providers(old: &Live, new: &Config) -> Result<ProviderChange, String> {
     let built = hoosh_providers::registry::build_entries(new).map_err(|e| e.to_string())?;
+    let in_process = |e: &&Arc<ProviderEntry>| e.placement == Placement::InProcess;
     let old_by_name: HashMap<&str, &Arc<ProviderEntry>> =
-        old.router.entries().iter().filter(|e| !e.local).map(|e| (e.name(), e)).collect();
+        old.router.entries().iter().filter(|e| !in_process(e)).map(|e| (e.name(), e)).collect();
     let old_cfg: HashMap<&str, _> = old.config.providers.iter().map(|p| (p.name.as_str(), p)).collect();
     let same_breaker = old.config.circuit_breaker == new.circuit_breaker;
     let (mut added, mut changed) = (Vec::new(), Vec::new());
-    let mut entries: Vec<Arc<ProviderEntry>> = old.router.entries().iter().filter(|e| e.local).cloned().collect();
+    let mut entries: Vec<Arc<ProviderEntry>> = old.router.entries().iter().filter(in_process).cloned().collect();
     for entry in built {
         let name = entry.name().to_owned();
         let new_cfg = new.providers.iter().find(|p| p.name == name);
@@ -161,7 +166,7 @@ fn providers(old: &Live, new: &Config) -> Result<ProviderChange, String> {
                     patterns: entry.patterns.clone(),
                     priority: entry.priority,
                     weight: entry.weight,
-                    local: entry.local,
+                    placement: entry.placement,
                     timeouts: entry.timeouts,
                     stats: Arc::clone(&prev.stats),
                 }));

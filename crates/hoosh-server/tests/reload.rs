@@ -8,8 +8,10 @@ mod support;
 
 use std::sync::Arc;
 
-use hoosh_core::config::Config;
+use hoosh_core::Placement;
+use hoosh_core::config::{BreakerConfig, Config, ProviderConfig};
 use hoosh_core::governance_config::KeyConfig;
+use hoosh_core::router::ProviderEntry;
 use serde_json::{Value, json};
 use support::*;
 
@@ -159,4 +161,71 @@ async fn keys_and_limits_follow_the_file_and_unchanged_providers_keep_their_stat
     assert_eq!(status, 200);
     assert_eq!(report["restart_required"], json!(["server"]));
     assert_ne!(gw.state.live().config.server.body_limit_bytes, 1234, "the live config says what is in effect");
+}
+
+/// What `serve` builds besides the config: an entry placed in-process (here
+/// an OpenAI adapter pointed at a mock stands in for the `local` provider).
+fn in_process(name: &str, mock_url: &str) -> Arc<ProviderEntry> {
+    let resolved = hoosh_providers::registry::resolve(&openai(name, mock_url)).unwrap();
+    let provider = hoosh_providers::registry::build(&resolved);
+    let entry = hoosh_providers::registry::entry(&resolved, provider, &BreakerConfig::default()).unwrap();
+    Arc::new(ProviderEntry { placement: Placement::InProcess, ..entry })
+}
+
+/// `x-hoosh-provider` of a chat for `model`.
+async fn provider_of(gw: &Gateway, model: &str) -> String {
+    let resp = http().post(gw.url("/v1/chat/completions")).bearer_auth(MASTER).json(&chat_body(model, "hi"));
+    let resp = resp.send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    resp.headers()["x-hoosh-provider"].to_str().unwrap().to_owned()
+}
+
+/// A reload rebuilds every configured provider from the file, nearby ones
+/// too, and carries over only the entry the gateway built itself. (When one
+/// `local` flag meant both "in-process" and "on the LAN", an Ollama provider
+/// was carried over *and* rebuilt: one more copy per reload, and taking it
+/// out of the file removed none.)
+#[tokio::test]
+async fn a_nearby_provider_is_there_once_per_reload_and_the_in_process_one_is_kept() {
+    let openai_mock = hoosh_testkit::openai::start().await;
+    let ollama_mock = hoosh_testkit::ollama::start().await;
+    let mut c = base(&openai_mock.url());
+    let mut ollama = ProviderConfig::new("ollama", "ollama");
+    ollama.base_url = Some(ollama_mock.url());
+    ollama.models = Some(vec!["llama3*".into()]);
+    c.providers.push(ollama);
+    let builtin = in_process("builtin", &openai_mock.url());
+    let (gw, source) = Gateway::start_reloadable_with(c, vec![Arc::clone(&builtin)]).await;
+    let named = |name: &str| -> Vec<Arc<ProviderEntry>> {
+        gw.state.live().router.entries().iter().filter(|e| e.name() == name).cloned().collect()
+    };
+    assert_eq!(named("ollama")[0].placement, Placement::Nearby, "the ollama preset is nearby");
+    let ollama_stats = Arc::clone(&named("ollama")[0].stats);
+
+    for generation in 1..=3 {
+        let (status, report) = reload(&gw).await;
+        assert_eq!(status, 200, "{report}");
+        assert_eq!(report["generation"], generation);
+        assert_eq!(report["providers_added"], json!([]), "{report}");
+        assert_eq!(report["providers_removed"], json!([]), "{report}");
+        let ollamas = named("ollama");
+        assert_eq!(ollamas.len(), 1, "reload {generation}: {:?}", gw.state.live().router.entries());
+        assert!(Arc::ptr_eq(&ollamas[0].stats, &ollama_stats), "unchanged, so it keeps its stats");
+        let builtins = named("builtin");
+        assert_eq!(builtins.len(), 1, "reload {generation}");
+        assert!(Arc::ptr_eq(&builtins[0], &builtin), "the in-process entry is carried over as it is");
+        assert_eq!(provider_of(&gw, "ollama/llama3.2:latest").await, "ollama");
+    }
+
+    // Out of the file: out of the gateway. The in-process entry stays.
+    source.lock().unwrap().providers.retain(|p| p.name != "ollama");
+    let (status, report) = reload(&gw).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["providers_removed"], json!(["ollama"]), "{report}");
+    assert!(named("ollama").is_empty(), "{:?}", gw.state.live().router.entries());
+    assert!(Arc::ptr_eq(&named("builtin")[0], &builtin));
+    let names: Vec<String> = gw.state.live().router.entries().iter().map(|e| e.name().to_owned()).collect();
+    assert_eq!(names, ["builtin", "first"]);
+    // `ollama/...` is no provider address any more; in-process wins the tie.
+    assert_eq!(provider_of(&gw, "ollama/llama3.2:latest").await, "builtin");
 }

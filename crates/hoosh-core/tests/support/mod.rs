@@ -15,7 +15,7 @@ use hoosh_core::pricing::Pricing;
 use hoosh_core::router::{ProviderEntry, Router, Timeouts};
 use hoosh_core::stats::ProviderStats;
 use hoosh_core::strategy::Strategy;
-use hoosh_core::{ChunkStream, ErrorKind, Provider, ProviderError};
+use hoosh_core::{ChunkStream, ErrorKind, Placement, Provider, ProviderError};
 use hoosh_types::openai::*;
 
 #[derive(Debug, Clone)]
@@ -35,21 +35,21 @@ pub struct Scripted {
     pub script: Mutex<VecDeque<Step>>,
     pub calls: AtomicU32,
     pub support: ParamSupport,
-    pub local: bool,
+    pub placement: Placement,
 }
 
 impl Scripted {
     pub fn new(name: &str) -> Arc<Self> {
-        Self::with(name, ParamSupport::all(), false)
+        Self::with(name, ParamSupport::all(), Placement::Remote)
     }
 
-    pub fn with(name: &str, support: ParamSupport, local: bool) -> Arc<Self> {
+    pub fn with(name: &str, support: ParamSupport, placement: Placement) -> Arc<Self> {
         Arc::new(Scripted {
             name: name.into(),
             script: Mutex::new(VecDeque::new()),
             calls: AtomicU32::new(0),
             support,
-            local,
+            placement,
         })
     }
 
@@ -105,9 +105,6 @@ impl Provider for Scripted {
     fn family(&self) -> &'static str {
         "scripted"
     }
-    fn is_local(&self) -> bool {
-        self.local
-    }
     fn param_support(&self) -> &ParamSupport {
         &self.support
     }
@@ -156,7 +153,7 @@ pub struct EntrySpec {
 
 pub fn entry(spec: EntrySpec, breaker: BreakerConfig) -> Arc<ProviderEntry> {
     Arc::new(ProviderEntry {
-        local: spec.provider.local,
+        placement: spec.provider.placement,
         provider: spec.provider,
         patterns: spec.patterns.iter().map(|p| glob::Pattern::new(p).unwrap()).collect(),
         priority: spec.priority,

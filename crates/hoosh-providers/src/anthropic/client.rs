@@ -60,10 +60,6 @@ impl Provider for AnthropicProvider {
         "anthropic"
     }
 
-    fn is_local(&self) -> bool {
-        self.cfg.local
-    }
-
     fn capabilities(&self) -> Capabilities {
         Capabilities::default()
     }

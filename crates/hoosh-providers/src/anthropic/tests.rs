@@ -28,7 +28,6 @@ fn config(mock: &MockServer, api_key: Option<&str>) -> AdapterConfig {
         api_key: api_key.map(str::to_owned),
         headers: vec![("anthropic-beta".into(), "mock-beta-1".into())],
         api_version: None,
-        local: false,
         http: reqwest::Client::new(),
     }
 }

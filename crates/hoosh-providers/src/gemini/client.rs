@@ -159,10 +159,6 @@ impl Provider for GeminiProvider {
         "gemini"
     }
 
-    fn is_local(&self) -> bool {
-        self.cfg.local
-    }
-
     fn capabilities(&self) -> Capabilities {
         Capabilities { chat: true, embeddings: true, ..Capabilities::default() }
     }

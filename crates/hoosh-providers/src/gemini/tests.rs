@@ -22,7 +22,6 @@ fn provider_with_key(mock: &MockServer, key: Option<&str>) -> GeminiProvider {
         api_key: key.map(str::to_owned),
         headers: Vec::new(),
         api_version: None,
-        local: false,
         http: reqwest::Client::new(),
     })
 }

@@ -44,10 +44,6 @@ impl Provider for OllamaProvider {
         "ollama"
     }
 
-    fn is_local(&self) -> bool {
-        self.cfg.local
-    }
-
     fn capabilities(&self) -> Capabilities {
         Capabilities { chat: true, embeddings: true, ..Capabilities::default() }
     }

@@ -26,7 +26,6 @@ async fn setup() -> (MockServer, OllamaProvider) {
         api_key: None,
         headers: Vec::new(),
         api_version: None,
-        local: true,
         http: reqwest::Client::new(),
     };
     (mock, OllamaProvider::new(cfg))
@@ -366,7 +365,6 @@ async fn lists_models_and_checks_health() {
     assert_eq!(mock.last_request().unwrap().uri, "/api/version");
     let caps = p.capabilities();
     assert!(caps.chat && caps.embeddings);
-    assert!(p.is_local());
     assert_eq!(p.family(), "ollama");
 }
 

@@ -69,10 +69,6 @@ impl Provider for OpenAiProvider {
         "openai"
     }
 
-    fn is_local(&self) -> bool {
-        self.cfg.local
-    }
-
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             chat: true,

@@ -20,7 +20,6 @@ fn provider(kind: &str, base_url: String, key: Option<&str>) -> OpenAiProvider {
         api_key: key.map(str::to_owned),
         headers: preset.headers.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
         api_version: None,
-        local: preset.local,
         http: reqwest::Client::new(),
     })
 }
@@ -60,7 +59,6 @@ async fn azure_uses_deployment_urls_api_version_and_api_key_header() {
         api_key: Some("azure-key".into()),
         headers: Vec::new(),
         api_version: Some("2024-06-01".into()),
-        local: false,
         http: reqwest::Client::new(),
     });
     let resp = p.chat(&req("my-deployment"), &DroppedParams::default()).await.unwrap();
@@ -101,7 +99,6 @@ async fn local_servers_get_max_tokens_and_system_instead_of_developer() {
     assert!(sent.body.get("max_completion_tokens").is_none());
     assert_eq!(sent.body["messages"][0]["role"], "system");
     assert_eq!(sent.header("authorization"), None, "no key, no header");
-    assert!(p.is_local());
 }
 
 #[tokio::test]

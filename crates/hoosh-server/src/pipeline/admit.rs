@@ -74,7 +74,7 @@ pub async fn admit(
             (c, price)
         })
         .collect();
-    let unpriced = |(c, p): &(Candidate, Option<&Price>)| !c.entry.local && p.is_none();
+    let unpriced = |(c, p): &(Candidate, Option<&Price>)| !c.entry.placement.is_free() && p.is_none();
     if priced.iter().any(unpriced)
         && live.config.governance.unpriced == UnpricedPolicy::Refuse
         && st.gov.inner.caps_dollars(principal, now)
@@ -103,8 +103,8 @@ pub async fn admit(
     let (mut nanos, mut prompt_nanos, mut risk_nanos) = (0u64, 0u64, 0u64);
     let mut all_free = true;
     for (c, price) in &priced {
-        all_free &= c.entry.local || price.is_some_and(Price::is_free);
-        let at = |t| cost(*price, c.entry.local, t).unwrap_or(0);
+        all_free &= c.entry.placement.is_free() || price.is_some_and(Price::is_free);
+        let at = |t| cost(*price, c.entry.placement, t).unwrap_or(0);
         nanos = nanos.max(at(media.add_to(plain(prompt, output))));
         prompt_nanos = prompt_nanos.max(at(media.add_to(plain(prompt, 0))));
         risk_nanos = risk_nanos.max(at(plain(bound.at_risk, 0)));

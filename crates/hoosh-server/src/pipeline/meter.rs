@@ -20,6 +20,7 @@ use std::time::Instant;
 
 use futures_util::Stream;
 use hoosh_core::ChunkStream;
+use hoosh_core::Placement;
 use hoosh_core::executor::{Abandoned, Failure};
 use hoosh_core::pricing::{Price, Tokens};
 use hoosh_core::router::ProviderEntry;
@@ -34,8 +35,8 @@ use crate::metrics;
 use crate::state::Live;
 
 /// What a call costs, in nano-USD: `None` when the model is unpriced.
-pub(super) fn cost(price: Option<&Price>, local: bool, tokens: Tokens) -> Option<u64> {
-    if local {
+pub(super) fn cost(price: Option<&Price>, placement: Placement, tokens: Tokens) -> Option<u64> {
+    if placement.is_free() {
         return Some(0);
     }
     price.map(|p| p.cost_nanos(tokens))
@@ -107,7 +108,7 @@ impl Metered {
         let (provider, model, usage, cost_nanos) = match served {
             Some(s) => {
                 let price = self.live.router.pricing().lookup(s.entry.name(), s.model);
-                let c = cost(price, s.entry.local, self.media.add_to(tokens_of(&s.usage)));
+                let c = cost(price, s.entry.placement, self.media.add_to(tokens_of(&s.usage)));
                 (Some(s.entry.name().to_owned()), s.model.to_owned(), Some(s.usage), c)
             }
             None => (None, self.requested_model.clone(), None, Some(0)),
@@ -250,7 +251,7 @@ impl StreamMeter {
     /// plus the chunks sent.
     fn record(&mut self) {
         let u = self.usage_so_far();
-        let nanos = cost(self.price.as_ref(), self.entry.local, tokens_of(&u)).unwrap_or(0);
+        let nanos = cost(self.price.as_ref(), self.entry.placement, tokens_of(&u)).unwrap_or(0);
         self.metered.admission.record(Amount::new(u.prompt_tokens + u.completion_tokens, nanos));
     }
 
@@ -342,8 +343,9 @@ mod tests {
     #[test]
     fn local_is_free_and_unpriced_is_not() {
         let p = Price { model: "x".into(), input: 2.0, output: 8.0, ..Default::default() };
-        assert_eq!(cost(Some(&p), false, plain(1_000_000, 1_000_000)), Some(10_000_000_000));
-        assert_eq!(cost(None, false, plain(10, 10)), None, "unpriced is not free");
-        assert_eq!(cost(None, true, plain(10, 10)), Some(0));
+        assert_eq!(cost(Some(&p), Placement::Remote, plain(1_000_000, 1_000_000)), Some(10_000_000_000));
+        assert_eq!(cost(None, Placement::Remote, plain(10, 10)), None, "unpriced is not free");
+        assert_eq!(cost(None, Placement::Nearby, plain(10, 10)), Some(0));
+        assert_eq!(cost(Some(&p), Placement::InProcess, plain(10, 10)), Some(0), "priced names are free in-process");
     }
 }

@@ -138,7 +138,7 @@ pub async fn run<E: Endpoint>(st: &AppState, caller: &Caller, mut ep: E) -> Resu
     }
 
     // execute + settle
-    let bills = candidates.iter().any(|c| !c.entry.local);
+    let bills = candidates.iter().any(|c| c.entry.placement.bills());
     let job = Job { st: st.clone(), live: live.clone(), candidates, meter, key, estimate };
     let (ep, result) = if bills {
         let (tx, rx) = tokio::sync::oneshot::channel();

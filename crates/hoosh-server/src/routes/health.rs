@@ -32,7 +32,7 @@ pub async fn providers(State(st): State<AppState>) -> Json<Value> {
             json!({
                 "name": e.name(),
                 "family": e.provider.family(),
-                "local": e.local,
+                "placement": e.placement.as_str(),
                 "priority": e.priority,
                 "weight": e.weight,
                 "models": e.patterns.iter().map(|p| p.as_str()).collect::<Vec<_>>(),

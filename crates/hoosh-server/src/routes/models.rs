@@ -11,6 +11,7 @@ use std::time::Instant;
 use axum::Json;
 use axum::extract::{Path, State};
 use futures_util::future::join_all;
+use hoosh_core::Placement;
 use hoosh_core::router::Need;
 use hoosh_types::openai::{Model, ModelList};
 use tokio::time::Duration;
@@ -64,7 +65,9 @@ pub async fn merged(st: &AppState) -> Arc<Vec<Model>> {
 /// Fills in `loaded` for models served in-process. Read on every call, not
 /// cached with the list: loading and unloading happen at any time.
 fn with_load_state(st: &AppState, mut m: Model) -> Model {
-    if let Some(e) = st.live().router.entries().iter().find(|e| e.local && e.name() == m.owned_by) {
+    if let Some(e) =
+        st.live().router.entries().iter().find(|e| e.placement == Placement::InProcess && e.name() == m.owned_by)
+    {
         m.loaded = e.provider.model_loaded(&m.id);
     }
     m

@@ -38,7 +38,18 @@ impl Gateway {
 
     /// A gateway whose reloads read `source` (tests edit it between reloads).
     pub async fn start_reloadable(config: Config) -> (Gateway, std::sync::Arc<std::sync::Mutex<Config>>) {
-        let (entries, gov) = parts(&config);
+        Self::start_reloadable_with(config, Vec::new()).await
+    }
+
+    /// As [`Gateway::start_reloadable`], with `built` (entries the gateway
+    /// builds itself, as `serve` does the in-process one) ahead of the
+    /// configured providers.
+    pub async fn start_reloadable_with(
+        config: Config,
+        built: Vec<std::sync::Arc<hoosh_core::router::ProviderEntry>>,
+    ) -> (Gateway, std::sync::Arc<std::sync::Mutex<Config>>) {
+        let (configured, gov) = parts(&config);
+        let entries = built.into_iter().chain(configured).collect();
         let source = std::sync::Arc::new(std::sync::Mutex::new(config.clone()));
         let read = source.clone();
         let from: hoosh_server::state::ConfigSource = std::sync::Arc::new(move || Ok(read.lock().unwrap().clone()));

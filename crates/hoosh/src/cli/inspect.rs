@@ -55,11 +55,11 @@ fn print_routes(config: &Config) -> Result<()> {
             _ => "no key".to_owned(),
         };
         println!(
-            "  {name:<14} type={kind:<18} priority={prio:<4} {locality:<6} {url}  [{key}]",
+            "  {name:<14} type={kind:<18} priority={prio:<4} {placement:<6} {url}  [{key}]",
             name = p.name,
             kind = p.kind,
             prio = p.priority,
-            locality = if r.adapter.local { "local" } else { "remote" },
+            placement = r.placement.as_str(),
             url = r.adapter.base_url,
         );
         println!("  {:<14} models: {}", "", r.models.join(", "));

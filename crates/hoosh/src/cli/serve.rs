@@ -84,7 +84,7 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
         tracing::info!(
             provider = e.name(),
             family = e.provider.family(),
-            local = e.local,
+            placement = e.placement.as_str(),
             priority = e.priority,
             "provider ready"
         );

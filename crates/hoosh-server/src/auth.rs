@@ -48,7 +48,9 @@ fn presented(parts: &axum::http::HeaderMap) -> Option<&str> {
 /// The middleware: public path → through; otherwise authenticate or 401.
 pub async fn authenticate(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
     let path = req.uri().path();
-    if st.live().config.governance.public_paths.iter().any(|p| p == path) {
+    // The one config snapshot this request runs under, whatever reloads meanwhile.
+    let live = st.live();
+    if live.config.governance.public_paths.iter().any(|p| p == path) {
         return next.run(req).await;
     }
     let principal = if st.gov.is_open() {
@@ -72,14 +74,17 @@ pub async fn authenticate(State(st): State<AppState>, mut req: Request, next: Ne
         }
     };
     req.extensions_mut().insert(principal);
+    req.extensions_mut().insert(live);
     next.run(req).await
 }
 
-/// The authenticated caller and the request id, for handlers.
+/// The authenticated caller, the request id, and the config snapshot the
+/// request runs under (taken once, at authentication), for handlers.
 #[derive(Clone)]
 pub struct Caller {
     pub principal: Arc<Principal>,
     pub request_id: String,
+    pub live: Arc<crate::state::Live>,
 }
 
 impl Caller {
@@ -109,7 +114,12 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
             .get::<Arc<Principal>>()
             .cloned()
             .ok_or_else(|| ApiError::Internal("a governed route ran without the auth layer".into()))?;
+        let live = parts
+            .extensions
+            .get::<Arc<crate::state::Live>>()
+            .cloned()
+            .ok_or_else(|| ApiError::Internal("a governed route ran without the auth layer".into()))?;
         let request_id = parts.headers.get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-        Ok(Caller { principal, request_id })
+        Ok(Caller { principal, request_id, live })
     }
 }

@@ -335,6 +335,23 @@ impl From<Denied> for ApiError {
                 retry_after: Some(Duration::from_secs(1)),
                 headers: Box::default(),
             },
+            Denied::Budget(b) if b.contended => {
+                let what = match b.limit_kind {
+                    BudgetLimit::Tokens => "token",
+                    BudgetLimit::Usd => "dollar",
+                };
+                ApiError::Limited {
+                    message: format!(
+                        "The {what} budget `{}` is nearly spent: requests near its end run one at a time, and \
+                         those in flight have not settled yet. Try again shortly.",
+                        b.pool
+                    ),
+                    kind: "insufficient_quota",
+                    code: "budget_exceeded",
+                    retry_after: Some(Duration::from_secs(1)),
+                    headers: Box::default(),
+                }
+            }
             Denied::Budget(b) => {
                 let what = match b.limit_kind {
                     BudgetLimit::Tokens => "token",
@@ -394,5 +411,40 @@ impl IntoResponse for ApiError {
             }
         }
         resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use hoosh_governance::{BudgetExceeded, PoolId};
+
+    use super::*;
+
+    fn budget(contended: bool) -> ApiError {
+        let b = BudgetExceeded {
+            pool: PoolId::Key("k".into()),
+            resets_at: None,
+            limit_kind: BudgetLimit::Tokens,
+            contended,
+        };
+        ApiError::from(Denied::Budget(b))
+    }
+
+    #[test]
+    fn a_contended_budget_says_to_retry_shortly_and_a_spent_one_says_it_is_spent() {
+        match budget(true) {
+            ApiError::Limited { message, retry_after, code, .. } => {
+                assert!(message.contains("nearly spent"), "{message}");
+                assert_eq!((code, retry_after), ("budget_exceeded", Some(Duration::from_secs(1))));
+            }
+            other => panic!("{other:?}"),
+        }
+        match budget(false) {
+            ApiError::Limited { message, retry_after, .. } => {
+                assert!(message.contains("is exhausted. It does not reset."), "{message}");
+                assert_eq!(retry_after, None);
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -65,11 +65,7 @@ async fn n_choices_reserve_n_times_the_cap() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn without_max_tokens_the_default_cap_reaches_the_provider() {
     let mock = hoosh_testkit::openai::start().await;
-    let mut c = config(vec![openai("up", &mock.url())]);
-    c.governance.master_key_file = Some(secret_file(MASTER));
-    c.governance.master_key_env = "HOOSH_TEST_MASTER_KEY_UNSET".into();
-    c.governance.default_max_tokens = 30;
-    let gw = Gateway::start(c).await;
+    let gw = governed_with(&mock.url(), |c| c.governance.default_max_tokens = 30).await;
     let body = chat_body("m", "as long as you like");
     let prompt = estimate(&body);
     let body = json!({"model": format!("mock-bill-{prompt}"), "messages": body["messages"]});
@@ -108,17 +104,16 @@ async fn a_provider_counting_more_prompt_tokens_cannot_overrun_by_more_than_one_
 #[tokio::test]
 async fn allow_lists_and_model_limits_apply_to_the_served_model_whatever_the_spelling() {
     let mock = hoosh_testkit::openai::start().await;
-    let mut c = config(vec![openai("up", &mock.url())]);
-    c.providers[0].models = Some(vec!["gpt-4o*".into()]);
-    c.model_aliases.insert("cheap".into(), vec!["up/gpt-4o".into()]);
-    c.governance.master_key_file = Some(secret_file(MASTER));
-    c.governance.master_key_env = "HOOSH_TEST_MASTER_KEY_UNSET".into();
-    c.governance.limits = vec![hoosh_core::config::TargetLimitsConfig {
-        model: Some("gpt-4o-mini".into()),
-        rpm: Some(2),
-        ..Default::default()
-    }];
-    let gw = Gateway::start(c).await;
+    let gw = governed_with(&mock.url(), |c| {
+        c.providers[0].models = Some(vec!["gpt-4o*".into()]);
+        c.model_aliases.insert("cheap".into(), vec!["up/gpt-4o".into()]);
+        c.governance.limits = vec![hoosh_core::config::TargetLimitsConfig {
+            model: Some("gpt-4o-mini".into()),
+            rpm: Some(2),
+            ..Default::default()
+        }];
+    })
+    .await;
     let (_, mini_only) =
         key(&gw, NewKey { name: "mini".into(), models: vec!["gpt-4o-mini".into()], ..Default::default() });
     let ask = |model: &str| chat_body(model, "x");
@@ -172,11 +167,9 @@ async fn an_unpriced_model_under_a_dollar_budget_is_refused_unless_allowed() {
     assert_eq!(r.headers()["x-hoosh-cost-usd"], "unpriced");
 
     // The operator may allow it explicitly.
-    let mut c = config(vec![openai("up", &mock.url())]);
-    c.governance.master_key_file = Some(secret_file(MASTER));
-    c.governance.master_key_env = "HOOSH_TEST_MASTER_KEY_UNSET".into();
-    c.governance.unpriced = hoosh_core::governance_config::UnpricedPolicy::Allow;
-    let gw = Gateway::start(c).await;
+    let gw =
+        governed_with(&mock.url(), |c| c.governance.unpriced = hoosh_core::governance_config::UnpricedPolicy::Allow)
+            .await;
     let (_, key_usd) = key(&gw, dollars("usd"));
     let (status, _) =
         call(&gw, "POST", "/v1/chat/completions", Some(&key_usd), Some(chat_body("ft:my-own-model", "x"))).await;
@@ -280,12 +273,7 @@ async fn a_slow_answer_is_waited_for_once_not_cut_at_the_first_byte_timeout_and_
 #[tokio::test]
 async fn an_attempt_abandoned_after_the_upstream_accepted_it_is_charged_its_estimate() {
     let mock = hoosh_testkit::openai::start().await;
-    let mut c = config(vec![openai("up", &mock.url())]);
-    c.governance.master_key_file = Some(secret_file(MASTER));
-    c.governance.master_key_env = "HOOSH_TEST_MASTER_KEY_UNSET".into();
-    c.providers[0].total_timeout_secs = 1;
-    c.routing.max_retries = 0;
-    let gw = Gateway::start(c).await;
+    let gw = governed_with(&mock.url(), |c| c.providers[0].total_timeout_secs = 1).await;
     let (id, key) = key(&gw, budget_key(1_000_000));
     let mut body = chat_body("m", "never mind");
     body["max_tokens"] = json!(25);

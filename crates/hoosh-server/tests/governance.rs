@@ -81,12 +81,7 @@ async fn overestimates_return_their_unused_reservation() {
 #[tokio::test]
 async fn every_failure_path_settles_exactly_once() {
     let mock = hoosh_testkit::openai::start().await;
-    let mut c = config(vec![openai("up", &mock.url())]);
-    c.governance.master_key_env = "HOOSH_TEST_MASTER_KEY_UNSET".into();
-    c.governance.master_key_file = Some(secret_file(MASTER));
-    c.routing.max_retries = 0;
-    c.providers[0].total_timeout_secs = 1;
-    let gw = Gateway::start(c).await;
+    let gw = governed_with(&mock.url(), |c| c.providers[0].total_timeout_secs = 1).await;
     let (id, key) = key(&gw, budget_key(1_000_000));
     let client = http();
     let post = |body: Value| client.post(gw.url("/v1/chat/completions")).bearer_auth(&key).json(&body).send();

@@ -110,7 +110,7 @@ pub trait Endpoint: Send + Sync + Sized + 'static {
 /// Runs `ep` through every phase for `caller`.
 pub async fn run<E: Endpoint>(st: &AppState, caller: &Caller, mut ep: E) -> Result<Response, ApiError> {
     caller.require(Scope::Inference)?;
-    let live = st.live();
+    let live = std::sync::Arc::clone(&caller.live);
     ep.prepare(&live);
 
     // resolve

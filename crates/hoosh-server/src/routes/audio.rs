@@ -176,7 +176,7 @@ async fn speech_to_text(
     let mp = Multipart::from_request(req, &st).await.map_err(|e: MultipartRejection| {
         ApiError::invalid(format!("Expected a multipart/form-data body: {}", e.body_text()), None)
     })?;
-    let live = st.live();
+    let live = &caller.live;
     let form = read_form(mp, task, live.config.audio.max_upload_bytes).await?;
     let limits = hoosh_audio::DecodeLimits { max_duration_secs: live.config.audio.max_duration_secs as f64 };
     let (bytes, name) = (form.file.clone(), form.filename.clone());
@@ -232,9 +232,8 @@ pub async fn speech(
     ApiJson(body): ApiJson<SpeechBody>,
 ) -> Result<Response, ApiError> {
     caller.require(Scope::Inference)?;
-    let live = st.live();
     let chars = body.input.chars().count();
-    let max = live.config.audio.max_speech_chars;
+    let max = caller.live.config.audio.max_speech_chars;
     if chars == 0 {
         return Err(invalid("`input` is empty: give the text to speak.", "input"));
     }

@@ -157,10 +157,16 @@ pub const MASTER: &str = "hk-test-master-key-0123456789abcdefghijklmnopqrstuv";
 
 /// A gateway that requires keys (the admin key comes from a file).
 pub async fn governed(mock_url: &str) -> Gateway {
+    governed_with(mock_url, |_| {}).await
+}
+
+/// [`governed`], with `edit` applied to its config first.
+pub async fn governed_with(mock_url: &str, edit: impl FnOnce(&mut Config)) -> Gateway {
     let mut c = config(vec![openai("up", mock_url)]);
     c.governance.master_key_env = "HOOSH_TEST_MASTER_KEY_UNSET".into();
     c.governance.master_key_file = Some(secret_file(MASTER));
     c.routing.max_retries = 0;
+    edit(&mut c);
     Gateway::start(c).await
 }
 

@@ -141,6 +141,14 @@ pub fn record_settled(s: &Settled<'_>) {
     }
 }
 
+/// A request charged more tokens than it reserved: its provider counted
+/// the prompt higher, ignored the cap, or reasoned past it. Budgets charge
+/// it all the same; this shows how often and how much.
+pub fn record_overrun(provider: &str, tokens: u64) {
+    counter!("hoosh_budget_overruns_total", "provider" => provider.to_owned()).increment(1);
+    counter!("hoosh_budget_overrun_tokens_total", "provider" => provider.to_owned()).increment(tokens);
+}
+
 /// A request that ended on an upstream error of `kind`.
 pub fn record_upstream_error(provider: &str, kind: &str) {
     counter!("hoosh_upstream_errors_total", "provider" => provider.to_owned(), "kind" => kind.to_owned()).increment(1);

@@ -99,6 +99,11 @@ async fn a_provider_counting_more_prompt_tokens_cannot_overrun_by_more_than_one_
     let one_request = 3 * prompt + 14;
     assert!(spent <= capacity + one_request, "spent {spent} of {capacity}: more than one request over");
     assert_eq!(ledger_tokens(&gw, &id), spent, "the ledger tells the truth");
+    let (_, metrics) = call(&gw, "GET", "/metrics", None, None).await;
+    assert!(
+        metrics.as_str().unwrap().contains("hoosh_budget_overrun_tokens_total{provider=\"up\"}"),
+        "the first, uncalibrated requests overran and the metric says so"
+    );
 }
 
 #[tokio::test]

@@ -23,9 +23,9 @@ fn start(config: &std::path::Path, data: &std::path::Path) -> Served {
     Served::start_with(config, &["--data-dir", data], &[("HOOSH_RESTART_TEST_KEY", KEY)])
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn budgets_and_ledger_agree_after_kill_9() {
-    let mock = hoosh_testkit::openai::start().await;
+/// A fresh data directory and a config with one `openai` provider at
+/// `mock_url` and the `load` key (100M tokens).
+fn data_dir_and_config(mock_url: &str) -> (std::path::PathBuf, std::path::PathBuf) {
     let dir = std::env::temp_dir().join(format!("hoosh-restart-{}-{}", std::process::id(), hoosh_server_now()));
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("hoosh.toml");
@@ -47,10 +47,17 @@ name = "load"
 key_env = "HOOSH_RESTART_TEST_KEY"
 budget = {{ tokens = 100000000 }}
 "#,
-            mock.url()
+            mock_url
         ),
     )
     .unwrap();
+    (dir, config)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn budgets_and_ledger_agree_after_kill_9() {
+    let mock = hoosh_testkit::openai::start().await;
+    let (dir, config) = data_dir_and_config(&mock.url());
     let Served { mut child, url } = start(&config, &dir);
 
     // 16 clients loop until the gateway dies; each remembers the request
@@ -144,6 +151,46 @@ budget = {{ tokens = 100000000 }}
     for (id, _) in &settled_before_kill {
         assert!(audited.contains(id), "request {id}, answered before the kill, has no audit entry");
     }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn one_request_id_for_every_request_still_counts_every_request_after_a_restart() {
+    // A caller with a valid key sends every request under the same
+    // `x-request-id`, hoping the ledger keeps one row and a restart forgets
+    // the rest of what it spent.
+    let mock = hoosh_testkit::openai::start().await;
+    let (dir, config) = data_dir_and_config(&mock.url());
+    let served = start(&config, &dir);
+    let url = served.url.clone();
+    let client = reqwest::Client::new();
+    let body = json!({"model": "mock-usage-10-5", "messages": [{"role": "user", "content": "hi"}]});
+    for _ in 0..30 {
+        let r = client
+            .post(format!("{url}/v1/chat/completions"))
+            .bearer_auth(KEY)
+            .header("x-request-id", "the-same-id-every-time")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    assert!(served.terminate().success(), "a graceful stop flushes the ledger");
+
+    let Served { mut child, url } = start(&config, &dir);
+    let budgets: Value =
+        client.get(format!("{url}/v1/budgets")).bearer_auth(KEY).send().await.unwrap().json().await.unwrap();
+    let store = SqliteStore::open(dir.join("hoosh.db")).unwrap();
+    let mut rows = Vec::new();
+    store.usage_rows(0, i64::MAX, &mut |r| rows.push(r.clone())).unwrap();
+    assert_eq!(rows.len(), 30, "every request has its row");
+    assert!(rows.iter().all(|r| r.request_id == "the-same-id-every-time"), "the caller's id is kept on each");
+    let ids: HashSet<_> = rows.iter().map(|r| r.id.clone()).collect();
+    assert_eq!(ids.len(), rows.len(), "each row has its own server-made id");
+    assert_eq!(budgets["data"][0]["used_tokens"].as_u64().unwrap(), rows.len() as u64 * 15, "{budgets}");
     child.kill().unwrap();
     child.wait().unwrap();
     let _ = std::fs::remove_dir_all(&dir);

@@ -160,8 +160,17 @@ impl Metered {
         let (row, actual) = self.row(served.as_ref(), status, None);
         self.report(&row);
         let cost = Cost::from(row.cost_nanos);
-        self.admission.finish(Outcome { actual, usage: row });
+        self.finish(actual, row);
         cost
+    }
+
+    /// Ends the admission with `actual`, counting any overrun of the reservation.
+    fn finish(self, actual: Amount, row: UsageRecord) {
+        let reserved = self.admission.estimated().tokens;
+        if actual.tokens > reserved {
+            metrics::record_overrun(row.provider.as_deref().unwrap_or("none"), actual.tokens - reserved);
+        }
+        self.admission.finish(Outcome { actual, usage: row });
     }
 
     /// Learns what the provider counted for the prompt.
@@ -282,7 +291,7 @@ impl StreamMeter {
         }
         let (row, actual) = self.metered.row(Some(&served), status, self.ttft_ms);
         self.metered.report(&row);
-        self.metered.admission.finish(Outcome { actual, usage: row });
+        self.metered.finish(actual, row);
     }
 }
 

@@ -194,6 +194,7 @@ impl Audit {
     /// what was presented (never the whole key).
     pub fn auth_failure(
         &self,
+        now_ms: i64,
         code: &str,
         method: &Method,
         path: &str,
@@ -203,7 +204,7 @@ impl Audit {
         if self.log.is_none() {
             return;
         }
-        let suppressed = match self.auth_failures.admit(crate::clock::now_ms()) {
+        let suppressed = match self.auth_failures.admit(now_ms) {
             Admit::Yes { suppressed_before } => suppressed_before,
             Admit::No => return,
         };
@@ -234,6 +235,7 @@ impl Audit {
     pub fn spawn_retention(
         self: &Arc<Self>,
         retention_days: u32,
+        clock: Arc<dyn hoosh_governance::Clock>,
         tracker: &tokio_util::task::TaskTracker,
         cancel: tokio_util::sync::CancellationToken,
     ) {
@@ -250,7 +252,7 @@ impl Audit {
                     _ = tick.tick() => {}
                 }
                 let log = Arc::clone(&log);
-                let before = crate::clock::now_ms() - keep_ms;
+                let before = clock.now_ms() - keep_ms;
                 match tokio::task::spawn_blocking(move || log.prune_before(before)).await {
                     Ok(Ok(Some(r))) => tracing::info!(first_kept_seq = r.first_kept_seq, "audit retention: pruned"),
                     Ok(Ok(None)) => {}

@@ -56,7 +56,7 @@ pub async fn authenticate(State(st): State<AppState>, mut req: Request, next: Ne
     let principal = if st.gov.is_open() {
         Arc::clone(&ANONYMOUS)
     } else {
-        match st.gov.inner.keys().authenticate(presented(req.headers()), crate::clock::now_ms()) {
+        match st.gov.inner.keys().authenticate(presented(req.headers()), st.now_ms()) {
             Ok(p) => p,
             Err(e) => {
                 let err = ApiError::from(e);
@@ -67,7 +67,7 @@ pub async fn authenticate(State(st): State<AppState>, mut req: Request, next: Ne
                         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
                         .map(|c| c.0.ip().to_string());
                     let prefix = presented(req.headers()).filter(|k| !k.is_empty()).map(hoosh_governance::key_prefix);
-                    st.audit.auth_failure(code, req.method(), path, client, prefix);
+                    st.audit.auth_failure(st.now_ms(), code, req.method(), path, client, prefix);
                 }
                 return err.into_response();
             }

@@ -15,8 +15,8 @@ use hoosh_core::config::{BudgetConfig, BudgetPeriod, GovernanceConfig, LimitsCon
 use hoosh_core::executor::AttemptGate;
 use hoosh_core::router::ProviderEntry;
 use hoosh_governance::{
-    BudgetSpec, Governance, KeyHash, KeyPatch, KeyRecord, Limit, LimitKey, Limits, MemoryStore, Period, Scope,
-    SqliteStore, Store, Team, hash_key,
+    BudgetSpec, Clock, Governance, KeyHash, KeyPatch, KeyRecord, LedgerOptions, Limit, LimitKey, Limits, MemoryStore,
+    Period, Scope, SqliteStore, Store, SystemClock, Team, hash_key,
 };
 
 /// File name of the ledger and key store inside the data directory.
@@ -44,7 +44,8 @@ impl Gov {
     pub fn closed() -> Gov {
         // An empty in-memory store has nothing to load and cannot fail.
         #[allow(clippy::expect_used)]
-        let inner = Governance::open(Arc::new(MemoryStore::new()), None, now_ms()).expect("empty in-memory governance");
+        let inner = Governance::open(Arc::new(MemoryStore::new()), None, SystemClock.now_ms())
+            .expect("empty in-memory governance");
         Gov { inner: Arc::new(inner), open: AtomicBool::new(false), db_path: None }
     }
 
@@ -59,7 +60,7 @@ impl Gov {
     /// when a key's secret cannot be resolved, or when the result would let
     /// anyone in on a gateway that required keys.
     pub fn reapply(&self, cfg: &GovernanceConfig) -> Result<(), String> {
-        let plan = Plan::new(cfg, &self.inner.keys().list(), now_ms())?;
+        let plan = Plan::new(cfg, &self.inner.keys().list(), self.inner.clock().now_ms())?;
         let would_open = plan.master.is_none() && plan.keys.is_empty() && self.inner.keys().is_empty();
         if would_open && !self.is_open() {
             return Err(
@@ -164,7 +165,7 @@ impl Plan {
     }
 
     fn apply(&self, gov: &Governance) -> Result<(), String> {
-        let now = now_ms();
+        let now = gov.clock().now_ms();
         for k in &self.keys {
             let mut record = k.clone();
             // A key that comes back to the file after being dropped is enabled again.
@@ -208,12 +209,6 @@ pub fn default_data_dir() -> Option<PathBuf> {
     std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share/hoosh"))
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
 /// The data directory (ledger, keys, audit chain): `--data-dir`, else
 /// `governance.data_dir`, else [`default_data_dir`].
 pub fn data_dir(cfg: &GovernanceConfig, arg: Option<&Path>) -> Result<PathBuf, String> {
@@ -240,10 +235,22 @@ pub fn open(cfg: &GovernanceConfig, data_dir: Option<&Path>) -> Result<Gov, Stri
 
 /// [`open`] over a given store (tests).
 pub fn open_with_store(cfg: &GovernanceConfig, store: Arc<dyn Store>, db_path: Option<PathBuf>) -> Result<Gov, String> {
-    let now = now_ms();
+    open_with_clock(cfg, store, db_path, Arc::new(SystemClock))
+}
+
+/// [`open_with_store`] on `clock`: the one clock the whole server reads
+/// ([`crate::AppState::now_ms`]); tests pass a `ManualClock` to move time.
+pub fn open_with_clock(
+    cfg: &GovernanceConfig,
+    store: Arc<dyn Store>,
+    db_path: Option<PathBuf>,
+    clock: Arc<dyn Clock>,
+) -> Result<Gov, String> {
+    let now = clock.now_ms();
     let stored = store.load_keys().map_err(|e| e.to_string())?;
     let plan = Plan::new(cfg, &stored, now)?;
-    let gov = Governance::open(store, plan.master.clone(), now).map_err(|e| e.to_string())?;
+    let gov = Governance::open_with(store, plan.master.clone(), now, clock, LedgerOptions::default())
+        .map_err(|e| e.to_string())?;
     plan.apply(&gov)?;
     let open = gov.keys().is_empty() && plan.master.is_none();
     Ok(Gov { inner: Arc::new(gov), open: AtomicBool::new(open), db_path })
@@ -262,9 +269,10 @@ pub fn provider_gate(cfg: &GovernanceConfig, gov: &Gov) -> Option<AttemptGate> {
         return None;
     }
     let limiter = Arc::clone(gov.inner.limits());
+    let clock = Arc::clone(gov.inner.clock());
     Some(Arc::new(move |entry: &ProviderEntry| {
         let Some((key, limit)) = limits.get(entry.name()) else { return Ok(()) };
-        match limiter.check_and_take(&[(key.clone(), *limit, 1)], now_ms()) {
+        match limiter.check_and_take(&[(key.clone(), *limit, 1)], clock.now_ms()) {
             Ok(_) => Ok(()),
             Err(r) => {
                 let msg = format!("the gateway's limit of {} requests per minute is reached", r.limit);

@@ -15,7 +15,6 @@
 //! - [`pipeline`]: the one request pipeline every inference endpoint runs
 //!   through — resolve → admit → cache → execute → settle → respond — and
 //!   the [`pipeline::Endpoint`] trait each kind of work implements.
-//! - [`clock`]: the server's wall clock.
 //! - [`cache`]: the exact-match response cache (blocking and streamed).
 //! - [`governance`]: `[governance]` config → the live keys/budgets/ledger.
 //! - [`metrics`]: Prometheus metrics, recorded where things happen and
@@ -31,7 +30,6 @@
 pub mod audit;
 pub mod auth;
 pub mod cache;
-pub mod clock;
 pub mod error;
 pub mod extract;
 pub mod governance;

@@ -189,7 +189,7 @@ pub async fn render(State(st): State<AppState>) -> Response {
         counter!("hoosh_provider_failures_total", "provider" => p).absolute(s.failures);
     }
     let gov = &st.gov.inner;
-    let now = crate::clock::now_ms();
+    let now = st.now_ms();
     for pool in gov.budgets().pools() {
         let Some(b) = gov.budgets().snapshot(&pool, now) else { continue };
         if let Some(t) = b.remaining_tokens {

@@ -6,6 +6,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
@@ -26,7 +27,12 @@ pub async fn run(
     let tracker = state.tasks.clone();
     let cancel = CancellationToken::new();
     crate::probes::spawn(&state, &tracker, cancel.clone());
-    state.audit.spawn_retention(live.config.audit.retention_days, &tracker, cancel.clone());
+    state.audit.spawn_retention(
+        live.config.audit.retention_days,
+        Arc::clone(state.gov.inner.clock()),
+        &tracker,
+        cancel.clone(),
+    );
     crate::reload::spawn_on_sighup(&state, &tracker, cancel.clone());
     if let Some(export) = state.otlp_pending.lock().unwrap_or_else(|p| p.into_inner()).take() {
         export.spawn(&tracker, cancel.clone());

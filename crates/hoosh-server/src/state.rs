@@ -156,6 +156,13 @@ impl AppState {
         }))
     }
 
+    /// Unix milliseconds on the server's one clock (governance's: a test
+    /// may give it a manual one). Budget windows, key expiry, rate limits,
+    /// ledger rows and audit retention all read it.
+    pub fn now_ms(&self) -> i64 {
+        self.gov.inner.clock().now_ms()
+    }
+
     /// The current config, router and executor; hold it for a whole request.
     pub fn live(&self) -> Arc<Live> {
         self.live.load_full()

@@ -208,7 +208,7 @@ async fn a_checkpoint_is_served_and_pruning_leaves_a_verifiable_chain() {
     assert!(kinds(a.entries().await).contains(&"audit.prune".to_owned()), "both prune calls are audited");
     // Prune everything sealed so far, straight through the log.
     let log = a.gw.state.audit.log().unwrap().clone();
-    let cut = hoosh_server::clock::now_ms() + 1;
+    let cut = a.gw.state.now_ms() + 1;
     let record = tokio::task::spawn_blocking(move || log.prune_before(cut)).await.unwrap().unwrap().unwrap();
     assert!(record.first_kept_seq > 1);
     let (_, report) = a.admin("GET", "/admin/audit/verify", None).await;

@@ -291,3 +291,35 @@ async fn an_attempt_abandoned_after_the_upstream_accepted_it_is_charged_its_esti
     assert_eq!((row.prompt_tokens, row.completion_tokens), (prompt, 25));
     assert_eq!(used(&gw, &id), (prompt + 25, 0));
 }
+
+#[tokio::test]
+async fn a_daily_budget_starts_over_when_the_servers_clock_passes_midnight() {
+    // The server reads one clock (governance's): admission, budget windows
+    // and ledger rows all move with it.
+    let day = hoosh_governance::period::DAY_MS;
+    let clock = hoosh_governance::ManualClock::new(20_000 * day + day - 1_000);
+    let mock = hoosh_testkit::openai::start().await;
+    let mut c = config(vec![openai("up", &mock.url())]);
+    c.governance.master_key_env = "HOOSH_TEST_MASTER_KEY_UNSET".into();
+    c.governance.master_key_file = Some(secret_file(MASTER));
+    let gw = Gateway::start_with_clock(c, clock.clone()).await;
+    let body = chat_body("mock-usage-10-5", "x");
+    let spec = NewKey {
+        name: "daily".into(),
+        budget: Some(BudgetSpec {
+            tokens: Some(4096 + 20),
+            period: hoosh_governance::Period::Daily,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let (_, k) = key(&gw, spec);
+    let ask = || call(&gw, "POST", "/v1/chat/completions", Some(&k), Some(body.clone()));
+    assert_eq!(ask().await.0, 200);
+    let (status, answer) = ask().await;
+    assert_eq!(status, 429, "the day's budget cannot hold a second reservation: {answer}");
+    clock.advance(2_000);
+    assert_eq!(ask().await.0, 200, "a new day on the server's clock, a new budget");
+    let rows = ledger_rows(&gw);
+    assert!(rows.iter().filter(|r| r.status == 200).all(|r| r.ts_ms >= 20_000 * day), "rows carry the server's time");
+}

@@ -80,7 +80,7 @@ async fn cache_hits_still_count_toward_rate_limits() {
     let gw = Gateway::start(c).await;
     let spec =
         NewKey { name: "rpm".into(), limits: Limits { rpm: Some(2), ..Default::default() }, ..Default::default() };
-    let (_, key) = gw.state.gov.inner.keys().create(spec, hoosh_server::clock::now_ms()).unwrap();
+    let (_, key) = gw.state.gov.inner.keys().create(spec, gw.state.now_ms()).unwrap();
     let post = || http().post(gw.url("/v1/chat/completions")).bearer_auth(&key).json(&deterministic(false)).send();
     assert_eq!(post().await.unwrap().headers()["x-hoosh-cache"], "miss");
     assert_eq!(post().await.unwrap().headers()["x-hoosh-cache"], "hit");

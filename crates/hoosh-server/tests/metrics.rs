@@ -21,7 +21,7 @@ async fn metrics_cover_requests_tokens_rejections_and_providers() {
         budget: Some(BudgetSpec { tokens: Some(200), ..Default::default() }),
         ..Default::default()
     };
-    let (_, key) = gw.state.gov.inner.keys().create(spec, hoosh_server::clock::now_ms()).unwrap();
+    let (_, key) = gw.state.gov.inner.keys().create(spec, gw.state.now_ms()).unwrap();
     let client = http();
     let chat =
         |body: serde_json::Value| client.post(gw.url("/v1/chat/completions")).bearer_auth(&key).json(&body).send();

@@ -27,7 +27,6 @@ use hoosh_governance::{AdmitRequest, Amount, Denied, UsageRecord};
 use super::estimate::Estimate;
 use super::meter::{Metered, cost, plain};
 use crate::auth::Caller;
-use crate::clock::now_ms;
 use crate::error::ApiError;
 use crate::metrics;
 use crate::state::{AppState, Live};
@@ -65,7 +64,7 @@ pub async fn admit(
         return Err(Denied::ModelNotAllowed { model: requested.to_owned() }.into());
     }
 
-    let now = now_ms();
+    let now = st.now_ms();
     let pricing = live.router.pricing();
     let mut priced: Vec<(Candidate, Option<&Price>)> = candidates
         .into_iter()
@@ -126,7 +125,7 @@ pub async fn admit(
         let settled = st.budget_settled.notified();
         tokio::pin!(settled);
         settled.as_mut().enable();
-        match st.gov.inner.admit(principal, req, now_ms()) {
+        match st.gov.inner.admit(principal, req, st.now_ms()) {
             Err(Denied::Budget(b)) if b.contended && tokio::time::Instant::now() < deadline => {
                 let _ = tokio::time::timeout_at(deadline, settled).await;
             }
@@ -185,6 +184,7 @@ pub async fn admit(
         output_estimate: output,
         raw_prompt: (!exact).then_some(raw_prompt),
         calibration: Arc::clone(&st.calibration),
+        clock: Arc::clone(st.gov.inner.clock()),
         media,
     };
     Ok(Admitted { meter, candidates, headers })

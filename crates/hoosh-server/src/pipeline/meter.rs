@@ -24,12 +24,11 @@ use hoosh_core::Placement;
 use hoosh_core::executor::{Abandoned, Failure};
 use hoosh_core::pricing::{Price, Tokens};
 use hoosh_core::router::ProviderEntry;
-use hoosh_governance::{Admission, Amount, Outcome, UsageRecord};
+use hoosh_governance::{Admission, Amount, Clock, Outcome, UsageRecord};
 use hoosh_types::openai::{ChatCompletionChunk, Usage};
 
 use super::estimate::Media;
 use super::served::Cost;
-use crate::clock::now_ms;
 use crate::error::ApiError;
 use crate::metrics;
 use crate::state::Live;
@@ -90,6 +89,8 @@ pub struct Metered {
     /// provider's reported count calibrates against.
     pub(super) raw_prompt: Option<u64>,
     pub(super) calibration: Arc<super::calibrate::Calibration>,
+    /// The server's clock (ledger timestamps).
+    pub(super) clock: Arc<dyn Clock>,
     /// Audio in (speech-to-text) and characters in (text-to-speech): known
     /// up front, billed as they are.
     pub(super) media: Media,
@@ -117,7 +118,7 @@ impl Metered {
             (u.prompt_tokens, u.completion_tokens, u.prompt_tokens_details.map_or(0, |d| d.cached_tokens))
         });
         let row = UsageRecord {
-            ts_ms: now_ms(),
+            ts_ms: self.clock.now_ms(),
             request_id: self.request_id.clone(),
             provider,
             model,

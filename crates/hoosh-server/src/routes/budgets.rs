@@ -8,7 +8,6 @@ use hoosh_governance::{BudgetStatus, PoolId};
 use serde::Serialize;
 
 use crate::auth::Caller;
-use crate::clock::now_ms;
 use crate::state::AppState;
 
 #[derive(Serialize)]
@@ -25,7 +24,7 @@ pub async fn mine(State(st): State<AppState>, caller: Caller) -> Json<BudgetList
         pools.push(PoolId::Team(team.to_owned()));
     }
     pools.push(PoolId::Global);
-    let now = now_ms();
+    let now = st.now_ms();
     let data = pools.iter().filter_map(|pool| st.gov.inner.budgets().snapshot(pool, now)).collect();
     Json(BudgetList { object: "list", key_id: p.id().to_owned(), data })
 }

@@ -29,6 +29,16 @@ impl Gateway {
         Self::serve(AppState::new(config, entries)).await
     }
 
+    /// Governance in memory on `clock`: the server's one clock, which the
+    /// test moves.
+    pub async fn start_with_clock(config: Config, clock: std::sync::Arc<dyn hoosh_governance::Clock>) -> Gateway {
+        config.validate().unwrap();
+        let entries = hoosh_providers::registry::build_entries(&config).unwrap();
+        let store = std::sync::Arc::new(hoosh_governance::MemoryStore::new());
+        let gov = hoosh_server::governance::open_with_clock(&config.governance, store, None, clock).unwrap();
+        Self::serve(AppState::with_governance(config, entries, gov)).await
+    }
+
     /// Governance in memory, the audit chain (`config.audit`) in `data_dir`.
     pub async fn start_audited(config: Config, data_dir: &std::path::Path) -> Gateway {
         let (entries, gov) = parts(&config);
@@ -171,16 +181,16 @@ pub async fn governed_with(mock_url: &str, edit: impl FnOnce(&mut Config)) -> Ga
 }
 
 pub fn key(gw: &Gateway, spec: NewKey) -> (String, String) {
-    let (record, plaintext) = gw.state.gov.inner.keys().create(spec, now()).unwrap();
+    let (record, plaintext) = gw.state.gov.inner.keys().create(spec, gw.state.now_ms()).unwrap();
     (record.id, plaintext)
 }
 
 pub fn now() -> i64 {
-    hoosh_server::clock::now_ms()
+    hoosh_governance::Clock::now_ms(&hoosh_governance::SystemClock)
 }
 
 pub fn used(gw: &Gateway, key_id: &str) -> (u64, u64) {
-    let s = gw.state.gov.inner.budgets().snapshot(&PoolId::Key(key_id.into()), now()).unwrap();
+    let s = gw.state.gov.inner.budgets().snapshot(&PoolId::Key(key_id.into()), gw.state.now_ms()).unwrap();
     (s.used_tokens, s.reserved_tokens)
 }
 

@@ -198,7 +198,7 @@ fn print_report(report: &Report, checkpoint: Option<(u64, &str)>, source: &str, 
 fn export(args: ExportArgs) -> Result<ExitCode> {
     let store = args.dir.open_store()?;
     let since = match &args.since {
-        Some(s) => hoosh_server::routes::admin::usage::parse_instant(s, hoosh_server::clock::now_ms())
+        Some(s) => hoosh_server::routes::admin::usage::parse_instant(s, super::admin::now_ms())
             .map_err(|e| anyhow::anyhow!("--since: {e}"))?,
         None => i64::MIN,
     };

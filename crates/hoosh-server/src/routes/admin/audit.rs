@@ -22,7 +22,6 @@ use serde_json::{Value, json};
 
 use super::usage::parse_instant;
 use super::{Admin, query};
-use crate::clock::now_ms;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
 use crate::state::AppState;
@@ -69,7 +68,7 @@ pub async fn list(
     let from = q
         .get("from")
         .map(|f| {
-            parse_instant(f, now_ms())
+            parse_instant(f, st.now_ms())
                 .map_err(|e| ApiError::invalid(format!("Invalid `from`: {e}"), Some("from".into())))
         })
         .transpose()?;
@@ -155,7 +154,7 @@ pub async fn prune(
         return Err(ApiError::invalid("`older_than_days` must be at least 1.", Some("older_than_days".into())));
     }
     let log = st.audit.log().cloned().ok_or_else(disabled)?;
-    let before = now_ms() - i64::from(body.older_than_days) * DAY_MS;
+    let before = st.now_ms() - i64::from(body.older_than_days) * DAY_MS;
     let record = on_blocking(move || log.prune_before(before).map_err(internal)).await?;
     Ok(Json(match record {
         Some(r) => json!({"pruned": true, "first_kept_seq": r.first_kept_seq, "last_pruned_seq": r.last_pruned_seq}),

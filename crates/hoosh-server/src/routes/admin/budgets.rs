@@ -15,7 +15,6 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::{Admin, blocking, check_budget};
-use crate::clock::now_ms;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
 use crate::state::AppState;
@@ -45,7 +44,7 @@ impl From<BudgetStatus> for BudgetView {
 /// keys): used, reserved, remaining, and when it resets.
 pub async fn list(State(st): State<AppState>, _: Admin) -> Json<Value> {
     let budgets = st.gov.inner.budgets();
-    let now = now_ms();
+    let now = st.now_ms();
     let data: Vec<BudgetView> =
         budgets.pools().iter().filter_map(|p| budgets.snapshot(p, now)).map(BudgetView::from).collect();
     Json(json!({"object": "list", "data": data}))
@@ -64,7 +63,7 @@ pub async fn set(
     let id = pool.clone();
     let existed = blocking(&st, move |gov| apply(gov, &id, spec)).await?;
     tracing::info!(pool = %pool, ?spec, by = caller.principal.id(), "budget set");
-    match st.gov.inner.budgets().snapshot(&pool, now_ms()) {
+    match st.gov.inner.budgets().snapshot(&pool, st.now_ms()) {
         Some(status) => {
             serde_json::to_value(BudgetView::from(status)).map(Json).map_err(|e| ApiError::Internal(e.to_string()))
         }
@@ -78,7 +77,7 @@ fn apply(gov: &Governance, pool: &PoolId, spec: Option<BudgetSpec>) -> Result<bo
     // The pool's usage is rebuilt from the ledger: rows still queued must be in it.
     gov.ledger().flush();
     match pool {
-        PoolId::Global => gov.set_global_budget(spec, now_ms()).map_err(|e| match e {
+        PoolId::Global => gov.set_global_budget(spec, gov.clock().now_ms()).map_err(|e| match e {
             GovError::Admin(e) => ApiError::from(e),
             GovError::Store(e) => ApiError::Internal(e.to_string()),
         })?,

@@ -10,7 +10,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::{Admin, LimitsPatch, blocking, check_budget, check_limits, nullable, query};
-use crate::clock::now_ms;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
 use crate::state::AppState;
@@ -168,7 +167,7 @@ pub async fn create(
     ApiJson(body): ApiJson<CreateKey>,
 ) -> Result<(StatusCode, Json<KeyView>), ApiError> {
     let spec = body.into_new_key()?;
-    let (record, plaintext) = blocking(&st, move |gov| Ok(gov.keys().create(spec, now_ms())?)).await?;
+    let (record, plaintext) = blocking(&st, move |gov| Ok(gov.keys().create(spec, gov.clock().now_ms())?)).await?;
     tracing::info!(key_id = %record.id, name = %record.name, by = caller.principal.id(), "key created");
     let mut view = KeyView::from(record);
     view.key = Some(plaintext);

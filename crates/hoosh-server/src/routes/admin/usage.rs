@@ -24,7 +24,6 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use super::{UsageReader, blocking, query};
-use crate::clock::now_ms;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -53,7 +52,7 @@ pub async fn report(
             ));
         }
     };
-    let (from, to) = window(q.get("from"), q.get("to"), now_ms())?;
+    let (from, to) = window(q.get("from"), q.get("to"), st.now_ms())?;
     let data = blocking(&st, move |gov| {
         gov.ledger().flush();
         gov.store().usage_aggregate(group_by, from, to).map_err(|e| ApiError::Internal(e.to_string()))
@@ -69,7 +68,7 @@ pub async fn export(
     q: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let q = query(q, &["from", "to"])?;
-    let (from, to) = window(q.get("from"), q.get("to"), now_ms())?;
+    let (from, to) = window(q.get("from"), q.get("to"), st.now_ms())?;
     let (tx, mut rx) = mpsc::channel(4);
     let gov = Arc::clone(&st.gov.inner);
     tokio::task::spawn_blocking(move || {

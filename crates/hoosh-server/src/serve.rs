@@ -65,7 +65,14 @@ pub async fn run(
     }
     cancel.cancel();
     tracker.close();
-    tracker.wait().await;
+    // Background loops stop on `cancel`; provider calls whose clients left
+    // settle as they finish, but get no more than another grace period.
+    if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+        tracing::warn!(
+            grace_secs = grace.as_secs(),
+            "provider calls still running after the grace period; stopping without their ledger rows"
+        );
+    }
     // Every request has settled (or was dropped and settled on drop): write
     // the ledger's last rows before returning.
     // Then close the audit chain: the ledger's last rows are its last

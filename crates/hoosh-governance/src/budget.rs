@@ -283,7 +283,10 @@ impl PoolState {
             let Some(cap) = cap else { continue };
             let at_stake = used.saturating_add(reserved).saturating_add(want);
             if at_stake > cap {
-                return Err((limit, false));
+                // Only what is in flight stands in the way: it may settle
+                // below its reservation, so this is worth waiting for.
+                let transient = reserved > 0 && used.saturating_add(want) <= cap;
+                return Err((limit, transient));
             }
             if self.open > 0 && at_stake.saturating_add(risk_open).saturating_add(risk) > cap {
                 return Err((limit, true));
@@ -543,16 +546,24 @@ impl Budgets {
         let mut window_starts = Vec::with_capacity(cells.len());
         {
             let mut guards: Vec<_> = cells.iter().map(|c| c.state.lock()).collect();
+            // Every pool is checked: a pool that is spent outranks one that
+            // is only contended, so nobody waits for what cannot come.
+            let mut refusal: Option<BudgetExceeded> = None;
             for (cell, state) in cells.iter().zip(guards.iter_mut()) {
                 state.roll(now);
-                if let Err((limit_kind, contended)) = state.check(amount, at_risk, usd_exempt) {
-                    return Err(BudgetExceeded {
+                if let Err((limit_kind, contended)) = state.check(amount, at_risk, usd_exempt)
+                    && refusal.as_ref().is_none_or(|r| r.contended && !contended)
+                {
+                    refusal = Some(BudgetExceeded {
                         pool: cell.id.clone(),
                         resets_at: state.spec.period.next_reset(now),
                         limit_kind,
                         contended,
                     });
                 }
+            }
+            if let Some(r) = refusal {
+                return Err(r);
             }
             for state in guards.iter_mut() {
                 state.reserved_tokens = state.reserved_tokens.saturating_add(amount.tokens);

@@ -363,6 +363,24 @@ fn near_the_end_of_a_pool_requests_at_risk_run_one_at_a_time() {
 }
 
 #[test]
+fn a_refusal_only_in_flight_work_causes_is_contended_and_a_spent_pool_wins() {
+    let b = Budgets::new();
+    b.set(key("a"), Some(BudgetSpec { tokens: Some(100), ..Default::default() }));
+    b.set(PoolId::Global, Some(BudgetSpec { tokens: Some(1_000), ..Default::default() }));
+    let held = b.reserve(&[key("a")], Amount::new(90, 0), T0).unwrap();
+    // 90 reserved, 0 used: 20 more do not fit now, but may once it settles.
+    let err = b.reserve(&[key("a")], Amount::new(20, 0), T0).unwrap_err();
+    assert!(err.contended, "{err:?}");
+    b.settle(held, Amount::new(95, 0), T0);
+    // The key is now spent while the global pool is contended: the spent
+    // pool is the answer, not a wait.
+    let other = b.reserve_at_risk(&[PoolId::Global], Amount::new(900, 0), Amount::new(100, 0), T0).unwrap();
+    let err = b.reserve_at_risk(&[key("a"), PoolId::Global], Amount::new(10, 0), Amount::new(10, 0), T0).unwrap_err();
+    assert_eq!((err.pool.clone(), err.contended), (key("a"), false), "{err:?}");
+    b.settle(other, Amount::ZERO, T0);
+}
+
+#[test]
 fn a_lone_reservation_is_granted_whatever_its_risk() {
     let b = Budgets::new();
     b.set(key("a"), Some(BudgetSpec { tokens: Some(100), ..Default::default() }));

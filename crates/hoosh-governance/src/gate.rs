@@ -236,12 +236,17 @@ impl Governance {
             .any(|pool| self.budgets.snapshot(pool, now).is_some_and(|s| s.spec.usd.is_some()))
     }
 
-    fn model_limits_for(&self, model: &str) -> Option<Limits> {
+    /// The first model limit whose glob matches `model` or `provider/model`
+    /// (`provider` empty: the model alone).
+    fn model_limits_for(&self, provider: &str, model: &str) -> Option<Limits> {
         let all = self.model_limits.read();
         if all.is_empty() {
             return None;
         }
-        all.iter().find(|(p, _)| p.matches(model)).map(|(_, l)| *l)
+        let qualified = (!provider.is_empty()).then(|| format!("{provider}/{model}"));
+        all.iter()
+            .find(|(p, _)| p.matches(model) || qualified.as_deref().is_some_and(|q| p.matches(q)))
+            .map(|(_, l)| *l)
     }
 
     /// Decides whether `principal` may run `req` now, and if so holds
@@ -264,8 +269,8 @@ impl Governance {
         // request that may fail over between limited models is held by each
         // (like its price, the bound is the strictest candidate).
         let mut model_scopes: Vec<(LimitKey, Limits)> = Vec::new();
-        for (_, model) in served {
-            if let Some(limits) = self.model_limits_for(model)
+        for (provider, model) in served {
+            if let Some(limits) = self.model_limits_for(provider, model)
                 && !model_scopes.iter().any(|(k, _)| k.as_str() == LimitKey::model(model).as_str())
             {
                 model_scopes.push((LimitKey::model(model), limits));
@@ -383,6 +388,11 @@ impl Admission {
     /// admission order): made by the server, unlike the caller's request id.
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// The key this request was admitted for.
+    pub fn key_id(&self) -> &str {
+        &self.key_id
     }
 
     /// Budget headroom of the tightest pool, right after this request's reservation.

@@ -37,9 +37,13 @@ pub fn client(cfg: &ProviderConfig) -> Result<reqwest::Client, ProviderError> {
 
 /// Classifies a transport-level failure.
 pub fn transport_error(e: reqwest::Error) -> ProviderError {
-    let kind = if e.is_timeout() {
+    // A connect timeout is a connect failure: nothing reached the upstream,
+    // so nothing can be billed (a `Timeout` means it was accepted).
+    let kind = if e.is_connect() {
+        ErrorKind::Connect
+    } else if e.is_timeout() {
         ErrorKind::Timeout
-    } else if e.is_connect() || e.is_request() {
+    } else if e.is_request() {
         ErrorKind::Connect
     } else if e.is_decode() || e.is_body() {
         ErrorKind::InvalidResponse

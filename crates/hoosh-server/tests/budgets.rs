@@ -54,6 +54,10 @@ async fn n_choices_reserve_n_times_the_cap() {
     body["model"] = json!(format!("mock-bill-{prompt}"));
     let per_request = prompt + 8 * 50;
     let capacity = 10 * per_request;
+    // One token short of a single n × cap reservation: refused outright.
+    let (_, short) = key(&gw, budget_key(per_request - 1));
+    let (status, answer) = call(&gw, "POST", "/v1/chat/completions", Some(&short), Some(body.clone())).await;
+    assert_eq!(status, 429, "{answer}");
     let (id, key) = key(&gw, budget_key(capacity));
     let results = fire(&gw, &key, &body, 60).await;
     let ok = results.iter().filter(|(s, _)| *s == 200).count() as u64;
@@ -121,6 +125,16 @@ async fn allow_lists_and_model_limits_apply_to_the_served_model_whatever_the_spe
     .await;
     let (_, mini_only) =
         key(&gw, NewKey { name: "mini".into(), models: vec!["gpt-4o-mini".into()], ..Default::default() });
+    // Allowed the alias's name, not the model it routes to.
+    let (_, alias_only) = key(&gw, NewKey { name: "alias".into(), models: vec!["cheap".into()], ..Default::default() });
+    let (status, body) =
+        call(&gw, "POST", "/v1/chat/completions", Some(&alias_only), Some(chat_body("cheap", "x"))).await;
+    assert_eq!(status, 403, "`cheap` is served by gpt-4o: {body}");
+    // Allowed a provider's models by `provider/*`: any spelling that lands there.
+    let (_, provider_wide) = key(&gw, NewKey { name: "up".into(), models: vec!["up/*".into()], ..Default::default() });
+    let (status, body) =
+        call(&gw, "POST", "/v1/chat/completions", Some(&provider_wide), Some(chat_body("gpt-4o", "x"))).await;
+    assert_eq!(status, 200, "{body}");
     let ask = |model: &str| chat_body(model, "x");
     for spelling in ["gpt-4o", "up/gpt-4o", "cheap"] {
         let (status, body) = call(&gw, "POST", "/v1/chat/completions", Some(&mini_only), Some(ask(spelling))).await;
@@ -233,8 +247,9 @@ async fn a_client_hanging_up_on_a_blocking_call_is_charged_what_the_provider_bil
     let mut body = chat_body("m", "take your time");
     body["max_tokens"] = json!(40);
     let prompt = estimate(&body);
-    body["model"] = json!(format!("mock-bill-{prompt}-after-300"));
-    let gone = reqwest::Client::builder().timeout(Duration::from_millis(50)).build().unwrap();
+    body["model"] = json!(format!("mock-bill-{prompt}-after-2000"));
+    // Gone long after admission (milliseconds), long before the answer.
+    let gone = reqwest::Client::builder().timeout(Duration::from_millis(400)).build().unwrap();
     let r = gone.post(gw.url("/v1/chat/completions")).bearer_auth(&key).json(&body).send().await;
     assert!(r.is_err(), "the client gave up first");
     let row = ledger_row(&gw, |r| r.status == 499).await;
@@ -321,5 +336,6 @@ async fn a_daily_budget_starts_over_when_the_servers_clock_passes_midnight() {
     clock.advance(2_000);
     assert_eq!(ask().await.0, 200, "a new day on the server's clock, a new budget");
     let rows = ledger_rows(&gw);
-    assert!(rows.iter().filter(|r| r.status == 200).all(|r| r.ts_ms >= 20_000 * day), "rows carry the server's time");
+    let manual = (20_000 * day + day - 1_000)..=(20_000 * day + day + 1_000);
+    assert!(rows.iter().all(|r| manual.contains(&r.ts_ms)), "rows carry the server's (manual) time: {rows:?}");
 }

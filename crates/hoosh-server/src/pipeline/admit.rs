@@ -97,7 +97,12 @@ pub async fn admit(
     // The whole estimate, the prompt alone and what is at risk, each at the
     // dearest candidate.
     let Estimate { prompt: raw_prompt, exact, output, media } = estimate;
-    let bound = st.calibration.bound(raw_prompt, exact, priced.iter().map(|(c, _)| (c.entry.name(), c.model.as_str())));
+    let bound = st.calibration.bound(
+        &principal.record.id,
+        raw_prompt,
+        exact,
+        priced.iter().map(|(c, _)| (c.entry.name(), c.model.as_str())),
+    );
     let prompt = bound.reserve;
     let (mut nanos, mut prompt_nanos, mut risk_nanos) = (0u64, 0u64, 0u64);
     let mut all_free = true;
@@ -185,6 +190,7 @@ pub async fn admit(
         raw_prompt: (!exact).then_some(raw_prompt),
         calibration: Arc::clone(&st.calibration),
         clock: Arc::clone(st.gov.inner.clock()),
+        abandoned: Vec::new(),
         media,
     };
     Ok(Admitted { meter, candidates, headers })

@@ -50,10 +50,17 @@ impl<F: ChatFormat> Endpoint for ChatCall<F> {
         &self.req.model
     }
 
+    /// One output cap, sent as `max_completion_tokens`: the caller's (the
+    /// smaller, if it sent both fields — a provider may honour either), else
+    /// the default.
     fn prepare(&mut self, live: &Live) {
-        if self.req.output_cap().is_none() {
-            self.req.max_completion_tokens = Some(live.config.governance.default_max_tokens);
-        }
+        let cap = match (self.req.max_completion_tokens, self.req.max_tokens) {
+            (Some(a), Some(b)) => a.min(b),
+            (Some(a), None) | (None, Some(a)) => a,
+            (None, None) => live.config.governance.default_max_tokens,
+        };
+        self.req.max_completion_tokens = Some(cap);
+        self.req.max_tokens = None;
     }
 
     fn estimate(&self, candidates: &[Candidate]) -> Estimate {

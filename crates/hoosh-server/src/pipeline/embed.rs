@@ -45,8 +45,11 @@ impl Endpoint for EmbedCall {
         executor.embed(candidates, &self.call).await.map(|o| o.map(Reply::Whole))
     }
 
-    fn usage(&self, out: &EmbedResponse, _estimate: &Estimate) -> Usage {
-        Usage::new(out.usage.prompt_tokens, 0)
+    /// A provider that reports no usage (some embedding APIs do not) is
+    /// charged the estimate, never nothing.
+    fn usage(&self, out: &EmbedResponse, estimate: &Estimate) -> Usage {
+        let reported = out.usage.prompt_tokens;
+        Usage::new(if reported == 0 { estimate.prompt } else { reported }, 0)
     }
 
     fn respond(&self, reply: Reply<EmbedResponse>, served: &ServedBy, _live: &Live) -> Response {

@@ -48,12 +48,31 @@ pub fn text_tokens(text: &str) -> u64 {
     (text.len() as u64).div_ceil(BYTES_PER_TOKEN)
 }
 
-/// Estimated prompt tokens of a chat request: text, framing, tool calls and
-/// definitions, images and audio parts.
+/// Estimated tokens of a JSON value as sent upstream.
+fn json_tokens<T: serde::Serialize>(value: &T) -> u64 {
+    serde_json::to_string(value).map_or(0, |s| text_tokens(&s))
+}
+
+/// Estimated prompt tokens of a chat request: text, framing, names, tool
+/// calls and definitions, images and audio parts, and everything else a
+/// provider may count as prompt (`response_format` schemas, `tool_choice`,
+/// fields passed through as they are).
 pub fn chat_prompt(req: &ChatCompletionRequest) -> u64 {
     let mut tokens = 3;
+    if let Some(rf) = &req.response_format {
+        tokens += json_tokens(rf);
+    }
+    if let Some(tc) = &req.tool_choice {
+        tokens += json_tokens(tc);
+    }
+    if !req.extra.is_empty() {
+        tokens += json_tokens(&req.extra);
+    }
     for m in &req.messages {
         tokens += TOKENS_PER_MESSAGE;
+        if let Some(name) = &m.name {
+            tokens += text_tokens(name);
+        }
         if let Some(c) = &m.content {
             tokens += text_tokens(&content_text(c));
             if let TextOrParts::Parts(parts) = c {
@@ -65,7 +84,7 @@ pub fn chat_prompt(req: &ChatCompletionRequest) -> u64 {
         }
     }
     for tool in req.tools.iter().flatten() {
-        tokens += serde_json::to_string(tool).map_or(0, |s| text_tokens(&s));
+        tokens += json_tokens(tool);
     }
     tokens
 }

@@ -91,6 +91,9 @@ pub struct Metered {
     pub(super) calibration: Arc<super::calibrate::Calibration>,
     /// The server's clock (ledger timestamps).
     pub(super) clock: Arc<dyn Clock>,
+    /// Attempts given up on after their upstream accepted them: charged
+    /// their estimate each, at their own provider's price.
+    pub(super) abandoned: Vec<Abandoned>,
     /// Audio in (speech-to-text) and characters in (text-to-speech): known
     /// up front, billed as they are.
     pub(super) media: Media,
@@ -105,18 +108,34 @@ impl std::fmt::Debug for Metered {
 impl Metered {
     /// A ledger row for this request: `served` by a provider (with its
     /// usage), or not (refused upstream, failed: nothing billable).
+    ///
+    /// Attempts abandoned on the way ([`Metered::abandoned`]) are added, each
+    /// priced at its own provider: the estimate's tokens and media.
     fn row(&self, served: Option<&Served<'_>>, status: u16, ttft_ms: Option<u64>) -> (UsageRecord, Amount) {
-        let (provider, model, usage, cost_nanos) = match served {
+        let (provider, model, usage, mut cost_nanos) = match served {
             Some(s) => {
                 let price = self.live.router.pricing().lookup(s.entry.name(), s.model);
                 let c = cost(price, s.entry.placement, self.media.add_to(tokens_of(&s.usage)));
                 (Some(s.entry.name().to_owned()), s.model.to_owned(), Some(s.usage), c)
             }
-            None => (None, self.requested_model.clone(), None, Some(0)),
+            None => match self.abandoned.last() {
+                Some(a) => (Some(a.entry.name().to_owned()), a.model.clone(), None, Some(0)),
+                None => (None, self.requested_model.clone(), None, Some(0)),
+            },
         };
-        let (prompt, completion, cached) = usage.map_or((0, 0, 0), |u| {
+        let (mut prompt, mut completion, cached) = usage.map_or((0, 0, 0), |u| {
             (u.prompt_tokens, u.completion_tokens, u.prompt_tokens_details.map_or(0, |d| d.cached_tokens))
         });
+        for a in &self.abandoned {
+            let price = self.live.router.pricing().lookup(a.entry.name(), &a.model);
+            let estimate = self.media.add_to(plain(self.prompt_estimate, self.output_estimate));
+            prompt += self.prompt_estimate;
+            completion += self.output_estimate;
+            cost_nanos = match (cost_nanos, cost(price, a.entry.placement, estimate)) {
+                (Some(x), Some(y)) => Some(x.saturating_add(y)),
+                _ => None,
+            };
+        }
         let row = UsageRecord {
             ts_ms: self.clock.now_ms(),
             request_id: self.request_id.clone(),
@@ -130,8 +149,8 @@ impl Metered {
             ttft_ms,
             status,
             route: self.route.into(),
-            // Audio that reached a provider; a refused or failed call processed none.
-            audio_ms: if served.is_some() { self.media.audio_ms } else { 0 },
+            // Audio that reached a provider (once per attempt that may bill).
+            audio_ms: self.media.audio_ms * (u64::from(served.is_some()) + self.abandoned.len() as u64),
             ..UsageRecord::default()
         };
         let amount = Amount::new(prompt + completion, cost_nanos.unwrap_or(0));
@@ -176,8 +195,14 @@ impl Metered {
 
     /// Learns what the provider counted for the prompt.
     fn calibrate(&self, served: &Served<'_>) {
-        if let Some(raw) = self.raw_prompt {
-            self.calibration.observe(served.entry.name(), served.model, raw, served.usage.prompt_tokens);
+        if let (Some(raw), true) = (self.raw_prompt, self.abandoned.is_empty()) {
+            self.calibration.observe(
+                self.admission.key_id(),
+                served.entry.name(),
+                served.model,
+                raw,
+                served.usage.prompt_tokens,
+            );
         }
     }
 
@@ -195,35 +220,21 @@ impl Metered {
     /// came back, but attempts the gateway abandoned after their upstream
     /// accepted them are charged their estimate each (the provider may bill
     /// them), under the last such provider.
-    pub fn fail(mut self, failure: Failure) -> ApiError {
-        let abandoned = self.abandoned_usage(&failure.abandoned);
-        let last = failure.abandoned.last().cloned();
+    pub fn fail(mut self, mut failure: Failure) -> ApiError {
+        self.abandoned = std::mem::take(&mut failure.abandoned);
         let err = ApiError::from(failure);
         if let ApiError::Provider { error, .. } = &err {
             metrics::record_upstream_error(error.provider.as_deref().unwrap_or("none"), error.kind.as_str());
         }
-        let served = last.as_ref().map(|a| Served { entry: &a.entry, model: &a.model, usage: abandoned });
-        self.settle(served, err.status().as_u16());
+        self.settle(None, err.status().as_u16());
         err
-    }
-
-    /// What `abandoned` attempts are charged: the estimate, once each.
-    pub fn abandoned_usage(&mut self, abandoned: &[Abandoned]) -> Usage {
-        let k = abandoned.len() as u64;
-        // Usage with abandoned attempts in it says nothing about one prompt.
-        if k > 0 {
-            self.raw_prompt = None;
-        }
-        Usage::new(k.saturating_mul(self.prompt_estimate), k.saturating_mul(self.output_estimate))
     }
 
     /// The stream, metered: usage is recorded as chunks pass, settled when it
     /// ends or fails, and on drop (client gone) settled to what was sent.
-    /// `abandoned`: what earlier abandoned attempts are charged on top.
-    pub fn stream(self, inner: ChunkStream, entry: Arc<ProviderEntry>, model: String, abandoned: Usage) -> ChunkStream {
+    pub fn stream(self, inner: ChunkStream, entry: Arc<ProviderEntry>, model: String) -> ChunkStream {
         let price = self.live.router.pricing().lookup(entry.name(), &model).cloned();
-        let mut meter =
-            StreamMeter { metered: self, entry, model, price, completion: 0, usage: None, ttft_ms: None, abandoned };
+        let mut meter = StreamMeter { metered: self, entry, model, price, completion: 0, usage: None, ttft_ms: None };
         meter.record();
         Box::pin(MeteredStream { inner, meter: Some(meter) })
     }
@@ -239,22 +250,11 @@ struct StreamMeter {
     /// Exact usage, once the provider reported it.
     usage: Option<Usage>,
     ttft_ms: Option<u64>,
-    /// Charged on top: attempts abandoned before this one answered.
-    abandoned: Usage,
 }
 
 impl StreamMeter {
     fn usage_so_far(&self) -> Usage {
-        let u = self.usage.unwrap_or_else(|| Usage::new(self.metered.prompt_estimate, self.completion));
-        if self.abandoned.total_tokens == 0 {
-            return u;
-        }
-        Usage {
-            prompt_tokens: u.prompt_tokens + self.abandoned.prompt_tokens,
-            completion_tokens: u.completion_tokens + self.abandoned.completion_tokens,
-            total_tokens: u.total_tokens + self.abandoned.total_tokens,
-            ..u
-        }
+        self.usage.unwrap_or_else(|| Usage::new(self.metered.prompt_estimate, self.completion))
     }
 
     /// What a drop would settle to now: the prompt (it reached the provider)

@@ -183,14 +183,11 @@ impl Job {
             Err(f) => return Err(meter.fail(f)),
         };
         let mut served = ServedBy::from_outcome(&out);
-        let extra = meter.abandoned_usage(&out.abandoned);
-        let Outcome { value, entry, model, .. } = out;
+        let Outcome { value, entry, model, abandoned, .. } = out;
+        meter.abandoned = abandoned;
         match value {
             Reply::Whole(v) => {
-                let mut usage = ep.usage(&v, &estimate);
-                usage.prompt_tokens += extra.prompt_tokens;
-                usage.completion_tokens += extra.completion_tokens;
-                usage.total_tokens = usage.prompt_tokens + usage.completion_tokens;
+                let usage = ep.usage(&v, &estimate);
                 let status = if client_gone() { hoosh_governance::gate::CLIENT_CLOSED } else { 200 };
                 served.cost = Some(meter.settle(Some(Served { entry: &entry, model: &model, usage }), status));
                 if let Some(k) = key
@@ -205,7 +202,7 @@ impl Job {
                     Some(k) => st.cache.record_stream(k, s),
                     None => s,
                 };
-                Ok((Reply::Stream(meter.stream(s, entry, model, extra)), served))
+                Ok((Reply::Stream(meter.stream(s, entry, model)), served))
             }
         }
     }

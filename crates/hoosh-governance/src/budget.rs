@@ -179,6 +179,10 @@ pub struct BudgetStatus {
     pub used_nanos: u64,
     pub reserved_tokens: u64,
     pub reserved_nanos: u64,
+    /// Reservations in flight, and what they could still overrun.
+    pub open_reservations: u64,
+    pub at_risk_tokens: u64,
+    pub at_risk_nanos: u64,
     pub remaining_tokens: Option<u64>,
     pub remaining_usd: Option<f64>,
     pub resets_at: Option<i64>,
@@ -312,6 +316,9 @@ impl PoolState {
             used_nanos: self.used_nanos,
             reserved_tokens: self.reserved_tokens,
             reserved_nanos: self.reserved_nanos,
+            open_reservations: self.open,
+            at_risk_tokens: self.at_risk_tokens,
+            at_risk_nanos: self.at_risk_nanos,
             remaining_tokens: self.remaining_tokens(),
             remaining_usd: self.remaining_nanos().map(nanos_to_usd),
             resets_at: self.spec.period.next_reset(now),
@@ -352,6 +359,11 @@ impl Reservation {
     /// The reserved (estimated) amount, held in every pool.
     pub fn amount(&self) -> Amount {
         self.amount
+    }
+
+    /// What the request could still be charged beyond [`Reservation::amount`].
+    pub fn at_risk(&self) -> Amount {
+        self.at_risk
     }
 
     /// The pools that had a budget and so hold this reservation.

@@ -266,14 +266,15 @@ fn money_and_pool_names_convert_at_the_edges() {
 
 #[derive(Debug, Clone)]
 enum Op {
-    Reserve { pools: u8, tokens: u64, nanos: u64 },
+    Reserve { pools: u8, tokens: u64, nanos: u64, risk: u64 },
     Settle { pick: usize, tokens: u64, nanos: u64 },
     Advance(i64),
 }
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        4 => (1u8..8, 0u64..60, 0u64..3_000).prop_map(|(pools, tokens, nanos)| Op::Reserve { pools, tokens, nanos }),
+        4 => (1u8..8, 0u64..60, 0u64..3_000, 0u64..40)
+            .prop_map(|(pools, tokens, nanos, risk)| Op::Reserve { pools, tokens, nanos, risk }),
         3 => (any::<usize>(), 0u64..90, 0u64..4_000).prop_map(|(pick, tokens, nanos)| Op::Settle { pick, tokens, nanos }),
         1 => (0i64..2 * HOUR_MS).prop_map(Op::Advance),
     ]
@@ -292,10 +293,11 @@ proptest! {
         let mut open: Vec<(Reservation, Vec<PoolId>)> = Vec::new();
         for op in ops {
             match op {
-                Op::Reserve { pools, tokens, nanos } => {
+                Op::Reserve { pools, tokens, nanos, risk } => {
                     let chosen: Vec<PoolId> = (0..3).filter(|i| pools & (1 << i) != 0).map(|i| all[i].clone()).collect();
                     let before: Vec<_> = all.iter().map(|p| b.snapshot(p, now).unwrap()).collect();
-                    match b.reserve(&chosen, Amount::new(tokens, nanos), now) {
+                    let at_risk = Amount::new(risk, risk * 50);
+                    match b.reserve_at_risk(&chosen, Amount::new(tokens, nanos), at_risk, now) {
                         Ok(r) => {
                             for (i, p) in all.iter().enumerate() {
                                 if !chosen.contains(p) { continue; }
@@ -309,9 +311,17 @@ proptest! {
                             let i = all.iter().position(|p| *p == e.pool).unwrap();
                             prop_assert!(chosen.contains(&e.pool));
                             let s = &before[i];
-                            match e.limit_kind {
-                                BudgetLimit::Tokens => prop_assert!(s.used_tokens + s.reserved_tokens + tokens > caps[i].0.unwrap()),
-                                BudgetLimit::Usd => prop_assert!(s.used_nanos + s.reserved_nanos + nanos > caps[i].1.unwrap()),
+                            // Refused: over the cap, or (contended) over it with the risk of those in flight.
+                            let (used, reserved, risk_open, want, want_risk, cap) = match e.limit_kind {
+                                BudgetLimit::Tokens => (s.used_tokens, s.reserved_tokens, s.at_risk_tokens, tokens, at_risk.tokens, caps[i].0.unwrap()),
+                                BudgetLimit::Usd => (s.used_nanos, s.reserved_nanos, s.at_risk_nanos, nanos, at_risk.nanos, caps[i].1.unwrap()),
+                            };
+                            if e.contended {
+                                prop_assert!(s.open_reservations > 0);
+                                prop_assert!(used + reserved + want + risk_open + want_risk > cap);
+                                prop_assert!(used + want <= cap, "contended only while what is in flight could still settle lower");
+                            } else {
+                                prop_assert!(used + reserved + want > cap);
                             }
                         }
                     }
@@ -326,16 +336,19 @@ proptest! {
             }
             for p in &all {
                 let s = b.snapshot(p, now).unwrap();
-                let holds = open.iter().filter(|(_, ps)| ps.contains(p));
-                let (t, n) = holds.fold((0, 0), |(t, n), (r, _)| (t + r.amount().tokens, n + r.amount().nanos));
+                let holds: Vec<_> = open.iter().filter(|(_, ps)| ps.contains(p)).collect();
+                let (t, n) = holds.iter().fold((0, 0), |(t, n), (r, _)| (t + r.amount().tokens, n + r.amount().nanos));
                 prop_assert_eq!((s.reserved_tokens, s.reserved_nanos), (t, n), "pool {}", p);
+                let risk = holds.iter().fold(0, |acc, (r, _)| acc + r.at_risk().tokens);
+                prop_assert_eq!((s.open_reservations, s.at_risk_tokens), (holds.len() as u64, risk), "pool {}", p);
             }
         }
         for (r, _) in open {
             b.settle(r, Amount::ZERO, now);
         }
         for p in &all {
-            prop_assert_eq!(b.snapshot(p, now).unwrap().reserved_tokens, 0);
+            let s = b.snapshot(p, now).unwrap();
+            prop_assert_eq!((s.reserved_tokens, s.open_reservations, s.at_risk_tokens, s.at_risk_nanos), (0, 0, 0, 0));
         }
     }
 }

@@ -18,6 +18,11 @@ use support::Served;
 
 const KEY: &str = "hk-restart-test-key-0123456789abcdefghijklmnopqrstu";
 
+/// The tests here run one at a time: the kill-9 test's promise is about
+/// rows committed within 200 ms, which a second gateway competing for the
+/// same two cores would only make flaky.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn start(config: &std::path::Path, data: &std::path::Path) -> Served {
     let (config, data) = (config.to_str().unwrap(), data.to_str().unwrap());
     Served::start_with(config, &["--data-dir", data], &[("HOOSH_RESTART_TEST_KEY", KEY)])
@@ -56,6 +61,7 @@ budget = {{ tokens = 100000000 }}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn budgets_and_ledger_agree_after_kill_9() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let mock = hoosh_testkit::openai::start().await;
     let (dir, config) = data_dir_and_config(&mock.url());
     let Served { mut child, url } = start(&config, &dir);
@@ -158,6 +164,7 @@ async fn budgets_and_ledger_agree_after_kill_9() {
 
 #[tokio::test]
 async fn one_request_id_for_every_request_still_counts_every_request_after_a_restart() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     // A caller with a valid key sends every request under the same
     // `x-request-id`, hoping the ledger keeps one row and a restart forgets
     // the rest of what it spent.

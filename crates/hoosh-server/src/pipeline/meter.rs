@@ -245,7 +245,8 @@ struct StreamMeter {
     entry: Arc<ProviderEntry>,
     model: String,
     price: Option<Price>,
-    /// Content chunks seen: about one token each.
+    /// Output counted so far (text, reasoning, refusals, tool-call
+    /// arguments): what a drop charges when the provider reported no usage.
     completion: u64,
     /// Exact usage, once the provider reported it.
     usage: Option<Usage>,
@@ -269,12 +270,10 @@ impl StreamMeter {
         if let Some(u) = &chunk.usage {
             self.usage = Some(*u);
         }
-        let content = chunk
-            .choices
-            .iter()
-            .any(|c| c.delta.content.as_deref().is_some_and(|t| !t.is_empty()) || c.delta.tool_calls.is_some());
+        let tokens = output_tokens(chunk);
+        let content = tokens > 0;
         if content {
-            self.completion += 1;
+            self.completion += tokens;
             if self.ttft_ms.is_none() {
                 self.ttft_ms = Some(self.metered.started.elapsed().as_millis() as u64);
             }
@@ -294,6 +293,33 @@ impl StreamMeter {
         self.metered.report(&row);
         self.metered.finish(actual, row);
     }
+}
+
+/// Output tokens a chunk carries, counted like the estimate: at least one
+/// per choice that says anything (a provider streams about a token a
+/// chunk), more for chunks that carry more text.
+fn output_tokens(chunk: &ChatCompletionChunk) -> u64 {
+    chunk
+        .choices
+        .iter()
+        .map(|c| {
+            let d = &c.delta;
+            let text = [d.content.as_deref(), d.reasoning_content.as_deref(), d.refusal.as_deref()]
+                .into_iter()
+                .flatten()
+                .map(str::len)
+                .sum::<usize>();
+            let args: usize = d
+                .tool_calls
+                .iter()
+                .flatten()
+                .filter_map(|t| t.function.as_ref())
+                .map(|f| f.name.as_deref().map_or(0, str::len) + f.arguments.as_deref().map_or(0, str::len))
+                .sum();
+            let bytes = (text + args) as u64;
+            if bytes == 0 && d.tool_calls.is_none() { 0 } else { bytes.div_ceil(4).max(1) }
+        })
+        .sum()
 }
 
 struct MeteredStream {
@@ -349,6 +375,34 @@ impl Stream for MeteredStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_chunk_counts_its_text_reasoning_and_tool_arguments() {
+        use hoosh_types::openai::{ChunkChoice, Delta};
+        let chunk = |deltas: Vec<Delta>| {
+            let mut c = ChatCompletionChunk::usage_only("id", 0, "m", Usage::new(0, 0));
+            c.usage = None;
+            c.choices = deltas
+                .into_iter()
+                .enumerate()
+                .map(|(i, delta)| ChunkChoice { index: i as u32, delta, finish_reason: None, logprobs: None })
+                .collect();
+            c
+        };
+        assert_eq!(
+            output_tokens(&chunk(vec![Delta::role(hoosh_types::openai::Role::Assistant)])),
+            0,
+            "the role chunk says nothing"
+        );
+        assert_eq!(output_tokens(&chunk(vec![Delta::content("a")])), 1);
+        let long = Delta { reasoning_content: Some("x".repeat(40)), ..Default::default() };
+        assert_eq!(output_tokens(&chunk(vec![long])), 10, "reasoning counts, by length");
+        assert_eq!(
+            output_tokens(&chunk(vec![Delta::content("ab"), Delta::content("cd")])),
+            2,
+            "one per choice at least"
+        );
+    }
 
     #[test]
     fn local_is_free_and_unpriced_is_not() {

@@ -39,22 +39,20 @@ pub struct PromptBound {
     pub at_risk: u64,
 }
 
+/// key id → provider → model → ratio in thousandths: nested so a lookup
+/// borrows its three names and allocates nothing on the request path.
+type Ratios = HashMap<String, HashMap<String, HashMap<String, AtomicU32>>>;
+
 #[derive(Default)]
 pub struct Calibration {
-    /// key id → `provider\0model` → ratio in thousandths.
-    ratios: RwLock<HashMap<String, HashMap<String, AtomicU32>>>,
+    ratios: RwLock<Ratios>,
     entries: AtomicUsize,
-}
-
-/// One map key for a `(provider, model)` pair.
-fn target(provider: &str, model: &str) -> String {
-    format!("{provider}\0{model}")
 }
 
 impl Calibration {
     fn ratio(&self, key: &str, provider: &str, model: &str) -> Option<u32> {
         let all = self.ratios.read();
-        all.get(key)?.get(&target(provider, model)).map(|r| r.load(Ordering::Relaxed))
+        all.get(key)?.get(provider)?.get(model).map(|r| r.load(Ordering::Relaxed))
     }
 
     /// The prompt `key` reserves for `estimate` tokens on the dearest of
@@ -90,8 +88,7 @@ impl Calibration {
                 Some(if observed >= old { observed } else { old - (old - observed) / 8 })
             });
         };
-        let t = target(provider, model);
-        if let Some(cell) = self.ratios.read().get(key).and_then(|m| m.get(&t)) {
+        if let Some(cell) = self.ratios.read().get(key).and_then(|p| p.get(provider)).and_then(|m| m.get(model)) {
             update(cell);
             return;
         }
@@ -99,11 +96,11 @@ impl Calibration {
             return;
         }
         let mut all = self.ratios.write();
-        let targets = all.entry(key.to_owned()).or_default();
-        if !targets.contains_key(&t) {
+        let models = all.entry(key.to_owned()).or_default().entry(provider.to_owned()).or_default();
+        if !models.contains_key(model) {
             self.entries.fetch_add(1, Ordering::Relaxed);
         }
-        update(targets.entry(t).or_insert_with(|| AtomicU32::new(observed)));
+        update(models.entry(model.to_owned()).or_insert_with(|| AtomicU32::new(observed)));
     }
 }
 

@@ -539,9 +539,11 @@ impl Config {
         Self::from_toml(&text, &path.display().to_string())
     }
 
-    /// Checks what the types cannot: unique names, valid globs, alias targets
-    /// that exist, sane numbers.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    /// Checks what the types cannot — unique names, valid globs, alias
+    /// targets that exist, sane numbers — and returns what it had to build
+    /// to check (the price table), so the program runs on exactly what was
+    /// validated and never resolves anything twice or falls back.
+    pub fn validate(&self) -> Result<Resolved, ConfigError> {
         if self.audio.max_upload_bytes < 1024 || self.audio.max_duration_secs == 0 || self.audio.max_speech_chars == 0 {
             return Err(ConfigError::Invalid(
                 "audio: max_upload_bytes must be at least 1024, max_duration_secs and max_speech_chars at least 1"
@@ -619,13 +621,20 @@ impl Config {
             ));
         }
         self.governance.validate().map_err(ConfigError::Invalid)?;
-        crate::pricing::Pricing::with_overrides(&self.pricing)
+        let pricing = crate::pricing::Pricing::with_overrides(&self.pricing)
             .map_err(|e| ConfigError::Invalid(format!("pricing: {e}")))?;
         if self.server.body_limit_bytes < 1024 {
             return Err(ConfigError::Invalid("server.body_limit_bytes must be at least 1024".into()));
         }
-        Ok(())
+        Ok(Resolved { pricing })
     }
+}
+
+/// What [`Config::validate`] resolved: the parts the program runs on.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// The shipped price table with the config's `[[pricing]]` rows first.
+    pub pricing: crate::pricing::Pricing,
 }
 
 #[cfg(test)]

@@ -120,8 +120,14 @@ impl Router {
                 let resolved = targets
                     .iter()
                     .filter_map(|t| {
-                        let (p, m) = t.split_once('/')?;
-                        Some((*index.get(p)?, m.to_owned()))
+                        // `Config::validate` proved each target names a
+                        // configured provider; one that is not routed now
+                        // (`enabled = false`) is left out, and said so.
+                        let found = t.split_once('/').and_then(|(p, m)| Some((*index.get(p)?, m.to_owned())));
+                        if found.is_none() {
+                            tracing::warn!(alias = %name, target = %t, "alias target's provider is not enabled; skipped");
+                        }
+                        found
                     })
                     .collect();
                 (name.clone(), resolved)

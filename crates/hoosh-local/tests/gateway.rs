@@ -29,7 +29,7 @@ async fn boot(dir: std::path::PathBuf, tweak: impl FnOnce(&mut Config)) -> (Stri
     tweak(&mut config);
     let setup = hoosh_local::build(&config.local, &config.circuit_breaker).await.unwrap();
     let entries = vec![setup.entry.expect("local models installed")];
-    let state = AppState::new(config, entries);
+    let state = AppState::new(config, entries).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();

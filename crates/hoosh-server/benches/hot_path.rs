@@ -36,7 +36,7 @@ fn state() -> AppState {
     providers.push(openai);
     let config = Config { providers, ..Config::default() };
     let entries = hoosh_providers::registry::build_entries(&config).unwrap();
-    AppState::new(config, entries)
+    AppState::new(config, entries).expect("a valid bench config")
 }
 
 fn response() -> ChatCompletionResponse {

@@ -71,7 +71,7 @@ async fn apply(st: &AppState) -> Result<ReloadReport, String> {
     let mut new = tokio::task::spawn_blocking(move || source())
         .await
         .map_err(|e| format!("reading the config failed: {e}"))??;
-    new.validate().map_err(|e| e.to_string())?;
+    let resolved = new.validate().map_err(|e| e.to_string())?;
     let old = st.live();
     let restart_required = keep_restart_only_sections(&old.config, &mut new);
     let applied = changed_sections(&old.config, &new);
@@ -79,7 +79,7 @@ async fn apply(st: &AppState) -> Result<ReloadReport, String> {
     // Last fallible step: nothing above changed anything.
     st.gov.reapply(&new.governance)?;
     let generation = old.generation + 1;
-    st.swap_live(Live::build(new, entries, &st.gov, generation));
+    st.swap_live(Live::build(new, resolved, entries, &st.gov, generation));
     Ok(ReloadReport {
         generation,
         applied,

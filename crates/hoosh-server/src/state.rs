@@ -11,9 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use arc_swap::ArcSwap;
-use hoosh_core::config::Config;
+use hoosh_core::config::{Config, ConfigError, Resolved};
 use hoosh_core::executor::Executor;
-use hoosh_core::pricing::Pricing;
 use hoosh_core::router::{ProviderEntry, Router};
 
 use crate::audit::Audit;
@@ -68,15 +67,20 @@ pub struct Live {
 }
 
 impl Live {
-    /// Router and executor for `config` over `entries`.
-    pub fn build(config: Config, entries: Vec<Arc<ProviderEntry>>, gov: &Gov, generation: u64) -> Live {
+    /// Router and executor for `config` (with what its validation
+    /// `resolved`) over `entries`.
+    pub fn build(
+        config: Config,
+        resolved: Resolved,
+        entries: Vec<Arc<ProviderEntry>>,
+        gov: &Gov,
+        generation: u64,
+    ) -> Live {
         let router = Router::new(
             entries,
             &config.model_aliases,
             config.routing.strategy,
-            // Checked by `Config::validate`; an invalid override falls back
-            // to the shipped table.
-            Pricing::with_overrides(&config.pricing).unwrap_or_else(|_| Pricing::shipped()),
+            resolved.pricing,
             Duration::from_secs(config.routing.latency_stale_secs),
         );
         let mut executor = Executor::new(config.routing.clone());
@@ -100,8 +104,9 @@ impl std::ops::Deref for AppState {
 impl AppState {
     /// State with governance kept in memory (tests, embedding). If the
     /// `[governance]` config cannot be applied (a key's env var is unset),
-    /// the gateway fails closed: no key authenticates.
-    pub fn new(config: Config, entries: Vec<Arc<ProviderEntry>>) -> Self {
+    /// the gateway fails closed: no key authenticates. An invalid config is
+    /// an error (every constructor validates).
+    pub fn new(config: Config, entries: Vec<Arc<ProviderEntry>>) -> Result<Self, ConfigError> {
         let gov =
             governance::open_with_store(&config.governance, Arc::new(MemoryStore::new()), None).unwrap_or_else(|e| {
                 tracing::error!(error = %e, "governance config rejected; every request will be refused");
@@ -112,13 +117,18 @@ impl AppState {
 
     /// State with the given governance (the binary opens it from the data
     /// directory) and no audit chain.
-    pub fn with_governance(config: Config, entries: Vec<Arc<ProviderEntry>>, gov: Gov) -> Self {
+    pub fn with_governance(config: Config, entries: Vec<Arc<ProviderEntry>>, gov: Gov) -> Result<Self, ConfigError> {
         Self::build(config, entries, gov, Audit::disabled(), None)
     }
 
     /// State with governance and the audit chain; every finished request's
     /// ledger row also becomes an `inference` entry.
-    pub fn with_audit(config: Config, entries: Vec<Arc<ProviderEntry>>, gov: Gov, audit: Audit) -> Self {
+    pub fn with_audit(
+        config: Config,
+        entries: Vec<Arc<ProviderEntry>>,
+        gov: Gov,
+        audit: Audit,
+    ) -> Result<Self, ConfigError> {
         Self::build(config, entries, gov, audit, None)
     }
 
@@ -129,7 +139,8 @@ impl AppState {
         gov: Gov,
         audit: Audit,
         config_source: Option<ConfigSource>,
-    ) -> Self {
+    ) -> Result<Self, ConfigError> {
+        let resolved = config.validate()?;
         if let Some(tap) = audit.ledger_tap() {
             gov.inner.ledger().set_tap(tap);
         }
@@ -138,8 +149,8 @@ impl AppState {
         let wake = Arc::clone(&budget_settled);
         gov.inner.budgets().set_on_settle(Arc::new(move || wake.notify_waiters()));
         let (otlp, otlp_pending) = crate::otlp::exporter(&config.telemetry).unzip();
-        let live = Live::build(config, entries, &gov, 0);
-        AppState(Arc::new(Inner {
+        let live = Live::build(config, resolved, entries, &gov, 0);
+        Ok(AppState(Arc::new(Inner {
             live: ArcSwap::from_pointee(live),
             started: Instant::now(),
             cache,
@@ -153,7 +164,7 @@ impl AppState {
             tasks: tokio_util::task::TaskTracker::new(),
             calibration: Arc::default(),
             budget_settled,
-        }))
+        })))
     }
 
     /// Unix milliseconds on the server's one clock (governance's: a test
@@ -172,5 +183,20 @@ impl AppState {
     pub(crate) fn swap_live(&self, live: Live) {
         self.live.store(Arc::new(live));
         *self.models_cache.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use hoosh_core::pricing::Price;
+
+    use super::*;
+
+    #[test]
+    fn an_invalid_config_is_an_error_not_a_silent_fallback() {
+        let mut config = Config::default();
+        config.pricing.push(Price { model: "gpt-[".into(), input: 1.0, output: 1.0, ..Default::default() });
+        let err = AppState::new(config, Vec::new()).err().expect("an invalid price glob is refused");
+        assert!(err.to_string().contains("pricing"), "{err}");
     }
 }

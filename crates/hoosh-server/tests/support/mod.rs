@@ -26,7 +26,7 @@ impl Gateway {
     pub async fn start(config: Config) -> Gateway {
         config.validate().unwrap();
         let entries = hoosh_providers::registry::build_entries(&config).unwrap();
-        Self::serve(AppState::new(config, entries)).await
+        Self::serve(AppState::new(config, entries).unwrap()).await
     }
 
     /// Governance in memory on `clock`: the server's one clock, which the
@@ -36,14 +36,14 @@ impl Gateway {
         let entries = hoosh_providers::registry::build_entries(&config).unwrap();
         let store = std::sync::Arc::new(hoosh_governance::MemoryStore::new());
         let gov = hoosh_server::governance::open_with_clock(&config.governance, store, None, clock).unwrap();
-        Self::serve(AppState::with_governance(config, entries, gov)).await
+        Self::serve(AppState::with_governance(config, entries, gov).unwrap()).await
     }
 
     /// Governance in memory, the audit chain (`config.audit`) in `data_dir`.
     pub async fn start_audited(config: Config, data_dir: &std::path::Path) -> Gateway {
         let (entries, gov) = parts(&config);
         let audit = hoosh_server::audit::Audit::open(&config.audit, data_dir).unwrap();
-        Self::serve(AppState::with_audit(config, entries, gov, audit)).await
+        Self::serve(AppState::with_audit(config, entries, gov, audit).unwrap()).await
     }
 
     /// A gateway whose reloads read `source` (tests edit it between reloads).
@@ -63,7 +63,7 @@ impl Gateway {
         let source = std::sync::Arc::new(std::sync::Mutex::new(config.clone()));
         let read = source.clone();
         let from: hoosh_server::state::ConfigSource = std::sync::Arc::new(move || Ok(read.lock().unwrap().clone()));
-        let state = AppState::build(config, entries, gov, hoosh_server::audit::Audit::disabled(), Some(from));
+        let state = AppState::build(config, entries, gov, hoosh_server::audit::Audit::disabled(), Some(from)).unwrap();
         (Self::serve(state).await, source)
     }
 

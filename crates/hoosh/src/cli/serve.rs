@@ -111,7 +111,7 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
         let (path, bind, port) = &reload_args;
         load_with(path.as_deref(), bind.clone(), *port).map(|(c, _)| c).map_err(|e| format!("{e:#}"))
     });
-    let state = AppState::build(config, entries, gov, audit, Some(config_source));
+    let state = AppState::build(config, entries, gov, audit, Some(config_source))?;
     hoosh_server::serve::run(listener, state, hoosh_server::serve::signal()).await?;
     tracing::info!("hoosh stopped");
     Ok(ExitCode::SUCCESS)

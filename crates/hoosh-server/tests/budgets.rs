@@ -94,7 +94,9 @@ async fn a_provider_counting_more_prompt_tokens_cannot_overrun_by_more_than_one_
     let mut body = chat_body("m", "hi");
     body["max_tokens"] = json!(14);
     let prompt = estimate(&body);
-    body["model"] = json!(format!("mock-bill-{}", 3 * prompt));
+    // Every answer takes 200 ms, so the whole first wave is in flight
+    // together before anything settles (or calibrates).
+    body["model"] = json!(format!("mock-bill-{}-after-200", 3 * prompt));
     let capacity = 1_700;
     let (id, key) = key(&gw, budget_key(capacity));
     let _ = fire(&gw, &key, &body, 300).await;

@@ -24,6 +24,19 @@ fn estimate(body: &Value) -> u64 {
     hoosh_server::pipeline::estimate::chat_prompt(&typed)
 }
 
+/// A chat body for the billing mock: `text` with `fields` (caps, `n`),
+/// whose vendor counts `factor ×` the gateway's prompt estimate and answers
+/// after `after_ms`; and that estimate.
+fn billed(text: &str, fields: Value, factor: u64, after_ms: u64) -> (Value, u64) {
+    let mut body = chat_body("m", text);
+    for (k, v) in fields.as_object().into_iter().flatten() {
+        body[k] = v.clone();
+    }
+    let prompt = estimate(&body);
+    body["model"] = json!(format!("mock-bill-{}-after-{after_ms}", factor * prompt));
+    (body, prompt)
+}
+
 /// Every ledger row of the gateway, oldest first.
 fn ledger_rows(gw: &Gateway) -> Vec<UsageRecord> {
     gw.state.gov.inner.ledger().flush();
@@ -47,11 +60,7 @@ async fn ledger_row(gw: &Gateway, pred: impl Fn(&UsageRecord) -> bool) -> UsageR
 async fn n_choices_reserve_n_times_the_cap() {
     let mock = hoosh_testkit::openai::start().await;
     let gw = governed(&mock.url()).await;
-    let mut body = chat_body("m", "eight answers please");
-    body["n"] = json!(8);
-    body["max_tokens"] = json!(50);
-    let prompt = estimate(&body);
-    body["model"] = json!(format!("mock-bill-{prompt}"));
+    let (body, prompt) = billed("eight answers please", json!({"n": 8, "max_tokens": 50}), 1, 0);
     let per_request = prompt + 8 * 50;
     let capacity = 10 * per_request;
     // One token short of a single n × cap reservation: refused outright.
@@ -70,9 +79,7 @@ async fn n_choices_reserve_n_times_the_cap() {
 async fn without_max_tokens_the_default_cap_reaches_the_provider() {
     let mock = hoosh_testkit::openai::start().await;
     let gw = governed_with(&mock.url(), |c| c.governance.default_max_tokens = 30).await;
-    let body = chat_body("m", "as long as you like");
-    let prompt = estimate(&body);
-    let body = json!({"model": format!("mock-bill-{prompt}"), "messages": body["messages"]});
+    let (body, prompt) = billed("as long as you like", json!({}), 1, 0);
     let capacity = 20 * (prompt + 30);
     let (id, key) = key(&gw, budget_key(capacity));
     let results = fire(&gw, &key, &body, 80).await;
@@ -91,12 +98,9 @@ async fn a_provider_counting_more_prompt_tokens_cannot_overrun_by_more_than_one_
     // prompts, another tokenizer). A burst must still not end far over.
     let mock = hoosh_testkit::openai::start().await;
     let gw = governed(&mock.url()).await;
-    let mut body = chat_body("m", "hi");
-    body["max_tokens"] = json!(14);
-    let prompt = estimate(&body);
     // Every answer takes 200 ms, so the whole first wave is in flight
     // together before anything settles (or calibrates).
-    body["model"] = json!(format!("mock-bill-{}-after-200", 3 * prompt));
+    let (body, prompt) = billed("hi", json!({"max_tokens": 14}), 3, 200);
     let capacity = 1_700;
     let (id, key) = key(&gw, budget_key(capacity));
     let _ = fire(&gw, &key, &body, 300).await;
@@ -246,10 +250,7 @@ async fn a_client_hanging_up_on_a_blocking_call_is_charged_what_the_provider_bil
     let mock = hoosh_testkit::openai::start().await;
     let gw = governed(&mock.url()).await;
     let (id, key) = key(&gw, budget_key(1_000_000));
-    let mut body = chat_body("m", "take your time");
-    body["max_tokens"] = json!(40);
-    let prompt = estimate(&body);
-    body["model"] = json!(format!("mock-bill-{prompt}-after-2000"));
+    let (body, prompt) = billed("take your time", json!({"max_tokens": 40}), 1, 2000);
     // Gone long after admission (milliseconds), long before the answer.
     let gone = reqwest::Client::builder().timeout(Duration::from_millis(400)).build().unwrap();
     let r = gone.post(gw.url("/v1/chat/completions")).bearer_auth(&key).json(&body).send().await;
@@ -263,7 +264,8 @@ async fn a_client_hanging_up_on_a_blocking_call_is_charged_what_the_provider_bil
 
 #[tokio::test]
 async fn key_limits_still_apply_to_every_spelling() {
-    // A key's own RPM is one bucket whatever model string it sends.
+    // A key's own RPM is one bucket whatever model string it sends. (This
+    // held before the pipeline too: it guards the move, it found no hole.)
     let mock = hoosh_testkit::openai::start().await;
     let gw = governed(&mock.url()).await;
     let (_, k) = key(
@@ -297,10 +299,7 @@ async fn an_attempt_abandoned_after_the_upstream_accepted_it_is_charged_its_esti
     let mock = hoosh_testkit::openai::start().await;
     let gw = governed_with(&mock.url(), |c| c.providers[0].total_timeout_secs = 1).await;
     let (id, key) = key(&gw, budget_key(1_000_000));
-    let mut body = chat_body("m", "never mind");
-    body["max_tokens"] = json!(25);
-    let prompt = estimate(&body);
-    body["model"] = json!(format!("mock-bill-{prompt}-after-3000"));
+    let (body, prompt) = billed("never mind", json!({"max_tokens": 25}), 1, 3000);
     let (status, answer) = call(&gw, "POST", "/v1/chat/completions", Some(&key), Some(body)).await;
     assert_eq!(status, 504, "{answer}");
     let row = ledger_row(&gw, |r| r.status == 504).await;

@@ -146,6 +146,20 @@ pub struct ServerConfig {
     pub sse_keepalive_secs: u64,
     /// Allowed CORS origins; `["*"]` allows any.
     pub cors_origins: Vec<String>,
+    /// Longest wait for a request's head (request line and headers). On
+    /// HTTP/1 it also bounds how long a kept-alive connection waits for its
+    /// next request.
+    pub header_read_timeout_secs: u64,
+    /// Longest time to receive a whole request body, counted from its head.
+    pub body_read_timeout_secs: u64,
+    /// A connection with no request in flight for this long is closed.
+    pub idle_timeout_secs: u64,
+    /// A response write that cannot make progress for this long (the client
+    /// stopped reading) closes the connection; a stream on it is cut and settled.
+    pub write_timeout_secs: u64,
+    /// Most client connections open at once; beyond it the listener stops
+    /// accepting until one closes (new clients wait in the kernel's backlog).
+    pub max_connections: usize,
 }
 
 impl Default for ServerConfig {
@@ -157,6 +171,11 @@ impl Default for ServerConfig {
             shutdown_grace_secs: 30,
             sse_keepalive_secs: 15,
             cors_origins: vec!["*".into()],
+            header_read_timeout_secs: 30,
+            body_read_timeout_secs: 60,
+            idle_timeout_secs: 60,
+            write_timeout_secs: 30,
+            max_connections: 4096,
         }
     }
 }
@@ -267,11 +286,20 @@ pub struct AudioConfig {
     pub max_duration_secs: u64,
     /// Longest `input` of `/v1/audio/speech`, in characters (OpenAI: 4096).
     pub max_speech_chars: usize,
+    /// Uploads decoded at once (each up to ~115 MB of samples for 30 min);
+    /// the next ones wait their turn, and past four waiting per slot are
+    /// refused with 503.
+    pub max_concurrent_decodes: usize,
 }
 
 impl Default for AudioConfig {
     fn default() -> Self {
-        AudioConfig { max_upload_bytes: 25 * 1024 * 1024, max_duration_secs: 1800, max_speech_chars: 4096 }
+        AudioConfig {
+            max_upload_bytes: 25 * 1024 * 1024,
+            max_duration_secs: 1800,
+            max_speech_chars: 4096,
+            max_concurrent_decodes: 2,
+        }
     }
 }
 
@@ -625,6 +653,22 @@ impl Config {
             .map_err(|e| ConfigError::Invalid(format!("pricing: {e}")))?;
         if self.server.body_limit_bytes < 1024 {
             return Err(ConfigError::Invalid("server.body_limit_bytes must be at least 1024".into()));
+        }
+        let s = &self.server;
+        let timers = [
+            ("header_read_timeout_secs", s.header_read_timeout_secs),
+            ("body_read_timeout_secs", s.body_read_timeout_secs),
+            ("idle_timeout_secs", s.idle_timeout_secs),
+            ("write_timeout_secs", s.write_timeout_secs),
+        ];
+        if let Some((name, _)) = timers.iter().find(|(_, v)| *v == 0) {
+            return Err(ConfigError::Invalid(format!("server.{name} must be at least 1")));
+        }
+        if self.audio.max_concurrent_decodes == 0 {
+            return Err(ConfigError::Invalid("audio.max_concurrent_decodes must be at least 1".into()));
+        }
+        if s.max_connections == 0 {
+            return Err(ConfigError::Invalid("server.max_connections must be at least 1".into()));
         }
         Ok(Resolved { pricing })
     }

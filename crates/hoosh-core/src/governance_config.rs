@@ -10,6 +10,8 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use crate::secret::Secret;
+
 /// How often a budget starts over. Windows are calendar-aligned in UTC.
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -139,6 +141,11 @@ pub struct GovernanceConfig {
     /// `refuse` (default: it could spend without limit) or `allow` (it is
     /// charged $0 and counted in `hoosh_unpriced_requests_total`).
     pub unpriced: UnpricedPolicy,
+    /// Ledger rows waiting to be written past which new requests are
+    /// refused (503, `Retry-After`) until the writer catches up: rows of
+    /// admitted requests are never dropped, so the queue is bounded by
+    /// refusing work rather than by losing it.
+    pub max_ledger_backlog: usize,
     /// The budget every request counts against, whoever sends it.
     pub budget: Option<BudgetConfig>,
     pub keys: Vec<KeyConfig>,
@@ -158,6 +165,7 @@ impl Default for GovernanceConfig {
             free_models_exempt: true,
             default_max_tokens: 4096,
             unpriced: UnpricedPolicy::Refuse,
+            max_ledger_backlog: 10_000,
             budget: None,
             keys: Vec::new(),
             teams: Vec::new(),
@@ -168,11 +176,11 @@ impl Default for GovernanceConfig {
 
 impl GovernanceConfig {
     /// The admin key from the environment or the named file, if any.
-    pub fn master_key(&self) -> Result<Option<String>, String> {
+    pub fn master_key(&self) -> Result<Option<Secret>, String> {
         if let Ok(k) = std::env::var(&self.master_key_env)
             && !k.trim().is_empty()
         {
-            return Ok(Some(k.trim().to_owned()));
+            return Ok(Some(Secret::new(k.trim())));
         }
         if let Some(path) = &self.master_key_file {
             let text = std::fs::read_to_string(path)
@@ -181,7 +189,7 @@ impl GovernanceConfig {
             if key.is_empty() {
                 return Err(format!("governance.master_key_file {} is empty", path.display()));
             }
-            return Ok(Some(key.to_owned()));
+            return Ok(Some(Secret::new(key)));
         }
         Ok(None)
     }

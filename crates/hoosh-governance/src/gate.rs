@@ -342,6 +342,31 @@ impl Governance {
         })
     }
 
+    /// Whether `principal` could be admitted for the smallest request on
+    /// `served` now — allow-list, concurrency, request and token rates,
+    /// budgets — without holding or charging anything. For work that must
+    /// be paid before the real estimate is known (decoding an upload to
+    /// learn its duration): a caller who would be refused anyway is refused
+    /// before that work, not after.
+    pub fn precheck(
+        &self,
+        principal: &Principal,
+        model: &str,
+        served: &[(&str, &str)],
+        dollar_exempt: bool,
+        now: i64,
+    ) -> Result<(), Denied> {
+        let least = AdmitRequest {
+            model,
+            served,
+            estimated_tokens: 1,
+            estimated_nanos: u64::from(!dollar_exempt),
+            at_risk: Amount::ZERO,
+            dollar_exempt,
+        };
+        self.admit(principal, least, now).map(|a| a.withdraw(now))
+    }
+
     /// Flushes the ledger and stops its writer (shutdown).
     pub fn close(&self) {
         self.ledger.close();
@@ -441,6 +466,14 @@ impl Admission {
         let mut row = outcome.usage;
         self.attribute(&mut row);
         self.ledger.append(row);
+    }
+
+    /// Takes the admission back as if it never happened: rate charges
+    /// refunded, reservations released, slots freed, no ledger row.
+    fn withdraw(mut self, now: i64) {
+        self.limiter.refund(&std::mem::take(&mut self.taken), now);
+        self.actual = Amount::ZERO;
+        self.settle(Amount::ZERO, now);
     }
 
     /// Names the row as this admission's: its id, key and team. Runs once,

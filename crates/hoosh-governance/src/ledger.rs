@@ -2,7 +2,10 @@
 //!
 //! [`Ledger::append`] only pushes onto an unbounded channel, so a request
 //! never waits on the disk and a slow disk never drops a row (the queue grows
-//! instead; [`Ledger::queue_depth`] shows it). One writer thread drains what
+//! instead; [`Ledger::queue_depth`] shows it). The queue is bounded where
+//! work enters: the server refuses new requests while it is deeper than
+//! `governance.max_ledger_backlog`, so at most that many rows plus those
+//! of requests already admitted can wait. One writer thread drains what
 //! is queued — up to a batch — into a single transaction, commits, repeats.
 //! The writer lingers a few ms after the first row of a quiet spell so rows
 //! group into one commit and senders rarely have to wake it.

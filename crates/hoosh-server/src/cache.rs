@@ -162,6 +162,21 @@ impl ResponseCache {
         }
     }
 
+    /// Drops every answer past its TTL (housekeeping; lookups drop them too).
+    pub fn prune_expired(&self) {
+        let ttl = Duration::from_secs(self.cfg.ttl_secs);
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut freed = 0;
+        inner.map.retain(|_, e| {
+            let keep = e.stored.elapsed() < ttl;
+            if !keep {
+                freed += e.bytes;
+            }
+            keep
+        });
+        inner.bytes -= freed;
+    }
+
     pub fn len(&self) -> usize {
         self.inner.lock().unwrap_or_else(|p| p.into_inner()).map.len()
     }

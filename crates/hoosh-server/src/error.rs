@@ -31,10 +31,15 @@ pub enum ApiError {
     MethodNotAllowed,
     /// 413
     PayloadTooLarge,
+    /// 408: the request body did not arrive within `server.body_read_timeout_secs`.
+    BodyTimeout,
     /// Every candidate provider failed; the last error decides the answer.
     Provider { error: ProviderError, attempts: u32 },
     /// 503: nothing can serve requests at all.
     Unavailable(String),
+    /// 503 with `Retry-After`: a bounded queue (the usage ledger's, the audit
+    /// chain's) is full; the request was refused before it did anything.
+    Overloaded { message: String, retry_after: Duration },
     /// 401: no key, or one that does not authenticate.
     Unauthorized { message: String, code: &'static str },
     /// 403: a valid key that may not do this.
@@ -111,6 +116,21 @@ impl ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 obj("Request body is too large.".into(), "invalid_request_error", None, Some("payload_too_large")),
                 None,
+            ),
+            ApiError::BodyTimeout => (
+                StatusCode::REQUEST_TIMEOUT,
+                obj(
+                    "The request body did not arrive in time.".into(),
+                    "invalid_request_error",
+                    None,
+                    Some("request_timeout"),
+                ),
+                None,
+            ),
+            ApiError::Overloaded { message, retry_after } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                obj(message.clone(), "server_error", None, Some("overloaded")),
+                Some(*retry_after),
             ),
             ApiError::Unavailable(message) => {
                 (StatusCode::SERVICE_UNAVAILABLE, obj(message.clone(), "server_error", None, Some("unavailable")), None)

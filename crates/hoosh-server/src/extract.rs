@@ -1,6 +1,6 @@
 //! `ApiJson<T>`: a JSON body extractor whose failures are OpenAI-shaped 400s
-//! naming the offending field (`messages[0].role`), and 413 past the body
-//! limit — axum's own `Json` answers in plain text.
+//! naming the offending field (`messages[0].role`), 413 past the body
+//! limit and 408 past the body deadline — axum's own `Json` answers in plain text.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
@@ -25,6 +25,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
         let bytes = Bytes::from_request(req, state).await.map_err(|rej| {
             if rej.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::PayloadTooLarge
+            } else if crate::edge::deadline::timed_out(&rej) {
+                ApiError::BodyTimeout
             } else {
                 ApiError::invalid(format!("Could not read the request body: {rej}"), None)
             }

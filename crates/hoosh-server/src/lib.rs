@@ -22,17 +22,25 @@
 //! - [`error`]: [`ApiError`], the single mapping of errors to HTTP.
 //! - [`state`]: [`AppState`], one cheap `Clone` handle; [`state::Live`], the reloadable part.
 //! - [`probes`]: background provider health probes.
+//! - [`supervise`]: background tasks restarted after a panic.
+//! - [`housekeeping`]: periodic pruning of rate-limiter states and expired cache answers.
+//! - [`slots`]: a bounded number of expensive jobs at once (audio decodes), with a bounded line.
 //! - [`reload`]: hot reload (SIGHUP, `POST /admin/reload`): what applies live, what needs a restart.
 //! - [`trace_context`]: the caller's `traceparent`, carried to upstreams; the server span.
 //! - [`otlp`]: span export to an OpenTelemetry collector (OTLP/HTTP JSON).
-//! - [`serve`]: listener, `TCP_NODELAY`, graceful shutdown with a deadline.
+//! - [`serve`]: the accept loop (connection cap, `TCP_NODELAY`), graceful
+//!   shutdown with a deadline.
+//! - [`edge`]: one connection's timers — header read, request body, write
+//!   stall, idle.
 
 pub mod audit;
 pub mod auth;
 pub mod cache;
+pub mod edge;
 pub mod error;
 pub mod extract;
 pub mod governance;
+pub mod housekeeping;
 pub mod metrics;
 pub mod otlp;
 pub mod pipeline;
@@ -40,15 +48,19 @@ pub mod probes;
 pub mod reload;
 pub mod routes;
 pub mod serve;
+pub mod slots;
 pub mod sse;
 pub mod state;
+pub mod supervise;
 pub mod trace_context;
 pub mod validate;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Method, Request};
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
@@ -71,6 +83,9 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// 7. `metrics::track`: in-flight gauge, request count and duration per route;
 /// 8. `auth::authenticate`: a key on every path but `governance.public_paths`
 ///    (401 otherwise), or the anonymous principal when running open.
+///
+/// Around them all, `CatchPanic`: a handler that panics answers 500 for its
+/// own request; the server and every other request go on.
 ///
 /// Unknown paths answer an OpenAI-shaped 404, wrong methods a 405.
 pub fn app(state: AppState) -> Router {
@@ -111,6 +126,18 @@ pub fn app(state: AppState) -> Router {
                 trace_id = tracing::field::Empty)
         }))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(CatchPanicLayer::custom(panicked))
+}
+
+/// A handler panicked: log it, count it, answer 500 for this request only.
+fn panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a non-string panic".into());
+    metrics::record_panic("handler");
+    ApiError::Internal(format!("handler panicked: {what}")).into_response()
 }
 
 /// The admin API; every call that changes something is audited.
@@ -152,4 +179,31 @@ async fn unknown_url(method: Method, uri: axum::http::Uri) -> ApiError {
 
 async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tower::ServiceExt;
+
+    async fn boom() -> &'static str {
+        panic!("kaboom")
+    }
+
+    /// A panicking handler answers 500 in OpenAI's shape, for itself only.
+    #[tokio::test]
+    async fn a_handler_panic_is_a_500_for_that_request_only() {
+        let app = Router::new()
+            .route("/boom", get(boom))
+            .route("/fine", get(|| async { "ok" }))
+            .layer(CatchPanicLayer::custom(panicked));
+        let boom = app.clone().oneshot(Request::get("/boom").body(axum::body::Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(boom.status(), 500);
+        let body = axum::body::to_bytes(boom.into_body(), 1 << 16).await.unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(json["error"]["code"], "internal_error");
+        assert!(!body.windows(6).any(|w| w == b"kaboom"), "the panic message is logged, not sent");
+        let fine = app.oneshot(Request::get("/fine").body(axum::body::Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(fine.status(), 200);
+    }
 }

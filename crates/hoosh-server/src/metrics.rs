@@ -5,6 +5,9 @@
 //! - `hoosh_http_requests_total{path,method,status}`, `hoosh_http_request_duration_seconds{path}`
 //!   (to the response head; a stream's whole life is in the next group) and
 //!   `hoosh_http_in_flight` — by [`track`], the outermost governed layer;
+//! - the connection loop: `hoosh_http_connections` (open now),
+//!   `hoosh_http_connection_cap_reached_total`, `hoosh_http_accept_errors_total`,
+//!   `hoosh_http_connections_closed_total{reason}`;
 //! - per settled request (`pipeline/meter.rs`): `hoosh_requests_total{route,model,provider,status}`,
 //!   `hoosh_request_duration_seconds{route,model,provider}`,
 //!   `hoosh_time_to_first_token_seconds{model,provider}` (streams),
@@ -27,7 +30,7 @@ use std::sync::{OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::header;
+use axum::http::{Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use hoosh_core::breaker::CircuitState;
@@ -85,18 +88,84 @@ pub fn model_label(model: &str) -> String {
     "other".to_owned()
 }
 
-/// Middleware: in-flight gauge, request counter and duration per route.
+/// Middleware: in-flight gauge, request count and duration per route.
+/// Labels are bounded: `path` is the matched route (or `unmatched`), the
+/// method one of the known ones (or `other`), the status a number.
 pub async fn track(req: Request, next: Next) -> Response {
     let path = req.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_owned();
-    let method = req.method().to_string();
+    let method = method_label(req.method());
     let started = Instant::now();
-    gauge!("hoosh_http_in_flight").increment(1.0);
+    // Decremented on drop: a client that leaves mid-request still leaves the gauge.
+    let in_flight = InFlight::new("hoosh_http_in_flight");
     let resp = next.run(req).await;
-    gauge!("hoosh_http_in_flight").decrement(1.0);
+    drop(in_flight);
     let status = resp.status().as_u16().to_string();
     counter!("hoosh_http_requests_total", "path" => path.clone(), "method" => method, "status" => status).increment(1);
     histogram!("hoosh_http_request_duration_seconds", "path" => path).record(started.elapsed().as_secs_f64());
     resp
+}
+
+/// The `method` label: the methods the API uses, everything else `other`
+/// (a method is any token a client cares to send).
+pub fn method_label(m: &Method) -> &'static str {
+    match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+/// A gauge incremented now and decremented on drop, however the holder ends.
+struct InFlight(&'static str);
+
+impl InFlight {
+    fn new(name: &'static str) -> Self {
+        gauge!(name).increment(1.0);
+        InFlight(name)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        gauge!(self.0).decrement(1.0);
+    }
+}
+
+/// One open client connection (`hoosh_http_connections`), for its life.
+pub struct ConnectionOpen {
+    _gauge: InFlight,
+}
+
+impl ConnectionOpen {
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Self {
+        ConnectionOpen { _gauge: InFlight::new("hoosh_http_connections") }
+    }
+}
+
+/// The accept loop reached `server.max_connections` and waits for one to close.
+pub fn record_connection_cap() {
+    counter!("hoosh_http_connection_cap_reached_total").increment(1);
+}
+
+/// `accept()` failed (out of file descriptors, say); the loop goes on.
+pub fn record_accept_error() {
+    counter!("hoosh_http_accept_errors_total").increment(1);
+}
+
+/// A panic was caught (`site`: handler, or a background task's name).
+pub fn record_panic(site: &'static str) {
+    counter!("hoosh_panics_total", "site" => site).increment(1);
+}
+
+/// The edge closed a connection (`reason`: idle).
+pub fn record_connection_closed(reason: &'static str) {
+    counter!("hoosh_http_connections_closed_total", "reason" => reason).increment(1);
 }
 
 /// What a settled request reports.

@@ -2,8 +2,8 @@
 //! the live router has its `health()` called (all at once, each with a
 //! deadline) and the verdict stored in its stats, where routing reads it.
 //! The provider list and the interval are read each round, so a reload's
-//! providers are probed from the next round on. The task is tracked and
-//! stops on shutdown.
+//! providers are probed from the next round on. The task is supervised
+//! (restarted if it panics) and stops on shutdown.
 
 use std::sync::Arc;
 
@@ -20,26 +20,29 @@ const OFF_RECHECK: Duration = Duration::from_secs(5);
 
 pub fn spawn(state: &AppState, tracker: &TaskTracker, cancel: CancellationToken) {
     let state = state.clone();
-    tracker.spawn(async move {
-        loop {
-            let live = state.live();
-            let cfg = live.config.health.clone();
-            let wait = if cfg.interval_secs == 0 { OFF_RECHECK } else { Duration::from_secs(cfg.interval_secs) };
-            if cfg.interval_secs > 0 {
-                let deadline = Duration::from_secs(cfg.timeout_secs.max(1));
-                let entries: Vec<Arc<ProviderEntry>> = live.router.entries().to_vec();
-                drop(live);
-                tokio::select! {
-                    _ = cancel.cancelled() => return,
-                    _ = join_all(entries.iter().map(|e| probe(e, deadline))) => {}
-                }
-            }
+    let stop = cancel.clone();
+    crate::supervise::supervise(tracker, stop, "probes", move || probe_loop(state.clone(), cancel.clone()));
+}
+
+async fn probe_loop(state: AppState, cancel: CancellationToken) {
+    loop {
+        let live = state.live();
+        let cfg = live.config.health.clone();
+        let wait = if cfg.interval_secs == 0 { OFF_RECHECK } else { Duration::from_secs(cfg.interval_secs) };
+        if cfg.interval_secs > 0 {
+            let deadline = Duration::from_secs(cfg.timeout_secs.max(1));
+            let entries: Vec<Arc<ProviderEntry>> = live.router.entries().to_vec();
+            drop(live);
             tokio::select! {
                 _ = cancel.cancelled() => return,
-                _ = tokio::time::sleep(wait) => {}
+                _ = join_all(entries.iter().map(|e| probe(e, deadline))) => {}
             }
         }
-    });
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
 }
 
 async fn probe(entry: &ProviderEntry, deadline: Duration) {

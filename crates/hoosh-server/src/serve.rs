@@ -1,19 +1,25 @@
-//! Running the app: bind, set `TCP_NODELAY` on every accepted connection,
-//! start health probes, and shut down gracefully — on the shutdown signal
-//! stop accepting, let in-flight requests and streams finish until the grace
+//! Running the app: accept connections (at most `server.max_connections`
+//! at once), serve each with the edge's timers ([`crate::edge`]), start the
+//! background tasks, and shut down gracefully — on the shutdown signal stop
+//! accepting, let in-flight requests and streams finish until the grace
 //! deadline, stop background tasks, flush the usage ledger, close the audit
 //! chain, return.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio::time::Duration;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
+use crate::edge::connection::{self, Timers};
 use crate::state::AppState;
+
+/// Pause after an accept error (out of file descriptors, say) before the
+/// next accept: the error is about the process, not one client.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
 /// Serves `state` on `listener` until `shutdown` resolves, then drains for at
 /// most `server.shutdown_grace_secs`.
@@ -24,9 +30,12 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let live = state.live();
     let grace = Duration::from_secs(live.config.server.shutdown_grace_secs);
+    let timers = Timers::from_config(&live.config.server);
+    let max_connections = live.config.server.max_connections;
     let tracker = state.tasks.clone();
     let cancel = CancellationToken::new();
     crate::probes::spawn(&state, &tracker, cancel.clone());
+    crate::housekeeping::spawn(&state, &tracker, cancel.clone());
     state.audit.spawn_retention(
         live.config.audit.retention_days,
         Arc::clone(state.gov.inner.clock()),
@@ -42,26 +51,18 @@ pub async fn run(
     let gov = state.gov.inner.clone();
     let audit = state.audit.clone();
     let app = crate::app(state);
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "could not set TCP_NODELAY");
-        }
-    });
     let signalled = CancellationToken::new();
     let trigger = signalled.clone();
-    let server = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(
-        async move {
-            shutdown.await;
-            trigger.cancel();
-        },
-    );
-    let drained = async {
-        signalled.cancelled().await;
-        tokio::time::sleep(grace).await;
-    };
-    tokio::select! {
-        r = server => r?,
-        () = drained => tracing::warn!(grace_secs = grace.as_secs(), "shutdown grace period over; dropping open connections"),
+    tokio::spawn(async move {
+        shutdown.await;
+        trigger.cancel();
+    });
+    let connections = TaskTracker::new();
+    accept(&listener, &app, timers, max_connections, &connections, &signalled).await;
+    drop(listener);
+    connections.close();
+    if tokio::time::timeout(grace, connections.wait()).await.is_err() {
+        tracing::warn!(grace_secs = grace.as_secs(), "shutdown grace period over; dropping open connections");
     }
     cancel.cancel();
     tracker.close();
@@ -85,6 +86,57 @@ pub async fn run(
         tracing::error!(error = %e, "flushing the usage ledger and audit chain failed");
     }
     Ok(())
+}
+
+/// Accepts until `stop`: each connection holds one of `max` permits, so
+/// beyond it the loop waits (clients queue in the kernel's backlog) rather
+/// than failing. Accept errors are logged and never end the loop.
+async fn accept(
+    listener: &TcpListener,
+    app: &axum::Router,
+    timers: Timers,
+    max: usize,
+    connections: &TaskTracker,
+    stop: &CancellationToken,
+) {
+    let permits = Arc::new(Semaphore::new(max));
+    let builder = Arc::new(connection::builder(&timers));
+    loop {
+        let permit = match Arc::clone(&permits).try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                crate::metrics::record_connection_cap();
+                tokio::select! {
+                    p = Arc::clone(&permits).acquire_owned() => match p {
+                        Ok(p) => p,
+                        Err(_) => return,
+                    },
+                    () = stop.cancelled() => return,
+                }
+            }
+        };
+        let (tcp, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    crate::metrics::record_accept_error();
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    continue;
+                }
+            },
+            () = stop.cancelled() => return,
+        };
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+        let conn = connection::serve(tcp, peer, app.clone(), Arc::clone(&builder), timers, stop.clone());
+        connections.spawn(async move {
+            let _open = crate::metrics::ConnectionOpen::new();
+            conn.await;
+            drop(permit);
+        });
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -55,6 +55,8 @@ pub struct Inner {
     /// Woken whenever a budget reservation settles: requests refused as
     /// contended near the end of a pool wait on it.
     pub budget_settled: Arc<tokio::sync::Notify>,
+    /// Audio decodes running at once (`audio.max_concurrent_decodes`).
+    pub decodes: crate::slots::Slots,
 }
 
 /// The reloadable part of the gateway, swapped whole.
@@ -149,6 +151,8 @@ impl AppState {
         let wake = Arc::clone(&budget_settled);
         gov.inner.budgets().set_on_settle(Arc::new(move || wake.notify_waiters()));
         let (otlp, otlp_pending) = crate::otlp::exporter(&config.telemetry).unzip();
+        let decode_slots = config.audio.max_concurrent_decodes;
+        let decodes = crate::slots::Slots::new(decode_slots, decode_slots * 4);
         let live = Live::build(config, resolved, entries, &gov, 0);
         Ok(AppState(Arc::new(Inner {
             live: ArcSwap::from_pointee(live),
@@ -164,6 +168,7 @@ impl AppState {
             tasks: tokio_util::task::TaskTracker::new(),
             calibration: Arc::default(),
             budget_settled,
+            decodes,
         })))
     }
 

@@ -12,6 +12,9 @@
 //!    still count more than reserved waits (up to [`CONTENDED_WAIT`]) until
 //!    those in flight settle, so they run one at a time.
 //!
+//! First of all, a ledger more than `governance.max_ledger_backlog` rows
+//! behind refuses new work (503): an admitted request's row is never dropped.
+//!
 //! Candidates the caller may not use are removed; if none is left the
 //! request is refused with the reason, recorded in metrics and the audit chain.
 
@@ -21,7 +24,7 @@ use std::time::Instant;
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use hoosh_core::governance_config::UnpricedPolicy;
 use hoosh_core::pricing::Price;
-use hoosh_core::router::Candidate;
+use hoosh_core::router::{Candidate, Need};
 use hoosh_governance::{AdmitRequest, Amount, Denied, UsageRecord};
 
 use super::estimate::Estimate;
@@ -45,6 +48,42 @@ fn refused(st: &AppState, caller: &Caller, model: &str, reason: &'static str) {
     st.audit.denied(&caller.principal, &caller.request_id, model, reason);
 }
 
+/// Refuses, before expensive work whose result the estimate needs (an
+/// upload's decode), a caller that [`admit`] would refuse for the smallest
+/// request on `model`: not allowed, at its concurrency or rate, out of
+/// budget. Holds and charges nothing.
+pub fn precheck(st: &AppState, caller: &Caller, need: Need, model: &str) -> Result<(), ApiError> {
+    let live = &caller.live;
+    let candidates = live.router.candidates(model, need)?;
+    let served: Vec<(&str, &str)> = candidates
+        .iter()
+        .filter(|c| caller.principal.allows_served(c.entry.name(), &c.model))
+        .map(|c| (c.entry.name(), c.model.as_str()))
+        .collect();
+    if served.is_empty() {
+        refused(st, caller, model, "model_not_allowed");
+        return Err(Denied::ModelNotAllowed { model: model.to_owned() }.into());
+    }
+    let pricing = live.router.pricing();
+    let all_free = candidates
+        .iter()
+        .all(|c| c.entry.placement.is_free() || pricing.lookup(c.entry.name(), &c.model).is_some_and(Price::is_free));
+    let dollar_exempt = all_free && live.config.governance.free_models_exempt;
+    st.gov.inner.precheck(&caller.principal, model, &served, dollar_exempt, st.now_ms()).map_err(|d| {
+        refused(st, caller, model, denied_reason(&d));
+        ApiError::from(d)
+    })
+}
+
+fn denied_reason(d: &Denied) -> &'static str {
+    match d {
+        Denied::ModelNotAllowed { .. } => "model_not_allowed",
+        Denied::RateLimited(_) => "rate_limit",
+        Denied::Concurrency(_) => "concurrency",
+        Denied::Budget(_) => "budget",
+    }
+}
+
 /// Longest a request waits for its turn near the end of a budget.
 pub const CONTENDED_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -58,6 +97,14 @@ pub async fn admit(
     estimate: Estimate,
 ) -> Result<Admitted, ApiError> {
     let principal = &caller.principal;
+    let backlog = st.gov.inner.ledger().queue_depth();
+    if backlog >= live.config.governance.max_ledger_backlog as u64 {
+        metrics::record_rejection("ledger_backlog");
+        return Err(ApiError::Overloaded {
+            message: format!("The usage ledger is {backlog} rows behind; retry shortly."),
+            retry_after: std::time::Duration::from_secs(1),
+        });
+    }
     candidates.retain(|c| principal.allows_served(c.entry.name(), &c.model));
     if candidates.is_empty() {
         refused(st, caller, requested, "model_not_allowed");
@@ -137,15 +184,7 @@ pub async fn admit(
             other => break other,
         }
     };
-    let mut admission = admitted.inspect_err(|d| {
-        let reason = match d {
-            Denied::ModelNotAllowed { .. } => "model_not_allowed",
-            Denied::RateLimited(_) => "rate_limit",
-            Denied::Concurrency(_) => "concurrency",
-            Denied::Budget(_) => "budget",
-        };
-        refused(st, caller, requested, reason);
-    })?;
+    let mut admission = admitted.inspect_err(|d| refused(st, caller, requested, denied_reason(d)))?;
     drop(served);
 
     // Until settled, a drop (client gone mid-call) charges the prompt — it

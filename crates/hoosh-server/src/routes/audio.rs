@@ -2,9 +2,13 @@
 //! `/v1/audio/translations` (multipart form) and `POST /v1/audio/speech`
 //! (JSON → audio bytes).
 //!
-//! Speech-to-text: the form is read whole (at most `audio.max_upload_bytes`,
-//! else 413) and checked field by field (an unknown field is a 400 naming
-//! it); the file is decoded to 16 kHz mono on the blocking pool, which both
+//! Speech-to-text: the form is read (the file chunk by chunk, refused with
+//! 413 the moment it passes `audio.max_upload_bytes`) and checked field by
+//! field (an unknown field is a 400 naming it). Before the file is decoded,
+//! a caller that would be refused anyway — model not allowed, at its rate
+//! or concurrency, out of budget — is refused ([`pipeline::admit::precheck`]).
+//! The file is then decoded to 16 kHz mono on the blocking pool, at most
+//! `audio.max_concurrent_decodes` at once, which both
 //! proves it is audio (400 `invalid_audio` / `unsupported_audio` /
 //! `empty_audio` / `audio_too_long` otherwise) and gives its duration. The
 //! request is then admitted like any other — rate limits, and a budget
@@ -23,6 +27,7 @@ use axum::extract::multipart::{Multipart, MultipartRejection};
 use axum::extract::{FromRequest, Request, State};
 use axum::response::Response;
 use hoosh_core::audio::{AudioTask, SpeechRequest, TranscriptFormat, TranscriptionRequest};
+use hoosh_core::router::Need;
 use hoosh_governance::Scope;
 use serde::Deserialize;
 use serde_json::json;
@@ -63,9 +68,23 @@ fn invalid(message: impl Into<String>, param: &str) -> ApiError {
     ApiError::invalid(message, Some(param.to_owned()))
 }
 
+/// The file field, refused the moment it passes `max` (not after).
+async fn read_file(mut field: axum::extract::multipart::Field<'_>, max: usize) -> Result<Bytes, ApiError> {
+    let mut buf = Vec::new();
+    while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+        if buf.len() + chunk.len() > max {
+            return Err(ApiError::PayloadTooLarge);
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(buf))
+}
+
 fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
     if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::PayloadTooLarge
+    } else if crate::edge::deadline::timed_out(&e) {
+        ApiError::BodyTimeout
     } else {
         ApiError::invalid(format!("The multipart form could not be read: {}", e.body_text()), None)
     }
@@ -81,10 +100,7 @@ async fn read_form(mut mp: Multipart, task: AudioTask, max_file_bytes: usize) ->
         if name == "file" {
             let filename = field.file_name().unwrap_or("audio").to_owned();
             let content_type = field.content_type().map(str::to_owned);
-            let bytes = field.bytes().await.map_err(multipart_error)?;
-            if bytes.len() > max_file_bytes {
-                return Err(ApiError::PayloadTooLarge);
-            }
+            let bytes = read_file(field, max_file_bytes).await?;
             file = Some((bytes, filename, content_type));
             continue;
         }
@@ -178,11 +194,23 @@ async fn speech_to_text(
     })?;
     let live = &caller.live;
     let form = read_form(mp, task, live.config.audio.max_upload_bytes).await?;
+    // Decoding is the expensive part: refuse who would be refused anyway first.
+    pipeline::admit::precheck(&st, &caller, Need::Transcription, &form.model)?;
+    let Some(slot) = st.decodes.enter().await else {
+        crate::metrics::record_rejection("decode_queue");
+        return Err(ApiError::Overloaded {
+            message: "Too many audio files are being decoded; retry shortly.".into(),
+            retry_after: std::time::Duration::from_secs(1),
+        });
+    };
     let limits = hoosh_audio::DecodeLimits { max_duration_secs: live.config.audio.max_duration_secs as f64 };
     let (bytes, name) = (form.file.clone(), form.filename.clone());
-    let pcm = tokio::task::spawn_blocking(move || hoosh_audio::decode(&bytes, Some(&name), &limits))
-        .await
-        .map_err(|e| ApiError::Internal(format!("audio decode task failed: {e}")))??;
+    let pcm = tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        hoosh_audio::decode(&bytes, Some(&name), &limits)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("audio decode task failed: {e}")))??;
     let duration_secs = pcm.duration_secs();
     let route = match task {
         AudioTask::Transcribe => "audio.transcriptions",

@@ -67,7 +67,7 @@ impl Gateway {
         (Self::serve(state).await, source)
     }
 
-    async fn serve(state: AppState) -> Gateway {
+    pub async fn serve(state: AppState) -> Gateway {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = oneshot::channel::<()>();

@@ -355,5 +355,14 @@ mod tests {
         expired.put([1; 32], resp());
         assert!(expired.get(&[1; 32]).is_none(), "a zero TTL serves nothing");
         assert!(expired.is_empty(), "the expired entry is dropped");
+        // Answers nobody asks for again go too, and their bytes with them.
+        expired.put([2; 32], resp());
+        expired.put([3; 32], resp());
+        exact.prune_expired();
+        expired.prune_expired();
+        assert_eq!((exact.len(), expired.len()), (2, 0), "only expired answers are pruned");
+        expired.put([4; 32], resp());
+        expired.put([5; 32], resp());
+        assert_eq!(expired.len(), 2, "the freed bytes are free again");
     }
 }

@@ -64,4 +64,20 @@ async fn metrics_cover_requests_tokens_rejections_and_providers() {
     has("hoosh_audit_queue_depth");
     // Sampled (no temperature 0): the cache stood aside for both answered requests.
     has(r#"hoosh_cache_requests_total{result="bypass"} 2"#);
+
+    // A client that gives up mid-request leaves the in-flight gauge as it
+    // found it: only the scrape itself is in flight afterwards.
+    let mut slow = small.clone();
+    slow["model"] = json!("mock-slow-3000");
+    let gave_up = tokio::time::timeout(std::time::Duration::from_millis(200), chat(slow)).await;
+    assert!(gave_up.is_err(), "the slow answer came early");
+    let started = std::time::Instant::now();
+    loop {
+        let text = client.get(gw.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        if text.lines().any(|l| l == "hoosh_http_in_flight 1") {
+            break;
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(2), "in-flight gauge left up:\n{text}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }

@@ -186,8 +186,15 @@ fn providers(old: &Live, new: &Config) -> Result<ProviderChange, String> {
     Ok((entries, added, removed, changed))
 }
 
-/// Reloads on every `SIGHUP` until `cancel`.
+/// Reloads on every `SIGHUP` until `cancel` (supervised: a panic in a
+/// reload restarts the listener).
 pub fn spawn_on_sighup(st: &AppState, tracker: &TaskTracker, cancel: CancellationToken) {
+    let st = st.clone();
+    let stop = cancel.clone();
+    crate::supervise::supervise(tracker, cancel, "sighup", move || on_sighup(st.clone(), stop.clone()));
+}
+
+async fn on_sighup(st: AppState, cancel: CancellationToken) {
     #[cfg(unix)]
     {
         let mut hangups = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
@@ -197,18 +204,15 @@ pub fn spawn_on_sighup(st: &AppState, tracker: &TaskTracker, cancel: Cancellatio
                 return;
             }
         };
-        let st = st.clone();
-        tracker.spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = cancel.cancelled() => return,
-                    got = hangups.recv() => if got.is_none() { return },
-                }
-                tracing::info!("SIGHUP: reloading the config");
-                let _ = reload(&st, "sighup", None).await;
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                got = hangups.recv() => if got.is_none() { return },
             }
-        });
+            tracing::info!("SIGHUP: reloading the config");
+            let _ = reload(&st, "sighup", None).await;
+        }
     }
     #[cfg(not(unix))]
-    let _ = (st, tracker, cancel);
+    let _ = (st, cancel);
 }

@@ -17,6 +17,7 @@ pub use crate::governance_config::{
 };
 use crate::params::UnsupportedParamAction;
 use crate::placement::Placement;
+use crate::secret::{Secret, SecretHeaders};
 use crate::strategy::Strategy;
 
 /// An error in the configuration, with enough context to fix it.
@@ -313,7 +314,7 @@ pub struct TelemetryConfig {
     /// `service.name` of the exported resource.
     pub service_name: String,
     /// Extra headers on every export (a collector's auth token).
-    pub otlp_headers: BTreeMap<String, String>,
+    pub otlp_headers: SecretHeaders,
     /// Longest a finished span waits before it is sent.
     pub export_interval_ms: u64,
 }
@@ -323,7 +324,7 @@ impl Default for TelemetryConfig {
         TelemetryConfig {
             otlp_endpoint: None,
             service_name: "hoosh".into(),
-            otlp_headers: BTreeMap::new(),
+            otlp_headers: SecretHeaders::default(),
             export_interval_ms: 1000,
         }
     }
@@ -353,9 +354,18 @@ pub struct AuditConfig {
     /// Entries older than this many days are pruned (with a signed
     /// `chain.prune` record) once an hour; 0 keeps everything.
     pub retention_days: u32,
-    /// Most `auth.failure` entries per second; more are counted and
-    /// summarised in one entry, so a key-guessing flood cannot fill the disk.
+    /// Most `auth.failure` entries per second, from all sources together;
+    /// more are counted and summarised in one `auth.failure.suppressed`
+    /// entry a minute, so a key-guessing flood cannot fill the disk.
     pub max_auth_failures_per_sec: u32,
+    /// Most `auth.failure` entries per source (an IPv4 address, an IPv6 /64)
+    /// per minute; more are counted into the same summary, so one client
+    /// cannot crowd the others out of the record.
+    pub max_auth_failures_per_source_per_min: u32,
+    /// Entries waiting for the audit writer at which the gateway stops
+    /// admitting requests (503 with `Retry-After`) until it catches up: the
+    /// chain never drops an entry, so the backlog is bounded by refusing work.
+    pub max_backlog: u64,
 }
 
 impl Default for AuditConfig {
@@ -369,6 +379,8 @@ impl Default for AuditConfig {
             checkpoint_every: 1000,
             retention_days: 0,
             max_auth_failures_per_sec: 100,
+            max_auth_failures_per_source_per_min: 20,
+            max_backlog: 10_000,
         }
     }
 }
@@ -439,7 +451,7 @@ pub struct ProviderConfig {
     pub enabled: bool,
     /// Extra headers sent upstream (e.g. OpenRouter attribution).
     #[serde(default)]
-    pub headers: BTreeMap<String, String>,
+    pub headers: SecretHeaders,
     /// Azure OpenAI `api-version`.
     #[serde(default)]
     pub api_version: Option<String>,
@@ -455,6 +467,10 @@ pub struct ProviderConfig {
     /// Deadline of a whole non-streaming call.
     #[serde(default = "default_total_timeout")]
     pub total_timeout_secs: u64,
+    /// Longest a stream may last, from the request to its last chunk: an
+    /// upstream that keeps sending and never ends is cut here.
+    #[serde(default = "default_stream_timeout")]
+    pub stream_timeout_secs: u64,
 }
 
 /// Where `local` stood in a provider: absent it is nothing, present it is a
@@ -493,6 +509,9 @@ fn default_idle_timeout() -> u64 {
 fn default_total_timeout() -> u64 {
     600
 }
+fn default_stream_timeout() -> u64 {
+    3600
+}
 
 impl ProviderConfig {
     /// A provider with every optional field at its default.
@@ -509,12 +528,13 @@ impl ProviderConfig {
             placement: None,
             retired_local: RetiredLocal,
             enabled: true,
-            headers: BTreeMap::new(),
+            headers: SecretHeaders::default(),
             api_version: None,
             connect_timeout_secs: default_connect_timeout(),
             first_byte_timeout_secs: default_first_byte_timeout(),
             idle_timeout_secs: default_idle_timeout(),
             total_timeout_secs: default_total_timeout(),
+            stream_timeout_secs: default_stream_timeout(),
         }
     }
 
@@ -533,12 +553,16 @@ impl ProviderConfig {
 
     /// Reads the API key from the env var or file this provider names;
     /// `None` when the named env var is unset. An unreadable file is an error.
-    pub fn resolve_api_key(&self) -> Result<Option<String>, ConfigError> {
+    pub fn resolve_api_key(&self) -> Result<Option<Secret>, ConfigError> {
         if let Some(var) = &self.api_key_env {
             // An unset variable is not fatal: the provider stays configured
             // (its health probe reports it) so one missing key does not stop
             // a gateway that serves many providers. The caller warns.
-            return Ok(std::env::var(var).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()));
+            return Ok(std::env::var(var)
+                .ok()
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+                .map(Secret::from));
         }
         if let Some(path) = &self.api_key_file {
             let text = std::fs::read_to_string(path).map_err(|e| {
@@ -548,7 +572,7 @@ impl ProviderConfig {
                     path.display()
                 ))
             })?;
-            return Ok(Some(text.trim().to_owned()));
+            return Ok(Some(Secret::new(text.trim())));
         }
         Ok(None)
     }

@@ -16,7 +16,7 @@ use futures_util::StreamExt;
 use hoosh_types::openai::{ChatCompletionRequest, ChatCompletionResponse};
 use tokio::time::{Duration, Instant};
 
-use crate::audio::{AudioOutput, SpeechRequest, TranscriptionRequest};
+use crate::audio::{AudioBody, AudioOutput, SpeechRequest, TranscriptionRequest};
 use crate::backoff::Backoff;
 use crate::config::RoutingConfig;
 use crate::error::{ErrorKind, ProviderError};
@@ -114,7 +114,8 @@ impl Executor {
     }
 
     /// A streaming chat completion; the returned stream already holds its
-    /// first chunk, and is guarded by the provider's idle timeout.
+    /// first chunk, and is guarded by the provider's idle timeout and its
+    /// stream timeout (counted from the call).
     pub async fn chat_stream(
         &self,
         candidates: &[Candidate],
@@ -122,6 +123,7 @@ impl Executor {
     ) -> Result<Outcome<ChunkStream>, Failure> {
         self.run(candidates, Some(req), |entry, model, dropped| async move {
             let req = with_model(req, &model);
+            let ends_by = Instant::now() + entry.timeouts.stream;
             let first_byte = entry.timeouts.first_byte;
             let deadline = Instant::now() + first_byte;
             let timeout = || ProviderError::new(ErrorKind::Timeout, format!("no first byte within {first_byte:?}"));
@@ -134,7 +136,7 @@ impl Executor {
                 Ok(Some(Err(e))) => return Err(e),
                 Ok(Some(Ok(chunk))) => chunk,
             };
-            let rest = guard_stream(stream, entry.clone());
+            let rest = guard_stream(stream, entry.clone(), ends_by);
             let whole: ChunkStream = Box::pin(futures_util::stream::once(async { Ok(first) }).chain(rest));
             Ok(whole)
         })
@@ -150,7 +152,8 @@ impl Executor {
         .await
     }
 
-    /// Speech to text on the first candidate that answers.
+    /// Speech to text on the first candidate that answers. A streamed
+    /// answer is guarded like a chat stream (idle and stream timeouts).
     pub async fn transcribe(
         &self,
         candidates: &[Candidate],
@@ -159,17 +162,22 @@ impl Executor {
         self.run(candidates, None, |entry, model, _dropped| async move {
             let mut r = req.clone();
             r.model = model;
-            within(entry.timeouts.total, entry.provider.transcribe(&r)).await
+            let ends_by = Instant::now() + entry.timeouts.stream;
+            let out = within(entry.timeouts.total, entry.provider.transcribe(&r)).await?;
+            Ok(guard_audio(out, entry, ends_by))
         })
         .await
     }
 
-    /// Text to speech on the first candidate that answers.
+    /// Text to speech on the first candidate that answers. A streamed
+    /// answer is guarded like a chat stream (idle and stream timeouts).
     pub async fn speech(&self, candidates: &[Candidate], req: &SpeechRequest) -> Result<Outcome<AudioOutput>, Failure> {
         self.run(candidates, None, |entry, model, _dropped| async move {
             let mut r = req.clone();
             r.model = model;
-            within(entry.timeouts.total, entry.provider.speech(&r)).await
+            let ends_by = Instant::now() + entry.timeouts.stream;
+            let out = within(entry.timeouts.total, entry.provider.speech(&r)).await?;
+            Ok(guard_audio(out, entry, ends_by))
         })
         .await
     }
@@ -283,29 +291,48 @@ fn with_model<'a>(req: &'a ChatCompletionRequest, model: &str) -> Cow<'a, ChatCo
     }
 }
 
+/// A provider's stream of `T`: chat chunks, or audio bytes.
+type Guarded<T> = std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<T, ProviderError>> + Send>>;
+
+/// An audio answer whose body, when streamed, is guarded by [`guard_stream`].
+fn guard_audio(out: AudioOutput, entry: Arc<ProviderEntry>, ends_by: Instant) -> AudioOutput {
+    match out.body {
+        AudioBody::Stream(s) => AudioOutput { body: AudioBody::Stream(guard_stream(s, entry, ends_by)), ..out },
+        AudioBody::Whole(_) => out,
+    }
+}
+
 /// Wraps the rest of a started stream: enforces the idle timeout between
-/// chunks, keeps the provider counted as in flight until the stream ends or is
+/// chunks and the end of the stream by `ends_by` (an upstream that keeps
+/// sending forever is cut there, and the upstream connection dropped with
+/// it), keeps the provider counted as in flight until the stream ends or is
 /// dropped, and reports a mid-stream failure to the provider's breaker.
-fn guard_stream(stream: ChunkStream, entry: Arc<ProviderEntry>) -> ChunkStream {
-    struct State {
-        inner: ChunkStream,
+fn guard_stream<T: Send + 'static>(stream: Guarded<T>, entry: Arc<ProviderEntry>, ends_by: Instant) -> Guarded<T> {
+    struct State<T> {
+        inner: Guarded<T>,
         entry: Arc<ProviderEntry>,
+        ends_by: Instant,
         _in_flight: crate::stats::InFlightOwned,
         done: bool,
     }
     let in_flight = entry.stats.begin_owned();
-    let state = State { inner: stream, entry, _in_flight: in_flight, done: false };
+    let state = State { inner: stream, entry, ends_by, _in_flight: in_flight, done: false };
     Box::pin(futures_util::stream::unfold(state, |mut st| async move {
         if st.done {
             return None;
         }
         let idle = st.entry.timeouts.idle;
-        let item = match tokio::time::timeout(idle, st.inner.next()).await {
+        let idle_by = Instant::now() + idle;
+        let item = match tokio::time::timeout_at(idle_by.min(st.ends_by), st.inner.next()).await {
             Ok(Some(item)) => item,
             Ok(None) => return None,
-            Err(_) => Err(ProviderError::new(
+            Err(_) if idle_by < st.ends_by => Err(ProviderError::new(
                 ErrorKind::Timeout,
                 format!("the upstream sent nothing for {idle:?} in the middle of a stream"),
+            )),
+            Err(_) => Err(ProviderError::new(
+                ErrorKind::Timeout,
+                format!("the stream did not end within {:?}", st.entry.timeouts.stream),
             )),
         };
         if let Err(e) = &item {

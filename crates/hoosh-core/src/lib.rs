@@ -21,6 +21,7 @@
 //!   before the first byte of a response exists.
 //! - [`pricing`]: the shipped price table (USD per million tokens).
 //! - [`convert`]: legacy text completions expressed as chat and back.
+//! - [`secret`]: [`Secret`] and [`SecretHeaders`]: credentials that never print.
 //! - [`trace`]: W3C `traceparent` of the request being served, propagated
 //!   to every upstream call.
 
@@ -37,6 +38,7 @@ pub mod placement;
 pub mod pricing;
 pub mod provider;
 pub mod router;
+pub mod secret;
 pub mod stats;
 pub mod strategy;
 pub mod trace;
@@ -44,3 +46,4 @@ pub mod trace;
 pub use error::{ErrorKind, ProviderError};
 pub use placement::Placement;
 pub use provider::{Capabilities, ChunkStream, EmbedRequest, EmbedResponse, Provider};
+pub use secret::{Secret, SecretHeaders};

@@ -31,6 +31,8 @@ pub struct Timeouts {
     pub idle: Duration,
     /// A whole non-streaming call.
     pub total: Duration,
+    /// A whole stream, first chunk to last.
+    pub stream: Duration,
 }
 
 /// A provider as routing sees it.

@@ -208,6 +208,53 @@ async fn mid_stream_stall_hits_the_idle_timeout() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_stream_that_never_ends_is_cut_at_the_stream_timeout() {
+    // A chunk every 700 ms keeps the 5 s idle timeout quiet forever; the
+    // 30 s stream timeout, counted from the call, ends it.
+    let (a, b, r) = two();
+    a.push(Step::Endless(Duration::from_millis(700)));
+    let started = Instant::now();
+    let out =
+        Executor::new(routing()).chat_stream(&r.candidates("m", Need::Chat).unwrap(), &request("m")).await.unwrap();
+    let items: Vec<_> =
+        tokio::time::timeout(Duration::from_secs(120), out.value.collect()).await.expect("the stream ends");
+    let took = started.elapsed();
+    assert!(took >= Duration::from_secs(30) && took < Duration::from_millis(30_050), "{took:?}");
+    assert_eq!(items.len(), 43, "42 chunks (the last at 29.4 s), then the error");
+    let err = items.last().unwrap().as_ref().unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Timeout);
+    assert!(err.message.contains("did not end within"), "{}", err.message);
+    assert!(items[..42].iter().all(Result::is_ok));
+    assert_eq!(b.calls(), 0, "bytes already went out: no failover");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_audio_stream_that_never_ends_is_cut_at_the_stream_timeout() {
+    let (a, _b, r) = two();
+    a.push(Step::Endless(Duration::from_millis(700)));
+    let speech = hoosh_core::audio::SpeechRequest {
+        model: "m".into(),
+        input: "hi".into(),
+        voice: "alloy".into(),
+        response_format: None,
+        speed: None,
+        instructions: None,
+        stream_format: None,
+    };
+    let started = Instant::now();
+    let c = r.candidates("m", Need::Chat).unwrap();
+    let out = Executor::new(routing()).speech(&c, &speech).await.unwrap();
+    let hoosh_core::audio::AudioBody::Stream(body) = out.value.body else { panic!("a streamed answer") };
+    assert_eq!(c[0].entry.stats.in_flight(), 1, "counted in flight while it streams");
+    let items: Vec<_> = tokio::time::timeout(Duration::from_secs(120), body.collect()).await.expect("the stream ends");
+    let took = started.elapsed();
+    assert!(took >= Duration::from_secs(30) && took < Duration::from_millis(30_050), "{took:?}");
+    assert_eq!(items.len(), 43, "42 pieces, then the error");
+    assert_eq!(items.last().unwrap().as_ref().unwrap_err().kind, ErrorKind::Timeout);
+    assert_eq!(c[0].entry.stats.in_flight(), 0);
+}
+
+#[tokio::test(start_paused = true)]
 async fn in_flight_counts_a_stream_until_it_is_dropped() {
     let (a, _b, r) = two();
     a.push(Step::StallAfterFirst(Duration::from_secs(1)));

@@ -10,7 +10,21 @@ use hoosh_core::{ErrorKind, ProviderError};
 use reqwest::header::HeaderMap;
 
 /// Largest upstream error body read for its message.
-const MAX_ERROR_BODY: usize = 64 * 1024;
+pub const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// Largest whole (non-streamed) answer read from an upstream: a chat
+/// completion, a transcript, a model list. A longer one is an invalid
+/// response, so a broken or hostile upstream costs at most this much memory
+/// per call, not whatever it cares to send before the total timeout.
+pub const MAX_BODY: usize = 32 * 1024 * 1024;
+
+/// Room an embeddings answer gets per input, on top of [`MAX_BODY`]: a
+/// 4096-dimension vector written as JSON decimals is about 90 KiB.
+pub const EMBEDDING_BODY_PER_INPUT: usize = 128 * 1024;
+
+/// The longest wait an upstream's `Retry-After` may ask for; longer values
+/// (up to `1e300`, `inf`, a date in the year 9999) are read as this.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// A pooled client with the provider's connect timeout. The other
 /// deadlines are the executor's, each where it means something: the first
@@ -43,6 +57,11 @@ pub fn transport_error(e: reqwest::Error) -> ProviderError {
         ErrorKind::Connect
     } else if e.is_timeout() {
         ErrorKind::Timeout
+    } else if unparseable_head(&e) {
+        // The upstream answered, with a head that is not HTTP or is too
+        // large to hold: its answer is garbage, not a connect failure (which
+        // is retried, and means nothing reached it).
+        ErrorKind::InvalidResponse
     } else if e.is_request() {
         ErrorKind::Connect
     } else if e.is_decode() || e.is_body() {
@@ -54,6 +73,19 @@ pub fn transport_error(e: reqwest::Error) -> ProviderError {
     // adapters except Gemini's; strip query strings to be safe.
     let msg = e.without_url().to_string();
     ProviderError::new(kind, msg)
+}
+
+/// Whether hyper refused the upstream's response head (a malformed status
+/// line or header, or one past its size limits: 100 headers, ~400 KiB).
+fn unparseable_head(e: &reqwest::Error) -> bool {
+    let mut source = std::error::Error::source(e);
+    while let Some(err) = source {
+        if let Some(h) = err.downcast_ref::<hyper::Error>() {
+            return h.is_parse() || h.is_parse_too_large() || h.is_parse_status();
+        }
+        source = err.source();
+    }
+    false
 }
 
 /// Sends a request; returns the response when its status is 2xx, and the
@@ -108,11 +140,44 @@ async fn finish(result: Result<reqwest::Response, reqwest::Error>) -> Result<req
     if resp.status().is_success() { Ok(resp) } else { Err(error_from_response(resp).await) }
 }
 
-/// Reads a JSON body into `T`, classifying failures.
+/// Reads a JSON body of at most [`MAX_BODY`] into `T`, classifying failures.
 pub async fn json<T: serde::de::DeserializeOwned>(resp: reqwest::Response) -> Result<T, ProviderError> {
-    let bytes = resp.bytes().await.map_err(transport_error)?;
+    json_within(resp, MAX_BODY).await
+}
+
+/// Reads a JSON body of at most `limit` bytes into `T`.
+pub async fn json_within<T: serde::de::DeserializeOwned>(
+    resp: reqwest::Response,
+    limit: usize,
+) -> Result<T, ProviderError> {
+    let bytes = body_within(resp, limit).await?;
     serde_json::from_slice(&bytes)
         .map_err(|e| ProviderError::invalid_response(format!("upstream answered with a body that does not parse: {e}")))
+}
+
+/// The body limit of an embeddings answer for `inputs` inputs.
+pub fn embedding_body_limit(inputs: usize) -> usize {
+    MAX_BODY.saturating_add(inputs.saturating_mul(EMBEDDING_BODY_PER_INPUT))
+}
+
+/// Reads a whole body of at most `limit` bytes. A declared length past the
+/// limit is refused before reading; an undeclared one (chunked, or ended by
+/// close) is counted as it arrives and cut at the limit.
+pub async fn body_within(mut resp: reqwest::Response, limit: usize) -> Result<bytes::Bytes, ProviderError> {
+    let too_large = || ProviderError::invalid_response(format!("upstream answer exceeds {limit} bytes"));
+    let declared = resp.content_length().map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    // Trust a declared length for the first allocation only up to 1 MiB.
+    let mut out = bytes::BytesMut::with_capacity(declared.unwrap_or(0).min(1024 * 1024));
+    while let Some(chunk) = resp.chunk().await.map_err(transport_error)? {
+        if chunk.len() > limit - out.len() {
+            return Err(too_large());
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out.freeze())
 }
 
 /// Turns a non-2xx upstream response into a typed error.
@@ -123,7 +188,9 @@ pub async fn error_from_response(resp: reqwest::Response) -> ProviderError {
     ProviderError::from_status(status, error_message(&body, status), retry_after)
 }
 
-async fn read_limited(mut resp: reqwest::Response) -> Vec<u8> {
+/// Up to [`MAX_ERROR_BODY`] bytes of an error body; a failure mid-way keeps
+/// what came before it.
+pub async fn read_limited(mut resp: reqwest::Response) -> Vec<u8> {
     let mut out = Vec::new();
     while let Ok(Some(chunk)) = resp.chunk().await {
         out.extend_from_slice(&chunk);
@@ -156,43 +223,64 @@ pub fn error_message(body: &[u8], status: u16) -> String {
 }
 
 /// `Retry-After` in seconds or as an HTTP date, or OpenAI's `retry-after-ms`.
+/// Whatever the upstream writes, the answer is `None` (absent, negative, not
+/// a number) or a wait of at most [`MAX_RETRY_AFTER`]: never a panic. The
+/// health probe reads errors through here too, and a panic would end it.
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    if let Some(ms) =
-        headers.get("retry-after-ms").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<f64>().ok())
-    {
-        return (ms.is_finite() && ms >= 0.0).then(|| Duration::from_secs_f64(ms / 1000.0));
+    let value = |name| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    if let Some(ms) = value("retry-after-ms").and_then(|v| v.parse::<f64>().ok()).and_then(|ms| seconds(ms / 1000.0)) {
+        return Some(ms);
     }
-    let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    let v = value(reqwest::header::RETRY_AFTER.as_str())?;
     if let Ok(secs) = v.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+        return seconds(secs);
     }
     let when = httpdate_to_unix(v)?;
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
-    Some(Duration::from_secs(when.saturating_sub(now)))
+    Some(Duration::from_secs(when.saturating_sub(now)).min(MAX_RETRY_AFTER))
+}
+
+/// A wait of `secs` seconds as the upstream wrote it, saturated at
+/// [`MAX_RETRY_AFTER`] (`1e300` and `inf` included); `None` when negative or
+/// not a number — every value on which `Duration::from_secs_f64` panics.
+pub fn seconds(secs: f64) -> Option<Duration> {
+    if secs.is_nan() || secs < 0.0 {
+        return None;
+    }
+    if secs <= 0.0 {
+        return Some(Duration::ZERO); // -0.0, which `try_from_secs_f64` may call negative
+    }
+    Some(Duration::try_from_secs_f64(secs).map_or(MAX_RETRY_AFTER, |d| d.min(MAX_RETRY_AFTER)))
 }
 
 /// Parses an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), the only
 /// `Retry-After` date form servers send in practice. Written by hand because
 /// it is twenty lines and a date crate would be the only reason to add one.
+/// Out-of-range fields are `None`; a date before 1970 is 0 (it is past).
 fn httpdate_to_unix(s: &str) -> Option<u64> {
     let parts: Vec<&str> = s.split_whitespace().collect();
     let [_, day, mon, year, time, "GMT"] = parts.as_slice() else { return None };
-    let day: u64 = day.parse().ok()?;
+    let day: i64 = day.parse().ok().filter(|d| (1..=31).contains(d))?;
     let month = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
         .iter()
-        .position(|m| m == mon)? as u64
+        .position(|m| m == mon)? as i64
         + 1;
-    let year: u64 = year.parse().ok()?;
-    let mut hms = time.split(':').map(|x| x.parse::<u64>().ok());
+    // Four digits, as the format says: keeps the arithmetic far from overflow.
+    let year: i64 = year.parse().ok().filter(|y| (0..=9999).contains(y))?;
+    let mut hms = time.split(':').map(|x| x.parse::<i64>().ok());
     let (h, m, sec) = (hms.next()??, hms.next()??, hms.next()??);
-    // days from civil (Howard Hinnant's algorithm)
+    if hms.next().is_some() || !(0..24).contains(&h) || !(0..60).contains(&m) || !(0..=60).contains(&sec) {
+        return None;
+    }
+    // days from civil (Howard Hinnant's algorithm), signed: years before 1970
+    // (and before year 1) come out negative instead of underflowing.
     let (y, mo) = if month <= 2 { (year - 1, month + 9) } else { (year, month - 3) };
-    let era = y / 400;
-    let yoe = y - era * 400;
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
     let doy = (153 * mo + 2) / 5 + day - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
-    Some(days * 86_400 + h * 3600 + m * 60 + sec)
+    Some(u64::try_from(days * 86_400 + h * 3600 + m * 60 + sec).unwrap_or(0))
 }
 
 #[cfg(test)]
@@ -222,5 +310,86 @@ mod tests {
         h.insert("retry-after", "Sun, 06 Nov 1994 08:49:37 GMT".parse().unwrap());
         assert_eq!(retry_after(&h), Some(Duration::ZERO), "a date in the past means now");
         assert_eq!(httpdate_to_unix("Sun, 06 Nov 1994 08:49:37 GMT"), Some(784_111_777));
+        assert_eq!(httpdate_to_unix("Thu, 01 Jan 1970 00:00:00 GMT"), Some(0));
+        assert_eq!(httpdate_to_unix("Sat, 29 Feb 2000 23:59:59 GMT"), Some(951_868_799));
+    }
+
+    /// What a hostile or broken upstream may write in its `Retry-After`:
+    /// never a panic, never a wait past [`MAX_RETRY_AFTER`].
+    #[test]
+    fn absurd_retry_after_values_saturate_or_are_ignored() {
+        let with = |name: &str, value: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(reqwest::header::HeaderName::from_bytes(name.as_bytes()).unwrap(), value.parse().unwrap());
+            retry_after(&h)
+        };
+        let huge_integer = "9".repeat(400);
+        for v in ["1e300", "inf", "+inf", "Infinity", "1.7976931348623157e308", "18446744073709551616", &huge_integer] {
+            assert_eq!(with("retry-after", v), Some(MAX_RETRY_AFTER), "retry-after: {v}");
+            assert_eq!(with("retry-after-ms", v), Some(MAX_RETRY_AFTER), "retry-after-ms: {v}");
+        }
+        for v in ["-1", "-inf", "NaN", "nan", "-0.5", "soon", ""] {
+            assert_eq!(with("retry-after", v), None, "retry-after: {v}");
+            assert_eq!(with("retry-after-ms", v), None, "retry-after-ms: {v}");
+        }
+        assert_eq!(with("retry-after", "86401"), Some(MAX_RETRY_AFTER));
+        assert_eq!(with("retry-after", "0.25"), Some(Duration::from_millis(250)));
+        assert_eq!(with("retry-after", "-0"), Some(Duration::ZERO));
+        assert_eq!(with("retry-after", "Fri, 31 Dec 9999 23:59:59 GMT"), Some(MAX_RETRY_AFTER));
+        for past in ["Wed, 31 Dec 1969 23:59:59 GMT", "Mon, 01 Jan 0001 00:00:00 GMT", "Sat, 01 Jan 0000 00:00:00 GMT"]
+        {
+            assert_eq!(with("retry-after", past), Some(Duration::ZERO), "{past}: past dates mean now");
+        }
+        for bad in [
+            "Sun, 06 Nov 99999999999999999999 08:49:37 GMT",
+            "Sun, 06 Nov 10000 08:49:37 GMT",
+            "Sun, 06 Nov -5 08:49:37 GMT",
+            "Sun, 99 Nov 1994 08:49:37 GMT",
+            "Sun, 06 Nov 1994 99:99:99 GMT",
+            "Sun, 06 Nov 1994 08:49:37:12 GMT",
+            "Sun, 06 Nov 1994 -1:49:37 GMT",
+        ] {
+            assert_eq!(with("retry-after", bad), None, "{bad}");
+        }
+        // An unusable `retry-after-ms` does not hide a usable `Retry-After`.
+        let mut h = HeaderMap::new();
+        h.insert("retry-after-ms", "NaN".parse().unwrap());
+        h.insert("retry-after", "3".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(3)));
+    }
+
+    #[tokio::test]
+    async fn a_declared_length_past_the_limit_is_refused_before_reading_the_body() {
+        use hoosh_testkit::faulty::{self, Fault};
+        let up = faulty::start(Fault::HugeLine { bytes: 40 * 1024 * 1024 }).await;
+        let resp = reqwest::get(format!("{}/v1/chat/completions", up.url())).await.unwrap();
+        assert!(resp.content_length().unwrap() > MAX_BODY as u64);
+        let err = body_within(resp, MAX_BODY).await.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InvalidResponse);
+        assert!(up.released_within(1, Duration::from_secs(5)).await, "the connection was dropped");
+        // What socket buffers took, not the 32 MiB a read up to the limit would.
+        assert!(up.written() < 24 * 1024 * 1024, "{} bytes went out", up.written());
+    }
+
+    #[tokio::test]
+    async fn a_body_without_a_declared_length_is_cut_at_the_limit() {
+        use hoosh_testkit::faulty::{self, Fault};
+        let up = faulty::start(Fault::Endless { every: Duration::ZERO }).await;
+        let resp = reqwest::get(format!("{}/v1/chat/completions", up.url())).await.unwrap();
+        assert_eq!(resp.content_length(), None, "chunked");
+        let err = body_within(resp, 1024 * 1024).await.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InvalidResponse);
+        assert!(err.message.contains("exceeds 1048576 bytes"), "{}", err.message);
+        assert!(up.released_within(1, Duration::from_secs(5)).await, "the connection was dropped");
+    }
+
+    #[test]
+    fn seconds_saturate() {
+        assert_eq!(seconds(f64::MAX), Some(MAX_RETRY_AFTER));
+        assert_eq!(seconds(f64::INFINITY), Some(MAX_RETRY_AFTER));
+        assert_eq!(seconds(f64::NAN), None);
+        assert_eq!(seconds(f64::NEG_INFINITY), None);
+        assert_eq!(seconds(-f64::MIN_POSITIVE), None);
+        assert_eq!(seconds(1.5), Some(Duration::from_millis(1500)));
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use hoosh_core::config::{BreakerConfig, Config, ConfigError, ProviderConfig};
 use hoosh_core::router::{ProviderEntry, Timeouts};
 use hoosh_core::stats::ProviderStats;
-use hoosh_core::{Placement, Provider};
+use hoosh_core::{Placement, Provider, Secret};
 
 use crate::adapter::AdapterConfig;
 use crate::presets::{self, Family};
@@ -47,7 +47,7 @@ pub fn resolve(cfg: &ProviderConfig) -> Result<Resolved, ConfigError> {
         })?;
     let api_key = match cfg.resolve_api_key()? {
         Some(k) => Some(k),
-        None => preset.key_env.and_then(|v| std::env::var(v).ok()).filter(|k| !k.trim().is_empty()),
+        None => preset.key_env.and_then(|v| std::env::var(v).ok()).filter(|k| !k.trim().is_empty()).map(Secret::from),
     };
     let mut headers: Vec<(String, String)> =
         preset.headers.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
@@ -107,6 +107,7 @@ pub fn entry(
             first_byte: Duration::from_secs(c.first_byte_timeout_secs),
             idle: Duration::from_secs(c.idle_timeout_secs),
             total: Duration::from_secs(c.total_timeout_secs),
+            stream: Duration::from_secs(c.stream_timeout_secs),
         },
         stats: Arc::new(ProviderStats::new(breaker.clone())),
     })
@@ -213,6 +214,37 @@ mod tests {
         p.placement = Some(Placement::InProcess);
         let err = resolve(&p).unwrap_err().to_string();
         assert!(err.contains("sneaky") && err.contains("in_process"), "{err}");
+    }
+
+    /// Someone who can make the gateway log or dump its state (a `{:?}` in a
+    /// trace, a panic message, a debug endpoint) must not get a credential
+    /// out of it: not the key from `api_key_file`, not a proxy credential put
+    /// in `headers`, for any wire family.
+    #[test]
+    fn no_debug_view_of_a_configured_provider_shows_its_credentials() {
+        const KEY: &str = "sk-live-DO-NOT-PRINT-7f3a9c";
+        const PROXY: &str = "Basic cHJveHk6aHVudGVyMg==";
+        let file = std::env::temp_dir().join(format!("hoosh-registry-key-{}", std::process::id()));
+        std::fs::write(&file, format!("{KEY}\n")).unwrap();
+        let mut config = Config::default();
+        for kind in ["openai", "azure", "anthropic", "gemini", "ollama", "groq"] {
+            let mut p = ProviderConfig::new(kind, kind);
+            p.base_url = Some("http://127.0.0.1:9".into());
+            p.api_key_file = Some(file.clone());
+            p.headers.insert("Proxy-Authorization".into(), PROXY.into());
+            let resolved = resolve(&p).unwrap();
+            assert_eq!(resolved.adapter.api_key.as_ref().map(Secret::expose), Some(KEY), "{kind}: key still usable");
+            for shown in [format!("{resolved:?}"), format!("{resolved:#?}"), format!("{:?}", resolved.adapter)] {
+                assert!(!shown.contains("DO-NOT-PRINT") && !shown.contains("cHJveHk"), "{kind}: {shown}");
+                assert!(shown.contains("Secret([redacted])") && shown.contains("Proxy-Authorization"), "{shown}");
+            }
+            config.providers.push(p);
+        }
+        let entries = build_entries(&config).unwrap();
+        let shown = format!("{entries:?}");
+        std::fs::remove_file(&file).unwrap();
+        assert_eq!(entries.len(), 6);
+        assert!(!shown.contains("DO-NOT-PRINT"), "{shown}");
     }
 
     #[test]

@@ -9,8 +9,15 @@ use bytes::{Buf, BytesMut};
 use futures_util::{Stream, StreamExt};
 use hoosh_core::{ErrorKind, ProviderError};
 
-/// Longest line accepted from an upstream stream.
+/// Longest line accepted from an upstream stream. Generous on purpose: one
+/// SSE line can carry a whole base64 image or audio part.
 pub const MAX_LINE: usize = 8 * 1024 * 1024;
+
+/// Most `data:` an SSE event may gather over its lines before the blank line
+/// that ends it. With [`MAX_LINE`] it bounds what one stream holds in memory
+/// whatever the upstream sends: a line without end, or `data:` lines without
+/// a blank one.
+pub const MAX_EVENT: usize = 8 * 1024 * 1024;
 
 /// One server-sent event.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -23,6 +30,9 @@ pub struct SseEvent {
 #[derive(Debug, Default)]
 pub struct LineSplitter {
     buf: BytesMut,
+    /// How much of `buf` is known to hold no `\n`: each byte is looked at
+    /// once, so a long line arriving in small chunks costs linear time.
+    scanned: usize,
 }
 
 impl LineSplitter {
@@ -32,32 +42,43 @@ impl LineSplitter {
 
     /// The next complete line without its terminator.
     pub fn next_line(&mut self) -> Result<Option<String>, ProviderError> {
-        let Some(pos) = self.buf.iter().position(|b| *b == b'\n') else {
+        let Some(pos) = self.buf[self.scanned..].iter().position(|b| *b == b'\n').map(|p| p + self.scanned) else {
+            self.scanned = self.buf.len();
             if self.buf.len() > MAX_LINE {
-                return Err(ProviderError::invalid_response("upstream stream line exceeds 8 MiB"));
+                return Err(line_too_long());
             }
             return Ok(None);
         };
+        self.scanned = 0;
         let mut line = self.buf.split_to(pos);
         self.buf.advance(1);
         if line.last() == Some(&b'\r') {
             line.truncate(line.len() - 1);
         }
-        String::from_utf8(line.to_vec())
-            .map(Some)
-            .map_err(|_| ProviderError::invalid_response("upstream stream is not valid UTF-8"))
+        if line.len() > MAX_LINE {
+            return Err(line_too_long());
+        }
+        utf8(line)
     }
 
     /// Whatever is left after the body ended (a last line without `\n`).
     pub fn finish(&mut self) -> Result<Option<String>, ProviderError> {
+        self.scanned = 0;
         if self.buf.is_empty() {
             return Ok(None);
         }
-        let rest = std::mem::take(&mut self.buf);
-        String::from_utf8(rest.to_vec())
-            .map(Some)
-            .map_err(|_| ProviderError::invalid_response("upstream stream is not valid UTF-8"))
+        utf8(std::mem::take(&mut self.buf))
     }
+}
+
+fn line_too_long() -> ProviderError {
+    ProviderError::invalid_response(format!("upstream stream line exceeds {MAX_LINE} bytes"))
+}
+
+fn utf8(line: BytesMut) -> Result<Option<String>, ProviderError> {
+    String::from_utf8(Vec::from(line))
+        .map(Some)
+        .map_err(|_| ProviderError::invalid_response("upstream stream is not valid UTF-8"))
 }
 
 /// Accumulates SSE lines into events (`event:`, multi-line `data:`,
@@ -67,6 +88,8 @@ pub struct SseParser {
     lines: LineSplitter,
     event: Option<String>,
     data: Vec<String>,
+    /// Bytes in `data`, newlines between lines included.
+    data_len: usize,
 }
 
 impl SseParser {
@@ -76,7 +99,7 @@ impl SseParser {
 
     pub fn next_event(&mut self) -> Result<Option<SseEvent>, ProviderError> {
         while let Some(line) = self.lines.next_line()? {
-            if let Some(ev) = self.feed_line(&line) {
+            if let Some(ev) = self.feed_line(&line)? {
                 return Ok(Some(ev));
             }
         }
@@ -86,33 +109,42 @@ impl SseParser {
     /// Flushes a final event that the upstream did not terminate with a blank line.
     pub fn finish(&mut self) -> Result<Option<SseEvent>, ProviderError> {
         if let Some(line) = self.lines.finish()?
-            && let Some(ev) = self.feed_line(&line)
+            && let Some(ev) = self.feed_line(&line)?
         {
             return Ok(Some(ev));
         }
         Ok(self.dispatch())
     }
 
-    fn feed_line(&mut self, line: &str) -> Option<SseEvent> {
+    fn feed_line(&mut self, line: &str) -> Result<Option<SseEvent>, ProviderError> {
         if line.is_empty() {
-            return self.dispatch();
+            return Ok(self.dispatch());
         }
         if line.starts_with(':') {
-            return None;
+            return Ok(None);
         }
         let (field, value) = match line.split_once(':') {
             Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
             None => (line, ""),
         };
         match field {
-            "data" => self.data.push(value.to_owned()),
+            "data" => {
+                self.data_len += value.len() + usize::from(!self.data.is_empty());
+                if self.data_len > MAX_EVENT {
+                    return Err(ProviderError::invalid_response(format!(
+                        "upstream stream event exceeds {MAX_EVENT} bytes"
+                    )));
+                }
+                self.data.push(value.to_owned());
+            }
             "event" => self.event = Some(value.to_owned()),
             _ => {}
         }
-        None
+        Ok(None)
     }
 
     fn dispatch(&mut self) -> Option<SseEvent> {
+        self.data_len = 0;
         if self.data.is_empty() {
             self.event = None;
             return None;
@@ -226,6 +258,72 @@ mod tests {
         p.push(b"data: tail");
         assert!(p.next_event().unwrap().is_none());
         assert_eq!(p.finish().unwrap().unwrap().data, "tail");
+    }
+
+    #[test]
+    fn a_line_past_the_limit_is_an_error_whether_or_not_it_ends() {
+        let mut l = LineSplitter::default();
+        let piece = vec![b'x'; 64 * 1024];
+        let mut pushed = 0;
+        let err = loop {
+            l.push(&piece);
+            pushed += piece.len();
+            match l.next_line() {
+                Ok(None) => assert!(pushed <= MAX_LINE, "held {pushed} bytes without a newline"),
+                Ok(Some(_)) => panic!("no newline was sent"),
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(err.kind, ErrorKind::InvalidResponse);
+        assert!(pushed <= MAX_LINE + piece.len());
+
+        // The newline arrives in the same chunk that crosses the limit.
+        let mut l = LineSplitter::default();
+        let mut long = vec![b'y'; MAX_LINE + 1];
+        long.push(b'\n');
+        l.push(&long);
+        assert!(l.next_line().is_err());
+        let mut l = LineSplitter::default();
+        long[MAX_LINE] = b'\n';
+        l.push(&long[..=MAX_LINE]);
+        assert_eq!(l.next_line().unwrap().map(|s| s.len()), Some(MAX_LINE), "exactly the limit is fine");
+    }
+
+    #[test]
+    fn data_lines_without_a_blank_line_are_cut_at_the_event_limit() {
+        let mut p = SseParser::default();
+        let line = format!("data: {}\n", "z".repeat(1023));
+        let mut fed = 0;
+        let err = loop {
+            p.push(line.as_bytes());
+            fed += 1024;
+            match p.next_event() {
+                Ok(None) => assert!(fed <= MAX_EVENT + 1024, "gathered {fed} bytes into one event"),
+                Ok(Some(_)) => panic!("no event was ended"),
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(err.kind, ErrorKind::InvalidResponse);
+        assert!(err.message.contains("event exceeds"), "{}", err.message);
+
+        // Events under the limit, one after another, never add up.
+        let mut p = SseParser::default();
+        let event = format!("data: {}\ndata: {}\n\n", "a".repeat(MAX_EVENT / 4), "b".repeat(MAX_EVENT / 4));
+        for _ in 0..8 {
+            p.push(event.as_bytes());
+            assert_eq!(p.next_event().unwrap().unwrap().data.len(), MAX_EVENT / 2 + 1);
+        }
+    }
+
+    #[test]
+    fn invalid_utf8_is_a_clean_error() {
+        let mut p = SseParser::default();
+        p.push(b"data: {\"x\":\"\xff\xfe\"}\n\n");
+        assert_eq!(p.next_event().unwrap_err().kind, ErrorKind::InvalidResponse);
+        let mut l = LineSplitter::default();
+        l.push(b"\xc3");
+        assert!(l.next_line().unwrap().is_none());
+        assert_eq!(l.finish().unwrap_err().kind, ErrorKind::InvalidResponse, "a cut multi-byte character at the end");
     }
 
     #[test]

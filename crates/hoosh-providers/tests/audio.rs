@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use hoosh_core::audio::{AudioBody, AudioOutput, AudioTask, SpeechRequest, TranscriptFormat, TranscriptionRequest};
-use hoosh_core::{ErrorKind, Provider, ProviderError};
+use hoosh_core::{ErrorKind, Provider, ProviderError, Secret};
 use hoosh_providers::adapter::AdapterConfig;
 use hoosh_providers::openai::OpenAiProvider;
 use hoosh_providers::presets;
@@ -27,7 +27,7 @@ fn provider(kind: &str, mock: &MockServer) -> OpenAiProvider {
         name: format!("{kind}-test"),
         preset,
         base_url,
-        api_key: Some("sk-audio".into()),
+        api_key: Some(Secret::new("sk-audio")),
         headers: Vec::new(),
         api_version: None,
         http: reqwest::Client::new(),

@@ -10,10 +10,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use hoosh_core::ProviderError;
 use hoosh_core::config::{BudgetConfig, BudgetPeriod, GovernanceConfig, LimitsConfig};
 use hoosh_core::executor::AttemptGate;
 use hoosh_core::router::ProviderEntry;
+use hoosh_core::{ProviderError, Secret};
 use hoosh_governance::{
     BudgetSpec, Clock, Governance, KeyHash, KeyPatch, KeyRecord, LedgerOptions, Limit, LimitKey, Limits, MemoryStore,
     Period, Scope, SqliteStore, Store, SystemClock, Team, hash_key,
@@ -69,7 +69,7 @@ impl Gov {
         }
         plan.apply(&self.inner)?;
         match &plan.master {
-            Some(m) => self.inner.keys().set_master(m),
+            Some(m) => self.inner.keys().set_master(m.expose()),
             None => self.inner.keys().clear_master(),
         }
         self.open.store(self.inner.keys().is_empty() && plan.master.is_none(), Ordering::Relaxed);
@@ -87,7 +87,7 @@ struct Plan {
     /// Config keys stored earlier but no longer in the file.
     dropped: Vec<String>,
     teams: Vec<Team>,
-    master: Option<String>,
+    master: Option<Secret>,
     budget: Option<BudgetSpec>,
     model_limits: Vec<(String, Limits)>,
 }
@@ -225,7 +225,8 @@ pub fn open(cfg: &GovernanceConfig, data_dir: Option<&Path>) -> Result<Gov, Stri
         (Arc::new(MemoryStore::new()), None)
     } else {
         let dir = self::data_dir(cfg, data_dir)?;
-        std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
+        // Key digests and usage are kept here: owner-only (see `private_fs`).
+        hoosh_governance::ensure_private_dir(&dir).map_err(|e| format!("data directory: {e}"))?;
         let path = dir.join(DB_FILE);
         let store = SqliteStore::open(&path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
         (Arc::new(store), Some(path))
@@ -249,8 +250,14 @@ pub fn open_with_clock(
     let now = clock.now_ms();
     let stored = store.load_keys().map_err(|e| e.to_string())?;
     let plan = Plan::new(cfg, &stored, now)?;
-    let gov = Governance::open_with(store, plan.master.clone(), now, clock, LedgerOptions::default())
-        .map_err(|e| e.to_string())?;
+    let gov = Governance::open_with(
+        store,
+        plan.master.as_ref().map(|m| m.expose().to_owned()),
+        now,
+        clock,
+        LedgerOptions::default(),
+    )
+    .map_err(|e| e.to_string())?;
     plan.apply(&gov)?;
     let open = gov.keys().is_empty() && plan.master.is_none();
     Ok(Gov { inner: Arc::new(gov), open: AtomicBool::new(open), db_path })

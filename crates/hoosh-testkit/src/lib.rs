@@ -9,10 +9,13 @@
 //! Layout: [`server`] (start, record, stop), [`scenario`] (model name →
 //! behaviour), [`form`] (multipart uploads, parsed and recorded), then one
 //! module per vendor: [`openai`] (with its audio endpoints in [`audio`]),
-//! [`anthropic`], [`ollama`], [`gemini`].
+//! [`anthropic`], [`ollama`], [`gemini`]; and [`faulty`], an upstream on a
+//! raw socket that misbehaves below HTTP (resets, lies about lengths, never
+//! answers, never ends).
 
 pub mod anthropic;
 pub mod audio;
+pub mod faulty;
 pub mod form;
 pub mod gemini;
 pub mod ollama;

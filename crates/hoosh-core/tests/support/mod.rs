@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use hoosh_core::audio::{AudioBody, AudioOutput, SpeechRequest};
 use hoosh_core::config::{BreakerConfig, RoutingConfig};
 use hoosh_core::params::{DroppedParams, ParamSupport};
 use hoosh_core::pricing::Pricing;
@@ -28,6 +29,8 @@ pub enum Step {
     CutAfterFirst,
     /// Streams only: one chunk, then silence for this long.
     StallAfterFirst(Duration),
+    /// Streams (chat chunks, audio bytes): a piece every this long, never ending.
+    Endless(Duration),
 }
 
 pub struct Scripted {
@@ -134,8 +137,26 @@ impl Provider for Scripted {
                 }));
                 Ok(Box::pin(s))
             }
+            Step::Endless(every) => Ok(Box::pin(futures_util::stream::unfold(first, move |chunk| async move {
+                tokio::time::sleep(every).await;
+                Some((Ok(chunk.clone()), chunk))
+            }))),
             _ => Ok(Box::pin(futures_util::stream::iter(vec![Ok(first), Ok(last)]))),
         }
+    }
+    /// Audio: `Endless` streams a few bytes every period, forever; else a whole answer.
+    async fn speech(&self, _req: &SpeechRequest) -> Result<AudioOutput, ProviderError> {
+        let body = match self.next().await {
+            Step::Fail(e) => return Err(e),
+            Step::Endless(every) => {
+                AudioBody::Stream(Box::pin(futures_util::stream::unfold((), move |()| async move {
+                    tokio::time::sleep(every).await;
+                    Some((Ok(bytes::Bytes::from_static(b"audio")), ()))
+                })))
+            }
+            _ => AudioBody::Whole(bytes::Bytes::from_static(b"audio")),
+        };
+        Ok(AudioOutput { content_type: "audio/mpeg".into(), body })
     }
     async fn list_models(&self) -> Result<Vec<String>, ProviderError> {
         Ok(vec![])
@@ -162,6 +183,7 @@ pub fn entry(spec: EntrySpec, breaker: BreakerConfig) -> Arc<ProviderEntry> {
             first_byte: Duration::from_secs(5),
             idle: Duration::from_secs(5),
             total: Duration::from_secs(30),
+            stream: Duration::from_secs(30),
         },
         stats: Arc::new(ProviderStats::new(breaker)),
     })

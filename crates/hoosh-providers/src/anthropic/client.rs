@@ -40,7 +40,7 @@ impl AnthropicProvider {
     fn request(&self, method: reqwest::Method, endpoint: &str) -> reqwest::RequestBuilder {
         let mut req = self.cfg.http.request(method, self.url(endpoint)).header("anthropic-version", wire::API_VERSION);
         if let Some(key) = &self.cfg.api_key {
-            req = req.header("x-api-key", key);
+            req = req.header("x-api-key", key.expose());
         }
         self.cfg.with_headers(req)
     }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use hoosh_core::params::{self, DroppedParams, ParamSupport, UnsupportedParamAction};
-use hoosh_core::{ErrorKind, Provider, ProviderError};
+use hoosh_core::{ErrorKind, Provider, ProviderError, Secret};
 use hoosh_testkit::MockServer;
 use hoosh_testkit::anthropic::{self as mock, TOOL_INPUT, TOOL_PREAMBLE};
 use hoosh_testkit::scenario::echo_text;
@@ -25,7 +25,7 @@ fn config(mock: &MockServer, api_key: Option<&str>) -> AdapterConfig {
         name: "anthropic".into(),
         preset: crate::presets::find("anthropic").unwrap(),
         base_url: mock.url(),
-        api_key: api_key.map(str::to_owned),
+        api_key: api_key.map(Secret::new),
         headers: vec![("anthropic-beta".into(), "mock-beta-1".into())],
         api_version: None,
         http: reqwest::Client::new(),

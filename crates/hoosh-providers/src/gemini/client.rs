@@ -19,8 +19,6 @@ use crate::sse::{SseEvent, sse_events};
 const MODELS_PAGE_SIZE: &str = "1000";
 /// A bound on `nextPageToken` chasing, so a misbehaving upstream cannot loop us.
 const MAX_MODEL_PAGES: usize = 20;
-/// Largest upstream error body read for its message.
-const MAX_ERROR_BODY: usize = 64 * 1024;
 
 pub struct GeminiProvider {
     cfg: AdapterConfig,
@@ -51,7 +49,7 @@ impl GeminiProvider {
     fn request(&self, method: reqwest::Method, url: reqwest::Url) -> Result<reqwest::RequestBuilder, ProviderError> {
         let mut req = self.cfg.http.request(method, url);
         if let Some(key) = &self.cfg.api_key {
-            let mut value = HeaderValue::from_str(key).map_err(|_| {
+            let mut value = HeaderValue::from_str(key.expose()).map_err(|_| {
                 ProviderError::new(ErrorKind::Auth, "the configured Gemini API key is not a valid HTTP header value")
             })?;
             value.set_sensitive(true);
@@ -78,7 +76,7 @@ async fn send(req: reqwest::RequestBuilder) -> Result<reqwest::Response, Provide
     }
     let status = resp.status().as_u16();
     let header_delay = http::retry_after(resp.headers());
-    let body = read_limited(resp).await;
+    let body = http::read_limited(resp).await;
     let hints = convert::error_hints(&body);
     let mut err =
         ProviderError::from_status(status, http::error_message(&body, status), header_delay.or(hints.retry_delay));
@@ -86,18 +84,6 @@ async fn send(req: reqwest::RequestBuilder) -> Result<reqwest::Response, Provide
         err.kind = ErrorKind::Auth;
     }
     Err(err)
-}
-
-async fn read_limited(mut resp: reqwest::Response) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Ok(Some(chunk)) = resp.chunk().await {
-        out.extend_from_slice(&chunk);
-        if out.len() >= MAX_ERROR_BODY {
-            out.truncate(MAX_ERROR_BODY);
-            break;
-        }
-    }
-    out
 }
 
 /// The chunks of a Gemini SSE body. One event may yield several chunks (the
@@ -193,7 +179,7 @@ impl Provider for GeminiProvider {
     async fn embed(&self, req: &EmbedRequest) -> Result<EmbedResponse, ProviderError> {
         let body = convert::embed_body(req);
         let resp = self.post(self.method_url(&req.model, "batchEmbedContents")?, &body).await?;
-        let w: wire::BatchEmbedResponse = http::json(resp).await?;
+        let w: wire::BatchEmbedResponse = http::json_within(resp, http::embedding_body_limit(req.input.len())).await?;
         let (vectors, usage) = convert::embed_response(w, req.input.len())?;
         Ok(EmbedResponse { vectors, usage })
     }

@@ -571,5 +571,5 @@ pub fn error_hints(body: &[u8]) -> ErrorHints {
 /// A protobuf JSON `Duration`: decimal seconds with an `s` suffix.
 pub fn parse_duration(s: &str) -> Option<Duration> {
     let secs: f64 = s.trim().strip_suffix('s')?.parse().ok()?;
-    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
+    crate::http::seconds(secs)
 }

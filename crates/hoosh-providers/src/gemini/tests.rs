@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use hoosh_core::params::{DroppedParams, ParamSupport, UnsupportedParamAction, plan};
-use hoosh_core::{EmbedRequest, ErrorKind, Provider, ProviderError};
+use hoosh_core::{EmbedRequest, ErrorKind, Provider, ProviderError, Secret};
 use hoosh_testkit::MockServer;
 use hoosh_types::openai::{ChatCompletionChunk, ChatCompletionRequest, FinishReason, Role};
 use serde_json::{Value, json};
@@ -19,7 +19,7 @@ fn provider_with_key(mock: &MockServer, key: Option<&str>) -> GeminiProvider {
         name: "gemini".into(),
         preset: crate::presets::find("gemini").unwrap(),
         base_url: mock.url(),
-        api_key: key.map(str::to_owned),
+        api_key: key.map(Secret::new),
         headers: Vec::new(),
         api_version: None,
         http: reqwest::Client::new(),
@@ -549,6 +549,10 @@ mod pure {
         assert!(!hints.api_key_invalid);
         assert_eq!(convert::error_hints(b"<html>"), convert::ErrorHints::default());
         assert_eq!(convert::parse_duration("-1s"), None);
+        // A hostile retryDelay saturates instead of panicking.
+        assert_eq!(convert::parse_duration("1e300s"), Some(crate::http::MAX_RETRY_AFTER));
+        assert_eq!(convert::parse_duration("infs"), Some(crate::http::MAX_RETRY_AFTER));
+        assert_eq!(convert::parse_duration("NaNs"), None);
     }
 
     #[test]

@@ -28,7 +28,7 @@ impl OllamaProvider {
     fn request(&self, method: reqwest::Method, endpoint: &str) -> reqwest::RequestBuilder {
         let mut req = self.cfg.http.request(method, format!("{}/api/{endpoint}", self.cfg.base_url));
         if let Some(key) = &self.cfg.api_key {
-            req = req.bearer_auth(key);
+            req = req.bearer_auth(key.expose());
         }
         self.cfg.with_headers(req)
     }
@@ -70,13 +70,13 @@ impl Provider for OllamaProvider {
     ) -> Result<ChunkStream, ProviderError> {
         let body = convert::chat_body(req, dropped, true)?;
         let resp = http::send(self.request(reqwest::Method::POST, "chat").json(&body)).await?;
-        Ok(Box::pin(chunks(json_lines(resp), convert::StreamState::new(&req.model))))
+        Ok(stream_chunks(resp, &req.model))
     }
 
     async fn embed(&self, req: &EmbedRequest) -> Result<EmbedResponse, ProviderError> {
         let body = convert::embed_body(req);
         let resp = http::send(self.request(reqwest::Method::POST, "embed").json(&body)).await?;
-        let w: wire::EmbedResponse = http::json(resp).await?;
+        let w: wire::EmbedResponse = http::json_within(resp, http::embedding_body_limit(req.input.len())).await?;
         let (vectors, usage) = convert::embed_response(w, req.input.len())?;
         Ok(EmbedResponse { vectors, usage })
     }
@@ -92,6 +92,13 @@ impl Provider for OllamaProvider {
     async fn health(&self) -> Result<(), ProviderError> {
         http::send(self.request(reqwest::Method::GET, "version")).await.map(|_| ())
     }
+}
+
+/// The chunks of a streamed `/api/chat` response, decoded as
+/// [`OllamaProvider::chat_stream`] decodes them. Public for the `ndjson`
+/// fuzz target (`crates/hoosh-fuzz`), which hands it bodies of its own.
+pub fn stream_chunks(resp: reqwest::Response, requested_model: &str) -> ChunkStream {
+    Box::pin(chunks(json_lines(resp), convert::StreamState::new(requested_model)))
 }
 
 /// Drives `state` over the NDJSON lines. The stream ends after the usage

@@ -17,4 +17,4 @@ mod wire;
 #[cfg(test)]
 mod tests;
 
-pub use client::OllamaProvider;
+pub use client::{OllamaProvider, stream_chunks};

@@ -116,7 +116,7 @@ pub async fn transcription_output(
         let body = if is_event_stream(&content_type) { transcript_events(resp) } else { byte_stream(resp) };
         return Ok(AudioOutput { content_type, body: AudioBody::Stream(body) });
     }
-    let bytes = resp.bytes().await.map_err(http::transport_error)?;
+    let bytes = http::body_within(resp, http::MAX_BODY).await?;
     if is_json(&content_type) && serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_err() {
         return Err(ProviderError::invalid_response("upstream answered a transcription with JSON that does not parse"));
     }

@@ -43,8 +43,8 @@ impl OpenAiProvider {
         let mut req = self.cfg.http.request(method, url);
         if let Some(key) = &self.cfg.api_key {
             req = match self.cfg.preset.auth {
-                Auth::Bearer => req.bearer_auth(key),
-                Auth::AzureApiKey => req.header("api-key", key),
+                Auth::Bearer => req.bearer_auth(key.expose()),
+                Auth::AzureApiKey => req.header("api-key", key.expose()),
             };
         }
         self.cfg.with_headers(req)
@@ -155,7 +155,7 @@ impl Provider for OpenAiProvider {
         let body = convert::embed_body(req);
         let resp =
             http::send(self.request(reqwest::Method::POST, self.url("embeddings", &req.model)).json(&body)).await?;
-        let w: wire::EmbeddingResponse = http::json(resp).await?;
+        let w: wire::EmbeddingResponse = http::json_within(resp, http::embedding_body_limit(req.input.len())).await?;
         let (vectors, usage) = convert::embed_response(w, req.input.len())?;
         Ok(EmbedResponse { vectors, usage })
     }

@@ -4,7 +4,7 @@
 
 use futures_util::StreamExt;
 use hoosh_core::params::DroppedParams;
-use hoosh_core::{EmbedRequest, ErrorKind, Provider};
+use hoosh_core::{EmbedRequest, ErrorKind, Provider, Secret};
 use hoosh_types::openai::{ChatCompletionRequest, ChatMessage, Role};
 
 use super::OpenAiProvider;
@@ -17,7 +17,7 @@ fn provider(kind: &str, base_url: String, key: Option<&str>) -> OpenAiProvider {
         name: kind.into(),
         preset,
         base_url,
-        api_key: key.map(str::to_owned),
+        api_key: key.map(Secret::new),
         headers: preset.headers.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
         api_version: None,
         http: reqwest::Client::new(),
@@ -56,7 +56,7 @@ async fn azure_uses_deployment_urls_api_version_and_api_key_header() {
         name: "azure".into(),
         preset,
         base_url: mock.url(),
-        api_key: Some("azure-key".into()),
+        api_key: Some(Secret::new("azure-key")),
         headers: Vec::new(),
         api_version: Some("2024-06-01".into()),
         http: reqwest::Client::new(),

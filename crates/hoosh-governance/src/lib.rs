@@ -27,6 +27,8 @@
 //!   thread (never blocks, never drops, batches, retries, flush/close).
 //! - [`store`]: the [`Store`] trait; [`sqlite`] (WAL file) and [`memory`]
 //!   implement it; [`csv`] streams the usage export.
+//! - [`private_fs`]: the data directory (0700) and database files (0600):
+//!   [`ensure_private_dir`] is shared by everything kept there.
 //! - [`gate`]: [`Governance`] ties it together; [`Admission`] is one admitted
 //!   request, finished (or dropped) exactly once.
 //! - [`clock`]: [`Clock`], [`SystemClock`], [`ManualClock`].
@@ -42,6 +44,7 @@ pub mod ledger;
 pub mod memory;
 pub mod period;
 pub mod principal;
+pub mod private_fs;
 pub mod ratelimit;
 pub mod sqlite;
 pub mod store;
@@ -62,6 +65,7 @@ pub use ledger::{Ledger, LedgerOptions, LedgerTap, MAX_REQUEST_ID_BYTES, UsageRe
 pub use memory::MemoryStore;
 pub use period::Period;
 pub use principal::{KeyPatch, KeyRecord, Limits, NewKey, Principal, Scope, Team};
+pub use private_fs::ensure_private_dir;
 pub use ratelimit::{Limit, LimitKey, RateKind, RateLimited, RateLimiter, RateReport, RateStatus, Taken, format_reset};
 pub use sqlite::SqliteStore;
 pub use store::{GroupBy, Store, StoreError, UsageAggregate};

@@ -16,6 +16,9 @@ use crate::principal::{KeyRecord, Team};
 pub enum StoreError {
     #[error("database: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// Creating the database file or setting its mode (the message names the path).
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
     #[error("stored record does not parse: {0}")]
     Json(#[from] serde_json::Error),
     #[error("the database has schema version {found}, newer than this build understands ({supported}); upgrade hoosh")]

@@ -81,6 +81,7 @@ pub async fn build(cfg: &LocalConfig, breaker: &BreakerConfig) -> Result<Setup, 
             first_byte: LOCAL_FIRST_BYTE,
             idle: Duration::from_secs(60),
             total: Duration::from_secs(1800),
+            stream: Duration::from_secs(3600),
         },
         stats: Arc::new(ProviderStats::new(breaker.clone())),
     };

@@ -23,8 +23,12 @@ pub(crate) fn client() -> Result<reqwest::Client, PullError> {
         .map_err(|source| PullError::Http { url: "(client setup)".into(), source })
 }
 
+/// Largest JSON document read (an index page or a repo listing page); a
+/// server that sends more is refused rather than buffered.
+const MAX_JSON_BYTES: usize = 64 << 20;
+
 /// A GET with optional `Accept` and bearer token; non-2xx becomes [`PullError::HttpStatus`].
-async fn get(
+pub(crate) async fn get(
     client: &reqwest::Client,
     url: &str,
     accept: Option<&str>,
@@ -58,22 +62,48 @@ pub(crate) async fn get_json<T: DeserializeOwned>(
     token: Option<&str>,
 ) -> Result<T, PullError> {
     let resp = get(client, url, Some(accept), token).await?;
-    let bytes = resp.bytes().await.map_err(|source| PullError::Http { url: url.to_owned(), source })?;
-    serde_json::from_slice(&bytes).map_err(|e| PullError::BadJson { url: url.to_owned(), detail: e.to_string() })
+    parse_json(resp, url).await
+}
+
+/// Reads a response body of at most [`MAX_JSON_BYTES`] and parses it as `T`.
+pub(crate) async fn parse_json<T: DeserializeOwned>(resp: reqwest::Response, url: &str) -> Result<T, PullError> {
+    let too_large = || PullError::TooLarge { url: url.to_owned(), limit: MAX_JSON_BYTES as u64 };
+    if resp.content_length().is_some_and(|n| n > MAX_JSON_BYTES as u64) {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    let mut stream = resp.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|source| PullError::Http { url: url.to_owned(), source })?;
+        if body.len() + chunk.len() > MAX_JSON_BYTES {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    serde_json::from_slice(&body).map_err(|e| PullError::BadJson { url: url.to_owned(), detail: e.to_string() })
 }
 
 /// Streams `url` into a new file at `dest`, reporting progress as `label`.
-/// Returns `(size, sha256)`. The file is synced before returning.
+/// Returns `(size, sha256)`. The file is synced before returning. With a
+/// `limit` (the size a listing gives), a body longer than it is cut off and
+/// refused, so a hostile server cannot fill the disk.
 pub(crate) async fn download_to(
     client: &reqwest::Client,
     url: &str,
     token: Option<&str>,
     dest: &Path,
     label: &str,
+    limit: Option<u64>,
     progress: &dyn Fn(Progress),
 ) -> Result<(u64, String), PullError> {
     let resp = get(client, url, None, token).await?;
-    let total = resp.content_length();
+    let too_large = |limit| PullError::TooLarge { url: url.to_owned(), limit };
+    if let Some(limit) = limit
+        && resp.content_length().is_some_and(|n| n > limit)
+    {
+        return Err(too_large(limit));
+    }
+    let total = resp.content_length().or(limit);
     let mut file = tokio::fs::File::create(dest).await.map_err(|e| PullError::io(dest, e))?;
     let mut hasher = Hasher::default();
     let report = |done| progress(Progress { file: label.to_owned(), downloaded: done, total });
@@ -92,6 +122,11 @@ pub(crate) async fn download_to(
             }
             Err(source) => return Err(PullError::Http { url: url.to_owned(), source }),
         };
+        if let Some(limit) = limit
+            && hasher.len() + chunk.len() as u64 > limit
+        {
+            return Err(too_large(limit));
+        }
         file.write_all(&chunk).await.map_err(|e| PullError::io(dest, e))?;
         hasher.update(&chunk);
         report(hasher.len());

@@ -79,6 +79,13 @@ pub enum PullError {
     FileHashMismatch { id: String, file: String, expected: String, actual: String },
     #[error("Hugging Face repo {repo}: {detail}")]
     HfRepo { repo: String, detail: String },
+    #[error(
+        "Hugging Face repo {repo}@{commit}: downloaded {file} has sha256 {actual}, but the repo lists {expected}; \
+         the download is corrupt or was altered (it was deleted, nothing was installed)"
+    )]
+    HfHashMismatch { repo: String, commit: String, file: String, expected: String, actual: String },
+    #[error("{url} sent more than the {limit} bytes expected; stopped (nothing was installed)")]
+    TooLarge { url: String, limit: u64 },
     #[error("{path} does not exist")]
     NoSuchPath { path: PathBuf },
     #[error("cannot tell what kind of model {what} is: pass --kind llm|embedding|speech")]

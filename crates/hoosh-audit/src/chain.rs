@@ -4,6 +4,8 @@
 //! the only one that seals, which is what makes sequence numbers gap-free
 //! without a lock on the caller's side.
 
+use serde_json::{Map, Value};
+
 use crate::entry::{Draft, Entry, GENESIS_HASH};
 use crate::key::AuditKey;
 
@@ -35,9 +37,30 @@ impl Default for ChainState {
     }
 }
 
+/// Deepest nesting of `data` sealed as given (the `data` object is level 1).
+/// A stored entry is read back with serde_json, which refuses documents more
+/// than 127 levels deep: an entry deeper than that could never be verified,
+/// so its `data` is replaced by a note saying so.
+pub const MAX_DATA_DEPTH: usize = 100;
+
+/// Levels of objects and arrays in `value` (a scalar is 0, `[]` is 1).
+pub fn nesting_depth(value: &Value) -> usize {
+    match value {
+        Value::Object(map) => 1 + map.values().map(nesting_depth).max().unwrap_or(0),
+        Value::Array(items) => 1 + items.iter().map(nesting_depth).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
 /// Seals `draft` as the next entry (seq, prev_hash, hash, key_id, sig filled
 /// in) at `ts_ms` (raised to the head's time if earlier), and advances `state`.
-pub fn seal(state: &mut ChainState, draft: Draft, ts_ms: i64, key: &AuditKey) -> Entry {
+pub fn seal(state: &mut ChainState, mut draft: Draft, ts_ms: i64, key: &AuditKey) -> Entry {
+    if 1 + draft.data.values().map(nesting_depth).max().unwrap_or(0) > MAX_DATA_DEPTH {
+        draft.data = Map::from_iter([(
+            "omitted".to_owned(),
+            Value::from(format!("data nested deeper than {MAX_DATA_DEPTH} levels")),
+        )]);
+    }
     let mut entry = Entry {
         seq: state.next_seq,
         ts_ms: ts_ms.max(state.head_ts_ms),
@@ -75,5 +98,22 @@ mod tests {
         assert!(key.verify(&b.hash, &b.sig));
         assert_eq!(b.key_id, key.id());
         assert_eq!(state, ChainState { next_seq: 3, head_hash: b.hash, head_ts_ms: 100 });
+    }
+
+    #[test]
+    fn data_too_deep_to_read_back_is_replaced_and_the_entry_still_verifies() {
+        let key = test_key(1);
+        let nested = |levels: usize| (0..levels).fold(serde_json::json!(1), |v, _| serde_json::json!([v]));
+        let mut state = ChainState::genesis();
+        // data {body: [[...]]}: the data object, then `levels` arrays.
+        let fits = seal(&mut state, Draft::new("admin.action").field("body", nested(MAX_DATA_DEPTH - 1)), 1, &key);
+        assert!(fits.data.contains_key("body"));
+        let deep = seal(&mut state, Draft::new("admin.action").field("body", nested(MAX_DATA_DEPTH)), 2, &key);
+        assert_eq!(deep.data.keys().collect::<Vec<_>>(), ["omitted"]);
+        let far = seal(&mut state, Draft::new("admin.action").field("body", nested(500)), 3, &key);
+        for e in [fits, deep, far] {
+            let back: Entry = serde_json::from_str(&e.to_json()).expect("reads back");
+            assert_eq!(back.compute_hash(), e.hash);
+        }
     }
 }

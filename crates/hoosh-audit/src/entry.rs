@@ -9,7 +9,7 @@
 //! |--------------|------------------|---------|
 //! | `seq`        | integer          | 1 for the first entry ever written, +1 for each next one; never reused |
 //! | `ts_ms`      | integer          | unix milliseconds when the writer sealed it; never decreases along the chain |
-//! | `kind`       | string           | what happened: `inference.response`, `auth.failure`, `key.created`, `budget.changed`, `config.reload`, `admin.action`, and the chain's own `chain.start`, `chain.stop`, `chain.prune`, `chain.rotate` |
+//! | `kind`       | string           | what happened: `inference.response`, `auth.failure`, `key.created`, `budget.changed`, `config.reload`, `admin.action`, and the chain's own `chain.start`, `chain.stop`, `chain.prune`, `chain.rotate`, `chain.key_changed` |
 //! | `actor`      | string or `null` | the virtual key id that caused it, if any |
 //! | `request_id` | string or `null` | the request it belongs to, if any |
 //! | `data`       | object           | the event's fields (any JSON) |
@@ -31,8 +31,17 @@
 //! - strings escaped as `serde_json` writes them (`"` `\\` and control
 //!   characters escaped, `\n` `\r` `\t` `\b` `\f` short forms, other controls
 //!   `\u00XX` lowercase; everything else, non-ASCII included, verbatim);
-//! - numbers as `serde_json` prints them (integers in decimal; floats in
-//!   shortest round-trip form, e.g. `1.5`, `1e300`);
+//! - integers in plain decimal (`-7`, `18446744073709551615`);
+//! - floats (a JSON number with a `.` or an exponent, read as an IEEE-754
+//!   double) from their shortest round-trip digits `D` (no leading or
+//!   trailing zeros) and decimal exponent `E` (the value is `D[0].D[1..] ×
+//!   10^E`): for `-5 ≤ E ≤ 15` in positional form that always shows a
+//!   fraction (`1.0`, `1000000000000000.0`, `12.34`, `0.00001`), otherwise
+//!   as `D[0]`, then `.D[1..]` when there is more than one digit, then `e`,
+//!   the sign (`+` or `-`) and `|E|` with no leading zeros (`1e+16`,
+//!   `1.5e-7`, `5e-324`); zero is `0.0` or `-0.0`. This is what serde_json
+//!   1.0.154 writes, but the form is fixed here, not by whichever serde_json
+//!   a build links: a chain has to verify for as long as it is kept;
 //! - `null` for an absent `actor` or `request_id`;
 //! - `prev_hash` as 64 lowercase hex characters;
 //! - inside `data`, every object (at any depth) has its keys sorted bytewise;
@@ -61,6 +70,8 @@ pub mod kinds {
     pub const CHAIN_STOP: &str = "chain.stop";
     pub const CHAIN_PRUNE: &str = "chain.prune";
     pub const CHAIN_ROTATE: &str = "chain.rotate";
+    /// The chain resumed under a key the previous one never named (see [`crate::epoch`]).
+    pub const CHAIN_KEY_CHANGED: &str = "chain.key_changed";
 }
 
 /// What a caller records; the writer turns it into an [`Entry`].
@@ -193,11 +204,86 @@ fn write_value(out: &mut Vec<u8>, value: &Value) {
             }
             out.push(b']');
         }
-        // Leaves: exactly serde_json's compact form. Writing into a Vec cannot fail.
+        Value::Number(n) if n.is_f64() => write_f64(out, n.as_f64().unwrap_or_default()),
+        // Other leaves (strings, integers, booleans, null): serde_json's
+        // compact form. Writing into a Vec cannot fail.
         leaf => {
             let _ = serde_json::to_writer(&mut *out, leaf);
         }
     }
+}
+
+/// A float in its canonical form (see the module doc). serde_json holds only
+/// finite floats; a non-finite one would be `null`, as serde_json writes it.
+pub(crate) fn write_f64(out: &mut Vec<u8>, value: f64) {
+    if !value.is_finite() {
+        out.extend_from_slice(b"null");
+        return;
+    }
+    if value == 0.0 {
+        out.extend_from_slice(if value.is_sign_negative() { b"-0.0" } else { b"0.0" });
+        return;
+    }
+    if value.is_sign_negative() {
+        out.push(b'-');
+    }
+    let (digits, exponent) = shortest_digits(value.abs());
+    let n = i32::try_from(digits.len()).unwrap_or(i32::MAX);
+    let zeros = |out: &mut Vec<u8>, count: i32| out.extend(std::iter::repeat_n(b'0', count.max(0) as usize));
+    if (-5..=15).contains(&exponent) {
+        if exponent >= n - 1 {
+            // 1234e7 -> 12340000000.0
+            out.extend_from_slice(&digits);
+            zeros(out, exponent - (n - 1));
+            out.extend_from_slice(b".0");
+        } else if exponent >= 0 {
+            // 1234e-2 -> 12.34
+            let point = (exponent + 1) as usize;
+            out.extend_from_slice(&digits[..point]);
+            out.push(b'.');
+            out.extend_from_slice(&digits[point..]);
+        } else {
+            // 1234e-6 -> 0.001234
+            out.extend_from_slice(b"0.");
+            zeros(out, -exponent - 1);
+            out.extend_from_slice(&digits);
+        }
+    } else {
+        // 1234e30 -> 1.234e+33
+        out.push(digits[0]);
+        if digits.len() > 1 {
+            out.push(b'.');
+            out.extend_from_slice(&digits[1..]);
+        }
+        out.push(b'e');
+        out.push(if exponent < 0 { b'-' } else { b'+' });
+        out.extend_from_slice(exponent.unsigned_abs().to_string().as_bytes());
+    }
+}
+
+/// The shortest digits that read back as `value` (positive, finite) and the
+/// decimal exponent of the first: of several such digit strings the one
+/// nearest `value`, and of two equally near the one ending in an even digit
+/// (as Python's `repr` and serde_json choose).
+fn shortest_digits(value: f64) -> (Vec<u8>, i32) {
+    let split = |text: &str| {
+        let (mantissa, exponent) = text.split_once('e').unwrap_or((text, "0"));
+        let mut digits: Vec<u8> = mantissa.bytes().filter(u8::is_ascii_digit).collect();
+        while digits.len() > 1 && digits.last() == Some(&b'0') {
+            digits.pop();
+        }
+        (digits, exponent.parse::<i32>().unwrap_or(0))
+    };
+    // std's `{:e}` gives the shortest length (and a nearest string, but it
+    // breaks an exact tie upwards).
+    let shortest = format!("{value:e}");
+    let (digits, exponent) = split(&shortest);
+    // std's fixed-precision form rounds exactly, ties to even: the nearest
+    // string of that length — taken when it still reads back as `value`
+    // (next to a power of two it may not, and the upward one is nearest
+    // among those that do).
+    let nearest = format!("{value:.*e}", digits.len() - 1);
+    if nearest.parse::<f64>().is_ok_and(|back| back == value) { split(&nearest) } else { (digits, exponent) }
 }
 
 #[cfg(test)]
@@ -244,6 +330,126 @@ mod tests {
         e.data.insert("h".into(), json!("\u{1}\"\\"));
         let text = String::from_utf8(canonical_bytes(&e)).unwrap();
         assert!(text.contains(r#""data":{"f":1.5,"g":-7,"h":"\u0001\"\\"}"#), "{text}");
+    }
+
+    fn float(f: f64) -> String {
+        let mut out = Vec::new();
+        write_f64(&mut out, f);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    #[expect(clippy::excessive_precision, reason = "written as a client would send them, not as the nearest double")]
+    fn floats_have_one_documented_form() {
+        let cases: &[(f64, &str)] = &[
+            (0.0, "0.0"),
+            (-0.0, "-0.0"),
+            (1.0, "1.0"),
+            (-1.5, "-1.5"),
+            (0.1, "0.1"),
+            (1e-5, "0.00001"),
+            (1.5e-5, "0.000015"),
+            (1e-6, "1e-6"),
+            (1.25e-7, "1.25e-7"),
+            (123.456, "123.456"),
+            (1e15, "1000000000000000.0"),
+            (1.2345e15, "1234500000000000.0"),
+            (1e16, "1e+16"),
+            (9007199254740993.0, "9007199254740992.0"),
+            (1.8446744073709552e19, "1.8446744073709552e+19"),
+            (1e300, "1e+300"),
+            (f64::MAX, "1.7976931348623157e+308"),
+            (f64::MIN_POSITIVE, "2.2250738585072014e-308"),
+            (5e-324, "5e-324"),
+            (-2.5e-320, "-2.5e-320"),
+            (-1052730259603333.25, "-1052730259603333.2"),
+            (f64::NAN, "null"),
+        ];
+        for (f, want) in cases {
+            assert_eq!(float(*f), *want, "{f:e}");
+        }
+    }
+
+    /// Chains sealed before the form was fixed here hashed serde_json's own
+    /// output; for this serde_json the two agree on every double tried, so
+    /// those chains still verify. (A serde_json that prints floats another
+    /// way changes only the stored text, never the hash: verifying parses
+    /// the number and prints it in the form above.)
+    #[test]
+    fn the_float_form_matches_serde_json_on_random_doubles() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for i in 0..200_000u32 {
+            let bits = next();
+            // Every third one is a "human" number: a few digits at a small exponent.
+            let f = if i % 3 == 0 {
+                (bits % 1_000_000) as f64 * 10f64.powi((bits >> 32) as i32 % 40 - 20)
+            } else {
+                f64::from_bits(bits)
+            };
+            if !f.is_finite() {
+                continue;
+            }
+            let ours = float(f);
+            assert_eq!(ours, serde_json::to_string(&f).unwrap(), "{bits:#x}");
+            assert_eq!(ours.parse::<f64>().unwrap().to_bits(), f.to_bits(), "{ours} round-trips");
+        }
+        // Powers of two and their neighbours: where the gap below a double is
+        // half the gap above, so the nearest string may not read back.
+        for e in -1074i64..=1023 {
+            let p = if e < -1022 { f64::from_bits(1 << (e + 1074)) } else { f64::from_bits(((e + 1023) as u64) << 52) };
+            assert_eq!(p, 2f64.powf(e as f64));
+            for f in [p, f64::from_bits(p.to_bits() + 1), f64::from_bits(p.to_bits().saturating_sub(1))] {
+                if f.is_finite() && f != 0.0 {
+                    assert_eq!(float(f), serde_json::to_string(&f).unwrap(), "2^{e}: {f:e}");
+                }
+            }
+        }
+    }
+
+    /// What the writer stores is read back to the same double, so the hash
+    /// the verifier recomputes is the one sealed (serde_json's default float
+    /// parsing is approximate for 17-digit significands; this crate turns on
+    /// its `float_roundtrip`).
+    #[test]
+    fn every_double_survives_the_stored_json() {
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut e = sample();
+        for _ in 0..30_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let f = f64::from_bits(x);
+            if !f.is_finite() {
+                continue;
+            }
+            e.data.insert("f".into(), json!(f));
+            e.hash = e.compute_hash();
+            let back: Entry = serde_json::from_str(&e.to_json()).unwrap();
+            assert_eq!(back.data["f"].as_f64().map(f64::to_bits), Some(x), "{f:e}");
+            assert_eq!(back.compute_hash(), e.hash, "{f:e}");
+        }
+    }
+
+    #[test]
+    fn a_float_in_data_hashes_the_same_whatever_text_stored_it() {
+        // "1e16", "1e+16" and "10000000000000000.0" are one double: one canonical form.
+        let mut e = sample();
+        for text in ["1e16", "1e+16", "10000000000000000.0", "1.0e16"] {
+            e.data.insert("f".into(), serde_json::from_str(text).unwrap());
+            let canon = String::from_utf8(canonical_bytes(&e)).unwrap();
+            assert!(canon.contains(r#""f":1e+16"#), "{text}: {canon}");
+        }
+        // An integer stays an integer, whatever its size.
+        e.data.insert("f".into(), json!(u64::MAX));
+        assert!(String::from_utf8(canonical_bytes(&e)).unwrap().contains(r#""f":18446744073709551615"#));
+        e.data.insert("f".into(), json!(i64::MIN));
+        assert!(String::from_utf8(canonical_bytes(&e)).unwrap().contains(r#""f":-9223372036854775808"#));
     }
 
     #[test]

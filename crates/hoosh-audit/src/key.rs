@@ -26,6 +26,9 @@ pub const KEY_FILE_NAME: &str = "audit.key";
 /// Shortest key accepted, in bytes.
 pub const MIN_KEY_BYTES: usize = 32;
 
+/// What the key that tags presented credentials is derived from; see [`AuditKey::credential_tag`].
+pub const CREDENTIAL_TAG_LABEL: &[u8] = b"hoosh-audit credential-tag v1";
+
 type HmacSha256 = Hmac<Sha256>;
 
 #[derive(Debug, thiserror::Error)]
@@ -152,6 +155,21 @@ impl AuditKey {
         mac.finalize().into_bytes().into()
     }
 
+    /// A tag of a credential someone presented, for the `auth.failure`
+    /// entry: the first 16 bytes (32 hex characters) of HMAC-SHA256 under a
+    /// key derived from this one, `HMAC-SHA256(key, "hoosh-audit credential-tag v1")`.
+    /// The same credential gives the same tag (repeated guesses can be told
+    /// apart from one another), but without the audit key the tag says
+    /// nothing about the credential — unlike a prefix of it, which leaks part
+    /// of a near-miss of a real key. The derived key keeps tags from ever
+    /// serving as an entry or checkpoint signature.
+    pub fn credential_tag(&self, credential: &[u8]) -> String {
+        let derived = self.sign(CREDENTIAL_TAG_LABEL);
+        let mut mac = HmacSha256::new_from_slice(&derived).unwrap_or_else(|_| HmacSha256::new(&Default::default()));
+        mac.update(credential);
+        crate::hex::encode(&mac.finalize().into_bytes()[..16])
+    }
+
     /// Constant-time check of `sig` over `message`.
     pub fn verify(&self, message: &[u8], sig: &[u8; 32]) -> bool {
         let mut mac = self.mac();
@@ -198,6 +216,25 @@ mod tests {
         assert!(key.verify(b"hello", &sig));
         assert!(!key.verify(b"hellp", &sig));
         assert!(!test_key(2).verify(b"hello", &sig));
+    }
+
+    #[test]
+    fn credential_tags_are_keyed_stable_and_reveal_no_prefix() {
+        let key = test_key(1);
+        let near_miss = "hk-admin-correct-horse-battery-staplf";
+        let tag = key.credential_tag(near_miss.as_bytes());
+        assert_eq!(tag.len(), 32);
+        assert!(tag.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(tag, key.credential_tag(near_miss.as_bytes()), "one credential, one tag");
+        assert_ne!(tag, key.credential_tag(b"hk-admin-correct-horse-battery-staple"));
+        assert_ne!(tag, test_key(2).credential_tag(near_miss.as_bytes()), "keyed: another key, another tag");
+        // Not a plain hash, and not the signing HMAC of the same bytes.
+        assert_ne!(tag, crate::hex::encode(&Sha256::digest(near_miss.as_bytes())[..16]));
+        assert_ne!(tag, crate::hex::encode(&key.sign(near_miss.as_bytes())[..16]));
+        // The documented construction, spelled out.
+        let derived = HmacSha256::new_from_slice(&[1u8; 32]).unwrap().chain_update(CREDENTIAL_TAG_LABEL).finalize();
+        let spelled = HmacSha256::new_from_slice(&derived.into_bytes()).unwrap().chain_update(near_miss).finalize();
+        assert_eq!(tag, crate::hex::encode(&spelled.into_bytes()[..16]));
     }
 
     #[test]

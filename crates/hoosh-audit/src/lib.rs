@@ -15,6 +15,8 @@
 //! - [`key`]: [`AuditKey`] — from `HOOSH_AUDIT_KEY`, a file, or generated once
 //!   into `<data_dir>/audit.key` (0600); key id; HMAC sign/verify.
 //! - [`chain`]: [`ChainState`] and [`seal`] — pure: draft → next entry.
+//! - [`epoch`]: which key may sign which entries: `chain.rotate` retires a
+//!   key for everything after it.
 //! - [`store`]: [`AuditStore`] — entries and checkpoints in a WAL SQLite file.
 //! - [`writer`]: [`AuditLog`] — the writer thread: resume after a crash,
 //!   batch, flush, close, key rotation, pruning.
@@ -27,6 +29,7 @@
 pub mod chain;
 pub mod checkpoint;
 pub mod entry;
+pub mod epoch;
 pub mod hex;
 pub mod jsonl;
 pub mod key;
@@ -40,6 +43,7 @@ pub mod writer;
 pub use chain::{ChainState, seal};
 pub use checkpoint::Checkpoint;
 pub use entry::{Draft, Entry, GENESIS_HASH, canonical_bytes, kinds};
+pub use epoch::KeyChange;
 pub use jsonl::{JsonlError, export_jsonl, read_jsonl};
 pub use key::{AuditKey, KeyError, KeySource};
 pub use prune::PruneRecord;

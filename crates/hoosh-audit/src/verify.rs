@@ -6,7 +6,9 @@
 //! ([`Reason::Modified`]); `sig` is that key's HMAC of `hash`
 //! ([`Reason::BadSignature`]); its seq follows the previous one
 //! ([`Reason::MissingSequence`], [`Reason::Reordered`], [`Reason::Replayed`]);
-//! `prev_hash` is the previous entry's `hash` ([`Reason::BrokenLink`]).
+//! `prev_hash` is the previous entry's `hash` ([`Reason::BrokenLink`]); the
+//! key that signed it is the one in force at this point of the chain, see
+//! [`crate::epoch`] ([`Reason::WrongKey`]).
 //!
 //! A seq jump is judged one entry later: if the skipped seq turns up next the
 //! entries were [`Reason::Reordered`], otherwise it is missing. The chain must
@@ -14,8 +16,11 @@
 //! valid `chain.prune` record whose `last_pruned_hash` is the first entry's
 //! `prev_hash` (see [`crate::prune`]). With a [`Checkpoint`], its signature is
 //! checked, the entry at its seq must have its `head_hash`
-//! ([`Reason::CheckpointMismatch`]), and the chain must reach it
-//! ([`Reason::TruncatedAfterCheckpoint`]).
+//! ([`Reason::CheckpointMismatch`]) and it must be signed by the key in force
+//! at that entry or right after it (else [`Reason::CheckpointMismatch`]),
+//! and the chain must reach it ([`Reason::TruncatedAfterCheckpoint`]). A
+//! checkpoint older than the first kept entry of a pruned chain cannot be
+//! compared; [`Report::checkpoint_matched`] says whether it was.
 //!
 //! Verification stops at the first problem: after one, nothing later can be
 //! trusted anyway.
@@ -24,6 +29,7 @@ use std::io::BufRead;
 
 use crate::checkpoint::Checkpoint;
 use crate::entry::{Entry, GENESIS_HASH};
+use crate::epoch::{self, KeyChange};
 use crate::key::AuditKey;
 use crate::prune::PruneRecord;
 use crate::store::{AuditStore, StoreError};
@@ -36,6 +42,9 @@ pub enum Reason {
     BadSignature,
     /// `key_id` names none of the keys given.
     UnknownKey,
+    /// A valid signature, but not by the key in force here: a key retired by
+    /// `chain.rotate`, or a change of key nothing authorised.
+    WrongKey { expected: String, found: String },
     /// Entries `expected..found` are absent.
     MissingSequence { expected: u64, found: u64 },
     /// This entry appears after a later one.
@@ -57,6 +66,7 @@ impl Reason {
             Reason::Modified => "modified",
             Reason::BadSignature => "bad_signature",
             Reason::UnknownKey => "unknown_key",
+            Reason::WrongKey { .. } => "wrong_key",
             Reason::MissingSequence { .. } => "missing_sequence",
             Reason::Reordered => "reordered",
             Reason::BrokenLink => "broken_link",
@@ -73,6 +83,11 @@ impl std::fmt::Display for Reason {
             Reason::Modified => write!(f, "the entry's contents do not match its hash (modified)"),
             Reason::BadSignature => write!(f, "the signature is not the named key's"),
             Reason::UnknownKey => write!(f, "signed by a key that was not given"),
+            Reason::WrongKey { expected, found } => write!(
+                f,
+                "signed by key {found}, but the key in force here is {} (a retired key, or a key change no rotation authorised)",
+                if expected.is_empty() { "none (a malformed rotation)" } else { expected }
+            ),
             Reason::MissingSequence { expected, found } => {
                 write!(f, "entries {expected}..{} are missing", found.saturating_sub(1).max(*expected))
             }
@@ -102,6 +117,11 @@ pub struct Report {
     /// seq and hash of the last entry accepted; 0 and zeros when there were none.
     pub head_seq: u64,
     pub head_hash: [u8; 32],
+    /// Every change of signing key along the checked part of the chain.
+    pub key_changes: Vec<KeyChange>,
+    /// A checkpoint was given and the chain holds its entry with its hash.
+    /// False for one older than the first kept entry of a pruned chain.
+    pub checkpoint_matched: bool,
     /// The first problem found; `None` means the chain verified.
     pub problem: Option<Problem>,
 }
@@ -181,6 +201,12 @@ pub struct Verifier<'a> {
     head_hash: [u8; 32],
     /// A jump from `expected` to `found`, judged at the next entry.
     gap: Option<(u64, u64)>,
+    /// The key that must sign the next entry; `None` before the first.
+    in_force: Option<String>,
+    /// Keys that have been in force (a `chain.key_changed` may not bring one back).
+    epoch_keys: Vec<String>,
+    key_changes: Vec<KeyChange>,
+    checkpoint_matched: bool,
     problem: Option<Problem>,
 }
 
@@ -198,6 +224,10 @@ impl<'a> Verifier<'a> {
             head_seq: 0,
             head_hash: GENESIS_HASH,
             gap: None,
+            in_force: None,
+            epoch_keys: Vec::new(),
+            key_changes: Vec::new(),
+            checkpoint_matched: false,
             problem: None,
         };
         if let Some(cp) = checkpoint {
@@ -273,18 +303,58 @@ impl<'a> Verifier<'a> {
                 }
             }
         }
+        if self.gap.is_none() {
+            // Across a gap the missing entries are the problem (they may hold the rotation).
+            self.check_epoch(entry)?;
+        }
+        let after = epoch::key_after(entry);
         if let Some(cp) = self.checkpoint
             && cp.seq == entry.seq
-            && cp.head_hash != entry.hash
         {
-            return Err(Reason::CheckpointMismatch);
+            // Signed by the key that sealed the head, or by the one a rotation at the head handed to.
+            if cp.head_hash != entry.hash || (cp.key_id != entry.key_id && cp.key_id != after) {
+                return Err(Reason::CheckpointMismatch);
+            }
+            self.checkpoint_matched = true;
         }
         if let Some(record) = PruneRecord::from_entry(entry) {
             self.note_prune(&record);
         }
+        if after != entry.key_id {
+            self.key_changes.push(KeyChange {
+                seq: entry.seq,
+                from_key_id: entry.key_id.clone(),
+                to_key_id: after.to_owned(),
+                signed_by_old_key: true,
+            });
+            self.epoch_keys.push(after.to_owned());
+        }
+        self.in_force = Some(after.to_owned());
         self.expected = Some(entry.seq.saturating_add(1));
         self.head_seq = entry.seq;
         self.head_hash = entry.hash;
+        Ok(())
+    }
+
+    /// The entry is signed by the key in force, or opens the chain, or is an
+    /// unsigned `chain.key_changed` to a key never in force before.
+    fn check_epoch(&mut self, entry: &Entry) -> Result<(), Reason> {
+        match &self.in_force {
+            None => self.epoch_keys.push(entry.key_id.clone()),
+            Some(required) if *required == entry.key_id => {}
+            Some(required) => {
+                if !epoch::is_key_change_from(entry, required) || self.epoch_keys.contains(&entry.key_id) {
+                    return Err(Reason::WrongKey { expected: required.clone(), found: entry.key_id.clone() });
+                }
+                self.key_changes.push(KeyChange {
+                    seq: entry.seq,
+                    from_key_id: required.clone(),
+                    to_key_id: entry.key_id.clone(),
+                    signed_by_old_key: false,
+                });
+                self.epoch_keys.push(entry.key_id.clone());
+            }
+        }
         Ok(())
     }
 
@@ -325,6 +395,8 @@ impl<'a> Verifier<'a> {
             first_seq: self.first.map_or(0, |f| f.0),
             head_seq: self.head_seq,
             head_hash: self.head_hash,
+            key_changes: self.key_changes,
+            checkpoint_matched: self.checkpoint_matched,
             problem: self.problem,
         }
     }

@@ -1,9 +1,16 @@
 //! [`AuditLog`]: the chain's single writer, on its own thread.
 //!
-//! [`AuditLog::record`] only pushes a [`Draft`] onto an unbounded channel, so
-//! a request never waits on the disk or on other callers (the queue grows
-//! instead; [`AuditLog::queue_depth`] shows it). The writer thread is never
-//! blocked on the channel: it polls every [`AuditOptions::poll_interval`], so
+//! [`AuditLog::record`] only pushes a [`Draft`] onto a channel, so a request
+//! never waits on the disk or on other callers, and it never drops a draft.
+//! The backlog is bounded by refusing work upstream instead: once
+//! [`AuditLog::queue_depth`] reaches [`AuditOptions::max_backlog`],
+//! [`AuditLog::overloaded`] is true and the gateway answers new requests 503
+//! with `Retry-After` before they can record anything, until the writer has
+//! caught up. What is already in flight still records, so the depth can pass
+//! the bound by at most what the requests admitted before it record.
+//!
+//! The writer thread is never blocked on the channel: it polls every
+//! [`AuditOptions::poll_interval`], so
 //! a `record` never pays for waking it (a futex wake and a context switch,
 //! measured at ~5 µs per event when it did). Control calls (flush, rotate,
 //! prune, close) unpark it at once. Each poll stamps the time, seals
@@ -66,6 +73,9 @@ pub struct AuditOptions {
     pub max_backoff: Duration,
     /// Once closing, failed attempts before the remaining entries are given up (loudly).
     pub attempts_when_closing: u32,
+    /// Queued drafts at which [`AuditLog::overloaded`] turns true (the
+    /// gateway then refuses new requests until the writer catches up).
+    pub max_backlog: u64,
 }
 
 impl Default for AuditOptions {
@@ -77,6 +87,7 @@ impl Default for AuditOptions {
             initial_backoff: Duration::from_millis(50),
             max_backoff: Duration::from_secs(5),
             attempts_when_closing: 5,
+            max_backlog: 10_000,
         }
     }
 }
@@ -88,6 +99,7 @@ enum Msg {
     Flush(SyncSender<()>),
     Rotate(Box<AuditKey>, Reply<()>),
     Prune(i64, Reply<Option<PruneRecord>>),
+    Checkpoint(Reply<Option<Checkpoint>>),
     Close(SyncSender<()>),
     /// Tests: stop without `chain.stop` or a checkpoint, as a crash would.
     #[cfg(test)]
@@ -98,6 +110,7 @@ enum Msg {
 pub struct AuditLog {
     tx: Sender<Msg>,
     depth: Arc<AtomicU64>,
+    max_backlog: u64,
     store: Arc<AuditStore>,
     writer: Mutex<Option<JoinHandle<()>>>,
     /// The writer thread, to unpark for control messages.
@@ -112,6 +125,11 @@ impl std::fmt::Debug for AuditLog {
 
 impl AuditLog {
     /// Resumes the chain in `store` (or starts one), records `chain.start`, starts the writer.
+    ///
+    /// When the stored chain ends under another key than `key` (see
+    /// [`crate::epoch`]), the first entry is a `chain.key_changed` signed by
+    /// `key`: without the old key there is no signed rotation. Open with the
+    /// old key and [`AuditLog::rotate`] to hand over properly.
     pub fn open(store: Arc<AuditStore>, key: AuditKey, now: Clock) -> Result<AuditLog, LogError> {
         Self::open_with(store, key, now, AuditOptions::default())
     }
@@ -126,6 +144,7 @@ impl AuditLog {
         let state = head.as_ref().map_or_else(ChainState::genesis, ChainState::after);
         let last_checkpoint = store.latest_checkpoint().ok().flatten().map_or(0, |c| c.seq);
         let resumed_from = head.as_ref().map_or(0, |h| h.seq);
+        let previous_key = head.as_ref().map(|h| crate::epoch::key_after(h).to_owned()).filter(|id| id != key.id());
         tracing::info!(resumed_from, key_id = key.id(), "audit chain opened");
         let (tx, rx) = mpsc::channel();
         let depth = Arc::new(AtomicU64::new(0));
@@ -143,6 +162,19 @@ impl AuditLog {
             lost: false,
             last_checkpoint,
         };
+        if let Some(previous) = previous_key {
+            tracing::warn!(
+                previous_key_id = %previous,
+                key_id = writer.key.id(),
+                "audit: the stored chain ends under another key and no signed rotation is possible without it; \
+                 recording an unsigned key change"
+            );
+            writer.seal_into_batch(
+                Draft::new(kinds::CHAIN_KEY_CHANGED)
+                    .field(crate::epoch::PREVIOUS_KEY_ID, previous)
+                    .field(crate::epoch::NEW_KEY_ID, writer.key.id()),
+            );
+        }
         let start = Draft::new(kinds::CHAIN_START).field("resumed_from_seq", resumed_from);
         writer.seal_into_batch(start);
         let handle = std::thread::Builder::new()
@@ -150,7 +182,7 @@ impl AuditLog {
             .spawn(move || writer.run())
             .map_err(StoreError::Io)?;
         let thread = handle.thread().clone();
-        Ok(AuditLog { tx, depth, store, writer: Mutex::new(Some(handle)), thread })
+        Ok(AuditLog { tx, depth, max_backlog: options.max_backlog, store, writer: Mutex::new(Some(handle)), thread })
     }
 
     /// Queues an event. Never blocks and never wakes the writer; after [`AuditLog::close`] the event
@@ -166,6 +198,17 @@ impl AuditLog {
     /// Drafts recorded but not yet committed.
     pub fn queue_depth(&self) -> u64 {
         self.depth.load(Ordering::Relaxed)
+    }
+
+    /// [`AuditOptions::max_backlog`].
+    pub fn max_backlog(&self) -> u64 {
+        self.max_backlog
+    }
+
+    /// The backlog has reached [`AuditOptions::max_backlog`]: refuse new work
+    /// that would record (the queue never drops a draft, so this is the bound).
+    pub fn overloaded(&self) -> bool {
+        self.queue_depth() >= self.max_backlog
     }
 
     /// Blocks until everything recorded before this call is committed.
@@ -188,6 +231,13 @@ impl AuditLog {
     /// `chain.prune` record (same transaction). `None` when nothing was that old.
     pub fn prune_before(&self, ts_ms: i64) -> Result<Option<PruneRecord>, LogError> {
         self.ask(|reply| Msg::Prune(ts_ms, reply))
+    }
+
+    /// Commits everything recorded before this call, then signs, stores and
+    /// returns a checkpoint of the head as it is now (`None` for an empty
+    /// chain, or after entries were lost). The one to ship off the host.
+    pub fn checkpoint_now(&self) -> Result<Option<Checkpoint>, LogError> {
+        self.ask(Msg::Checkpoint)
     }
 
     /// The latest checkpoint as JSON, to keep outside the store.
@@ -298,6 +348,10 @@ impl Writer {
                     Msg::Prune(ts, reply) => {
                         let _ = reply.send(self.prune(ts));
                     }
+                    Msg::Checkpoint(reply) => {
+                        self.commit();
+                        let _ = reply.send(self.checkpoint(true));
+                    }
                     Msg::Close(reply) => {
                         self.close();
                         let _ = reply.send(());
@@ -324,7 +378,7 @@ impl Writer {
     }
 
     fn rotate(&mut self, new_key: AuditKey) -> Result<(), StoreError> {
-        let draft = Draft::new(kinds::CHAIN_ROTATE).field("new_key_id", new_key.id());
+        let draft = Draft::new(kinds::CHAIN_ROTATE).field(crate::epoch::NEW_KEY_ID, new_key.id());
         self.seal_into_batch(draft);
         self.commit();
         tracing::info!(old = self.key.id(), new = new_key.id(), "audit key rotated");
@@ -362,7 +416,9 @@ impl Writer {
         }
         self.seal_into_batch(Draft::new(kinds::CHAIN_STOP));
         self.commit();
-        self.checkpoint();
+        if let Err(e) = self.checkpoint(false) {
+            tracing::warn!(error = %e, "audit checkpoint at close failed");
+        }
     }
 
     /// Appends the batch, retrying until it is committed (or, once closing, gives up loudly).
@@ -394,21 +450,26 @@ impl Writer {
         self.batch.clear();
         self.batch_records = 0;
         let every = self.options.checkpoint_every;
-        if every > 0 && last_seq.saturating_sub(self.last_checkpoint) >= every {
-            self.checkpoint();
+        if every > 0
+            && last_seq.saturating_sub(self.last_checkpoint) >= every
+            && let Err(e) = self.checkpoint(false)
+        {
+            tracing::warn!(error = %e, "audit checkpoint write failed; next batch retries");
         }
     }
 
-    fn checkpoint(&mut self) {
+    /// Signs and stores a checkpoint of the head with the key in force (the
+    /// new one right after a rotation). Unless `fresh`, not again for a head
+    /// already checkpointed.
+    fn checkpoint(&mut self, fresh: bool) -> Result<Option<Checkpoint>, StoreError> {
         let head_seq = self.state.next_seq.saturating_sub(1);
-        if head_seq == 0 || head_seq == self.last_checkpoint || self.lost {
-            return;
+        if head_seq == 0 || self.lost || (!fresh && head_seq == self.last_checkpoint) {
+            return Ok(None);
         }
         let cp = Checkpoint::sign(head_seq, self.state.head_hash, (self.now)(), &self.key);
-        match self.store.put_checkpoint(&cp) {
-            Ok(()) => self.last_checkpoint = head_seq,
-            Err(e) => tracing::warn!(error = %e, seq = head_seq, "audit checkpoint write failed; next batch retries"),
-        }
+        self.store.put_checkpoint(&cp)?;
+        self.last_checkpoint = head_seq;
+        Ok(Some(cp))
     }
 }
 

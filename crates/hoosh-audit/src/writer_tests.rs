@@ -352,3 +352,217 @@ fn full_durability_store_opens_and_checkpoints_every_n() {
     assert!(cp.signature_valid(&key));
     assert!(problem(&store, &[key], Some(&cp)).is_none());
 }
+
+/// A closed chain: two events under `old`, a rotation to `new`, two events under `new`.
+fn rotated_chain(name: &str) -> (Arc<AuditStore>, AuditKey, AuditKey, TempDir) {
+    let (store, dir) = temp_store(name);
+    let (old, new) = (test_key(1), test_key(2));
+    let (clock, _) = manual_clock(1_000);
+    let log = AuditLog::open_with(Arc::clone(&store), old.clone(), clock, fast()).unwrap();
+    log.record(event(1));
+    log.record(event(2));
+    log.rotate(new.clone()).unwrap(); // seq 4
+    log.record(event(3));
+    log.record(event(4));
+    log.close(); // chain.stop at seq 7
+    (store, old, new, dir)
+}
+
+/// `draft` sealed as the entry after `head`, by `key`: what a forger holding `key` can make.
+fn forge_after(head: &Entry, draft: Draft, key: &AuditKey) -> Entry {
+    let mut state = ChainState::after(head);
+    crate::chain::seal(&mut state, draft, head.ts_ms, key)
+}
+
+#[test]
+fn a_retired_key_cannot_sign_anything_after_its_rotation() {
+    let (store, old, new, _dir) = rotated_chain("epoch");
+    let keys = [old.clone(), new.clone()];
+    let report = verify_store(&store, &keys, None).unwrap();
+    assert!(report.is_ok(), "{report:?}");
+    assert_eq!(
+        report.key_changes,
+        [crate::KeyChange {
+            seq: 4,
+            from_key_id: old.id().into(),
+            to_key_id: new.id().into(),
+            signed_by_old_key: true
+        }]
+    );
+    let entries = all(&store);
+    let wrong = |seq| Some((seq, Reason::WrongKey { expected: new.id().into(), found: old.id().into() }));
+
+    // Appending to the real chain with the retired key: linked, hashed, validly signed — and refused.
+    let appended = forge_after(&entries[6], event(99), &old);
+    store.append(std::slice::from_ref(&appended)).unwrap();
+    assert_eq!(problem(&store, &keys, None), wrong(8));
+
+    // Rewriting an entry after the rotation, re-signing it and everything after with the retired key.
+    let (store, ..) = rotated_chain("epoch-rewrite");
+    let entries = all(&store);
+    let mut forged = vec![forge_after(&entries[3], Draft::new("inference.response").field("tokens", 0), &old)];
+    for e in &entries[5..] {
+        let d = Draft {
+            kind: e.kind.clone(),
+            actor: e.actor.clone(),
+            request_id: e.request_id.clone(),
+            data: e.data.clone(),
+        };
+        forged.push(forge_after(forged.last().unwrap(), d, &old));
+    }
+    for e in &forged {
+        rewrite(&store, e);
+    }
+    assert_eq!(problem(&store, &keys, None), wrong(5));
+
+    // Claiming an unsigned key change back to the retired key.
+    let (store, ..) = rotated_chain("epoch-change-back");
+    let entries = all(&store);
+    let change = Draft::new(kinds::CHAIN_KEY_CHANGED)
+        .field(crate::epoch::PREVIOUS_KEY_ID, new.id())
+        .field(crate::epoch::NEW_KEY_ID, old.id());
+    store.append(&[forge_after(&entries[6], change, &old)]).unwrap();
+    assert_eq!(problem(&store, &keys, None), wrong(8));
+
+    // Cutting the rotation and everything after off, then carrying on under
+    // the retired key, makes a valid chain — which a checkpoint kept from
+    // before catches.
+    let (store, ..) = rotated_chain("epoch-cut");
+    let cp = store.latest_checkpoint().unwrap().unwrap();
+    assert_eq!((cp.seq, cp.key_id.as_str()), (7, new.id()));
+    let entries = all(&store);
+    store.execute_raw("DELETE FROM audit WHERE seq >= 4").unwrap();
+    let mut head = entries[2].clone();
+    for i in 0..5 {
+        head = forge_after(&head, event(100 + i), &old);
+        store.append(std::slice::from_ref(&head)).unwrap();
+    }
+    assert_eq!(problem(&store, &keys, None), None, "without a checkpoint, a rewritten tail is a chain");
+    assert_eq!(problem(&store, &keys, Some(&cp)), Some((7, Reason::CheckpointMismatch)));
+    // Nor can the retired key sign a checkpoint for that tail.
+    let forged_cp = Checkpoint::sign(head.seq, head.hash, 0, &old);
+    assert_eq!(problem(&store, &keys, Some(&forged_cp)), None, "its own tail under its own key verifies");
+    let (real, ..) = rotated_chain("epoch-cp");
+    let real_head = all(&real).pop().unwrap();
+    let forged_cp = Checkpoint::sign(7, real_head.hash, 0, &old);
+    assert_eq!(problem(&real, &keys, Some(&forged_cp)), Some((7, Reason::CheckpointMismatch)));
+}
+
+#[test]
+fn resuming_under_a_key_nobody_named_is_an_unsigned_change_and_cannot_go_back() {
+    let (store, dir) = temp_store("keychange");
+    let (k1, k2) = (test_key(1), test_key(2));
+    let (clock, _) = manual_clock(1_000);
+    let open = |key: &AuditKey| {
+        let store = Arc::new(AuditStore::open(dir.db()).unwrap());
+        let log = AuditLog::open_with(store, key.clone(), Arc::clone(&clock), fast()).unwrap();
+        log.record(event(1));
+        log.close();
+    };
+    open(&k1);
+    open(&k2);
+    let entries = all(&store);
+    let change = entries.iter().find(|e| e.kind == kinds::CHAIN_KEY_CHANGED).unwrap();
+    assert_eq!((change.seq, change.key_id.as_str()), (4, k2.id()));
+    assert_eq!(entries[4].kind, "chain.start", "the change comes first, then the start");
+    let keys = [k1.clone(), k2.clone()];
+    let report = verify_store(&store, &keys, None).unwrap();
+    assert!(report.is_ok(), "{report:?}");
+    assert_eq!(
+        report.key_changes,
+        [crate::KeyChange { seq: 4, from_key_id: k1.id().into(), to_key_id: k2.id().into(), signed_by_old_key: false }]
+    );
+    // Back to k1 without a rotation: k1 was in force before, so this is refused.
+    open(&k1);
+    assert_eq!(
+        problem(&store, &keys, None),
+        Some((8, Reason::WrongKey { expected: k2.id().into(), found: k1.id().into() }))
+    );
+}
+
+#[test]
+fn a_rotation_at_the_head_hands_over_on_restart_without_another_change() {
+    let (store, dir) = temp_store("rotate-crash");
+    let (old, new) = (test_key(1), test_key(2));
+    let (clock, _) = manual_clock(1_000);
+    let log = AuditLog::open_with(Arc::clone(&store), old.clone(), Arc::clone(&clock), fast()).unwrap();
+    log.rotate(new.clone()).unwrap();
+    log.abandon(); // crashed right after the rotation
+    drop(log);
+    let reopened = Arc::new(AuditStore::open(dir.db()).unwrap());
+    let log = AuditLog::open_with(Arc::clone(&reopened), new.clone(), clock, fast()).unwrap();
+    log.close();
+    let kinds: Vec<String> = all(&reopened).into_iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, ["chain.start", "chain.rotate", "chain.start", "chain.stop"]);
+    let report = verify_store(&reopened, &[old, new], None).unwrap();
+    assert!(report.is_ok() && report.key_changes.iter().all(|c| c.signed_by_old_key), "{report:?}");
+}
+
+#[test]
+fn the_backlog_stays_bounded_when_callers_refuse_while_overloaded() {
+    let (store, _dir) = temp_store("backlog");
+    let key = test_key(1);
+    let (clock, _) = manual_clock(1_000);
+    // The writer never wakes by itself during the flood: a disk that has stalled.
+    let options = AuditOptions { max_backlog: 100, poll_interval: Duration::from_secs(3600), ..fast() };
+    let log = Arc::new(AuditLog::open_with(Arc::clone(&store), key.clone(), clock, options).unwrap());
+    assert_eq!(log.max_backlog(), 100);
+    log.flush(); // chain.start committed: the writer goes back to sleep
+    let threads = 8u64;
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let log = Arc::clone(&log);
+            std::thread::spawn(move || {
+                let mut recorded = 0u64;
+                for i in 0..1000 {
+                    // What the edge does: refuse (503) instead of recording.
+                    if !log.overloaded() {
+                        log.record(event(t * 10_000 + i));
+                        recorded += 1;
+                    }
+                }
+                recorded
+            })
+        })
+        .collect();
+    let recorded: u64 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+    let depth = log.queue_depth();
+    assert!(log.overloaded());
+    // The writer may have taken what arrived before it fell asleep; after that
+    // nothing wakes it, so the queue fills to the bound and stays there.
+    assert!(depth <= recorded, "depth {depth} > recorded {recorded}");
+    // Each caller that saw room records once: the bound plus one per concurrent caller.
+    assert!((100..100 + threads).contains(&depth), "depth {depth}");
+    log.flush();
+    assert_eq!(log.queue_depth(), 0);
+    assert!(!log.overloaded());
+    log.close();
+    let events = all(&store).iter().filter(|e| e.kind == "inference.response").count() as u64;
+    assert_eq!(events, recorded, "every accepted draft was written");
+    assert!(verify_store(&store, &[key], None).unwrap().is_ok());
+}
+
+#[test]
+fn checkpoint_now_signs_the_head_with_the_key_in_force() {
+    let (store, _dir) = temp_store("cpnow");
+    let (old, new) = (test_key(1), test_key(2));
+    let (clock, _) = manual_clock(1_000);
+    let options = AuditOptions { checkpoint_every: 0, ..fast() };
+    let log = AuditLog::open_with(Arc::clone(&store), old.clone(), clock, options).unwrap();
+    log.record(event(1));
+    log.record(event(2));
+    let cp = log.checkpoint_now().unwrap().unwrap();
+    assert_eq!((cp.seq, cp.key_id.as_str()), (3, old.id()));
+    assert_eq!(cp.head_hash, store.head().unwrap().unwrap().hash);
+    assert_eq!(store.latest_checkpoint().unwrap(), Some(cp.clone()));
+    log.rotate(new.clone()).unwrap();
+    let after_rotate = log.checkpoint_now().unwrap().unwrap();
+    assert_eq!((after_rotate.seq, after_rotate.key_id.as_str()), (4, new.id()), "signed by the key in force");
+    log.record(event(3));
+    log.close();
+    let keys = [old, new];
+    for cp in [&cp, &after_rotate] {
+        let report = verify_store(&store, &keys, Some(cp)).unwrap();
+        assert!(report.is_ok() && report.checkpoint_matched, "{report:?}");
+    }
+}

@@ -6,18 +6,23 @@
 //! | `inference` | the ledger writer thread (a [`hoosh_governance::LedgerTap`]) | every finished request: its ledger row, 499s included |
 //! | `inference.denied` | [`crate::pipeline`] | an admission refused (model not allowed, rate, concurrency, budget) |
 //! | `inference.content` | [`crate::pipeline`] | the request's messages, only with `include_content = true` |
-//! | `auth.failure` | [`crate::auth`] | a 401 (at most `max_auth_failures_per_sec`, the rest summarised) |
-//! | `key.*`, `team.*`, `budget.set`, `audit.prune` | [`admin_actions`] | every admin API call that changes something, refused ones included |
+//! | `auth.failure` | [`crate::auth`] | a 401: at most `max_auth_failures_per_source_per_min` per client and `max_auth_failures_per_sec` in all; the rest counted into one `auth.failure.suppressed` a minute |
+//! | `key.*`, `team.*`, `budget.set`, `audit.prune` | [`admin_actions`] | every admin API call that changes something; refused ones without their body |
 //! | `config.reload` | [`crate::reload`] | every reload, by SIGHUP or the API, applied or refused |
 //! | `chain.*` | [`hoosh_audit::AuditLog`] | start, stop, rotation, pruning |
 //!
-//! Nothing here blocks a request: [`AuditLog::record`] only enqueues. Entries
-//! carry ids, models, token counts, costs and statuses, never a key's
-//! plaintext and never prompt text unless the operator opts in.
+//! Nothing here blocks a request: [`AuditLog::record`] only enqueues, and
+//! never drops; [`Audit::overloaded`] tells the edge to refuse new requests
+//! while the backlog is at `audit.max_backlog`. Entries carry ids, models,
+//! token counts, costs and statuses, never a key's plaintext (a presented
+//! credential only as a keyed tag) and never prompt text unless the operator
+//! opts in. What a client controls is capped: a recorded path at
+//! [`MAX_RECORDED_PATH`] bytes, an admin body at [`MAX_RECORDED_BODY`].
 
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::extract::{Request, State};
 use axum::http::Method;
@@ -25,13 +30,24 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use hoosh_audit::{AuditKey, AuditLog, AuditOptions, AuditStore, Draft, Durability, KeySource, Report};
 use hoosh_core::config::{AuditConfig, AuditDurability};
-use hoosh_governance::{Principal, UsageRecord};
+use hoosh_governance::{Principal, Scope, UsageRecord};
+use parking_lot::Mutex;
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 
 use crate::state::AppState;
 
 /// File name of the chain inside the data directory.
 pub const AUDIT_DB_FILE: &str = "audit.db";
+/// Most bytes of a request path recorded (longer ones are cut on a character
+/// boundary and marked `path_truncated`, with `path_bytes`).
+pub const MAX_RECORDED_PATH: usize = 256;
+/// Most bytes of a request method recorded (methods are client-chosen tokens).
+pub const MAX_RECORDED_METHOD: usize = 32;
+/// Largest admin request body recorded; a larger one is recorded by size and SHA-256.
+pub const MAX_RECORDED_BODY: usize = 16 * 1024;
+/// Deepest admin body recorded as JSON; a deeper one is recorded by size and SHA-256.
+pub const MAX_RECORDED_BODY_DEPTH: usize = 32;
 
 /// The chain as the server holds it; `Audit::disabled()` records nothing.
 pub struct Audit {
@@ -39,7 +55,7 @@ pub struct Audit {
     /// Every key that may have signed entries (current first), for verification.
     keys: Vec<AuditKey>,
     include_content: bool,
-    auth_failures: FailureWindow,
+    auth_failures: FailureLimiter,
     db_path: Option<PathBuf>,
 }
 
@@ -55,20 +71,24 @@ impl Audit {
             log: None,
             keys: Vec::new(),
             include_content: false,
-            auth_failures: FailureWindow::new(0),
+            auth_failures: FailureLimiter::new(0, 0),
             db_path: None,
         }
     }
 
-    /// Opens (or resumes) the chain in `data_dir`. When the stored chain was
-    /// signed by one of `previous_key_files` and the current key differs,
-    /// writes a `chain.rotate` entry signed by the old key first.
+    /// Opens (or resumes) the chain in `data_dir`. When the stored chain
+    /// ends under one of `previous_key_files` and the current key differs,
+    /// writes a `chain.rotate` entry signed by the old key first; when it
+    /// ends under a key not given, the chain continues with an unsigned
+    /// `chain.key_changed` (see [`hoosh_audit::epoch`]).
     pub fn open(cfg: &AuditConfig, data_dir: &Path) -> Result<Audit, String> {
         if !cfg.enabled {
             return Ok(Audit::disabled());
         }
-        std::fs::create_dir_all(data_dir)
-            .map_err(|e| format!("cannot create data directory {}: {e}", data_dir.display()))?;
+        if cfg.max_backlog == 0 {
+            return Err("audit.max_backlog must be at least 1".into());
+        }
+        hoosh_governance::ensure_private_dir(data_dir).map_err(|e| format!("data directory: {e}"))?;
         let (key, source) = AuditKey::resolve(cfg.key_file.as_deref(), data_dir).map_err(|e| e.to_string())?;
         match &source {
             KeySource::Generated(p) => tracing::warn!(
@@ -91,8 +111,13 @@ impl Audit {
         let store = Arc::new(
             AuditStore::open_with(&path, durability).map_err(|e| format!("cannot open {}: {e}", path.display()))?,
         );
-        let head_key = store.head().map_err(|e| e.to_string())?.map(|h| h.key_id);
-        let options = AuditOptions { checkpoint_every: cfg.checkpoint_every, ..AuditOptions::default() };
+        // The key in force at the head: a rotation there has handed over already.
+        let head_key = store.head().map_err(|e| e.to_string())?.map(|h| hoosh_audit::epoch::key_after(&h).to_owned());
+        let options = AuditOptions {
+            checkpoint_every: cfg.checkpoint_every,
+            max_backlog: cfg.max_backlog,
+            ..AuditOptions::default()
+        };
         let clock = hoosh_audit::system_clock();
         let log = match head_key.as_deref() {
             Some(id) if id != key.id() => match previous.iter().find(|k| k.id() == id) {
@@ -106,11 +131,10 @@ impl Audit {
                         stored_key_id = id,
                         key_id = key.id(),
                         "audit: the stored chain was signed by another key, not in audit.previous_key_files; \
-                         continuing under the new key without a signed rotation (verification needs both keys)"
+                         continuing under the new key with an unsigned chain.key_changed (verification needs both \
+                         keys and reports the change)"
                     );
-                    let log = AuditLog::open_with(store, key.clone(), clock, options).map_err(|e| e.to_string())?;
-                    log.record(Draft::new("chain.key_changed").field("previous_key_id", id));
-                    log
+                    AuditLog::open_with(store, key.clone(), clock, options).map_err(|e| e.to_string())?
                 }
             },
             _ => AuditLog::open_with(store, key.clone(), clock, options).map_err(|e| e.to_string())?,
@@ -121,7 +145,7 @@ impl Audit {
             log: Some(Arc::new(log)),
             keys,
             include_content: cfg.include_content,
-            auth_failures: FailureWindow::new(cfg.max_auth_failures_per_sec),
+            auth_failures: FailureLimiter::new(cfg.max_auth_failures_per_sec, cfg.max_auth_failures_per_source_per_min),
             db_path: Some(path),
         })
     }
@@ -151,6 +175,12 @@ impl Audit {
     /// Drafts waiting for the writer (0 when disabled).
     pub fn queue_depth(&self) -> u64 {
         self.log.as_ref().map_or(0, |l| l.queue_depth())
+    }
+
+    /// The writer's backlog is at `audit.max_backlog`: refuse new requests
+    /// (503, `Retry-After`) rather than queue more — entries are never dropped.
+    pub fn overloaded(&self) -> bool {
+        self.log.as_ref().is_some_and(|l| l.overloaded())
     }
 
     /// The tap the ledger writer calls with each batch: one `inference` entry per row.
@@ -190,33 +220,40 @@ impl Audit {
         self.record(with_request_id(d, request_id));
     }
 
-    /// A request refused with 401. `key_prefix` is the first characters of
-    /// what was presented (never the whole key).
+    /// A request refused with 401, from `client` (the peer address),
+    /// having presented `credential` (if anything). Recorded within the
+    /// per-source and global limits, else counted into the minute's
+    /// `auth.failure.suppressed` summary; the credential only as
+    /// [`hoosh_audit::AuditKey::credential_tag`], the path capped.
     pub fn auth_failure(
         &self,
         now_ms: i64,
         code: &str,
         method: &Method,
         path: &str,
-        client: Option<String>,
-        key_prefix: Option<String>,
+        client: Option<IpAddr>,
+        credential: Option<&str>,
     ) {
         if self.log.is_none() {
             return;
         }
-        let suppressed = match self.auth_failures.admit(now_ms) {
-            Admit::Yes { suppressed_before } => suppressed_before,
-            Admit::No => return,
-        };
-        if suppressed > 0 {
-            self.record(Draft::new("auth.failure.suppressed").field("count", suppressed));
+        let (admitted, summary) = self.auth_failures.admit(now_ms, Source::of(client));
+        if let Some(summary) = summary {
+            self.record(summary);
         }
-        let mut d = Draft::new("auth.failure").field("code", code).field("method", method.as_str()).field("path", path);
-        if let Some(c) = client {
-            d = d.field("client", c);
+        if !admitted {
+            return;
         }
-        if let Some(p) = key_prefix {
-            d = d.field("key_prefix", p);
+        let mut d = Draft::new("auth.failure").field("code", code);
+        d = capped_field(d, "method", method.as_str(), MAX_RECORDED_METHOD);
+        d = capped_field(d, "path", path, MAX_RECORDED_PATH);
+        if let Some(ip) = client {
+            d = d.field("client", ip.to_string());
+        }
+        if let Some(c) = credential.filter(|c| !c.is_empty())
+            && let Some(key) = self.keys.first()
+        {
+            d = d.field("credential_tag", key.credential_tag(c.as_bytes()));
         }
         self.record(d);
     }
@@ -263,9 +300,13 @@ impl Audit {
         });
     }
 
-    /// Writes `chain.stop` and a checkpoint, flushes (shutdown).
+    /// Writes the pending `auth.failure.suppressed` summary, `chain.stop`
+    /// and a checkpoint, flushes (shutdown).
     pub fn close(&self) {
         if let Some(log) = &self.log {
+            if let Some(summary) = self.auth_failures.take_summary() {
+                log.record(summary);
+            }
             log.close();
         }
     }
@@ -305,82 +346,218 @@ fn inference(row: &UsageRecord) -> Draft {
     with_request_id(d, &row.request_id)
 }
 
-/// A per-second budget of entries; what goes over is counted, then reported.
-struct FailureWindow {
-    per_sec: u64,
-    /// (second, count in it) packed: second << 32 | count.
-    window: AtomicU64,
-    suppressed: AtomicU64,
+/// `field` = `text` cut to `max` bytes (on a character boundary); a cut one
+/// also gets `{field}_truncated: true` and `{field}_bytes`, its real length.
+fn capped_field(d: Draft, field: &str, text: &str, max: usize) -> Draft {
+    if text.len() <= max {
+        return d.field(field, text);
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    d.field(field, &text[..end]).field(format!("{field}_truncated"), true).field(format!("{field}_bytes"), text.len())
 }
 
-enum Admit {
-    Yes { suppressed_before: u64 },
-    No,
+/// Whom an auth failure is charged to: an IPv4 address, or the /64 an IPv6
+/// address is in (one host is commonly handed a whole /64).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Source {
+    V4(Ipv4Addr),
+    V6Net(u64),
+    /// No peer address (a request not from a socket).
+    Unknown,
+    /// Sources beyond [`MAX_SOURCES`] in one window share this budget.
+    Other,
 }
 
-impl FailureWindow {
-    fn new(per_sec: u32) -> FailureWindow {
-        FailureWindow { per_sec: u64::from(per_sec), window: AtomicU64::new(0), suppressed: AtomicU64::new(0) }
+impl Source {
+    fn of(ip: Option<IpAddr>) -> Source {
+        match ip {
+            Some(IpAddr::V4(a)) => Source::V4(a),
+            Some(IpAddr::V6(a)) => match a.to_ipv4_mapped() {
+                Some(v4) => Source::V4(v4),
+                None => Source::V6Net((u128::from(a) >> 64) as u64),
+            },
+            None => Source::Unknown,
+        }
     }
 
-    fn admit(&self, now_ms: i64) -> Admit {
-        let second = (u64::try_from(now_ms).unwrap_or(0) / 1000) & 0xffff_ffff;
-        let mut current = self.window.load(Ordering::Relaxed);
-        loop {
-            let (sec, count) = (current >> 32, current & 0xffff_ffff);
-            let next = if sec == second { (sec << 32) | (count + 1).min(0xffff_ffff) } else { (second << 32) | 1 };
-            match self.window.compare_exchange_weak(current, next, Ordering::Relaxed, Ordering::Relaxed) {
-                Ok(_) => {
-                    if (next & 0xffff_ffff) > self.per_sec {
-                        self.suppressed.fetch_add(1, Ordering::Relaxed);
-                        return Admit::No;
-                    }
-                    return Admit::Yes { suppressed_before: self.suppressed.swap(0, Ordering::Relaxed) };
-                }
-                Err(seen) => current = seen,
-            }
+    fn label(&self) -> String {
+        match self {
+            Source::V4(a) => a.to_string(),
+            Source::V6Net(net) => format!("{}/64", Ipv6Addr::from(u128::from(*net) << 64)),
+            Source::Unknown => "unknown".into(),
+            Source::Other => "other".into(),
         }
     }
 }
 
+/// One summary covers this long, aligned to the clock.
+const WINDOW_MS: i64 = 60_000;
+/// Sources counted apart in one window; the map never grows beyond this (+1).
+const MAX_SOURCES: usize = 4096;
+/// Sources named in a summary, most suppressed first.
+const TOP_SOURCES: usize = 10;
+
+/// Which auth failures become entries: per source per minute, and in all
+/// per second. What goes over is counted, and reported as one
+/// `auth.failure.suppressed` entry when the minute is over (at the first
+/// failure after it, or at shutdown).
+struct FailureLimiter {
+    per_sec: u32,
+    per_source_per_min: u32,
+    windows: Mutex<FailureWindows>,
+}
+
+#[derive(Default)]
+struct FailureWindows {
+    /// The minute (unix ms / 60 000) the counts below belong to.
+    minute: i64,
+    second: i64,
+    recorded_this_second: u32,
+    sources: HashMap<Source, SourceCount>,
+    suppressed: u64,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct SourceCount {
+    recorded: u32,
+    suppressed: u32,
+}
+
+impl FailureLimiter {
+    fn new(per_sec: u32, per_source_per_min: u32) -> FailureLimiter {
+        FailureLimiter { per_sec, per_source_per_min, windows: Mutex::new(FailureWindows::default()) }
+    }
+
+    /// Whether this failure is recorded, and the summary of a minute that just ended, if any.
+    fn admit(&self, now_ms: i64, source: Source) -> (bool, Option<Draft>) {
+        let mut w = self.windows.lock();
+        let minute = now_ms.div_euclid(WINDOW_MS);
+        let summary = if minute != w.minute {
+            let summary = w.summary();
+            *w = FailureWindows { minute, ..FailureWindows::default() };
+            summary
+        } else {
+            None
+        };
+        let second = now_ms.div_euclid(1000);
+        if second != w.second {
+            w.second = second;
+            w.recorded_this_second = 0;
+        }
+        let source =
+            if w.sources.len() >= MAX_SOURCES && !w.sources.contains_key(&source) { Source::Other } else { source };
+        let over_second = w.recorded_this_second >= self.per_sec;
+        let count = w.sources.entry(source).or_default();
+        if count.recorded >= self.per_source_per_min || over_second {
+            count.suppressed = count.suppressed.saturating_add(1);
+            w.suppressed += 1;
+            return (false, summary);
+        }
+        count.recorded += 1;
+        w.recorded_this_second += 1;
+        (true, summary)
+    }
+
+    /// The current minute's summary, resetting its count (shutdown).
+    fn take_summary(&self) -> Option<Draft> {
+        let mut w = self.windows.lock();
+        let summary = w.summary();
+        w.suppressed = 0;
+        w.sources.values_mut().for_each(|c| c.suppressed = 0);
+        summary
+    }
+
+    #[cfg(test)]
+    fn tracked_sources(&self) -> usize {
+        self.windows.lock().sources.len()
+    }
+}
+
+impl FailureWindows {
+    fn summary(&self) -> Option<Draft> {
+        if self.suppressed == 0 {
+            return None;
+        }
+        let mut top: Vec<(Source, u32)> =
+            self.sources.iter().filter(|(_, c)| c.suppressed > 0).map(|(s, c)| (*s, c.suppressed)).collect();
+        let sources = top.len();
+        top.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.label().cmp(&b.0.label())));
+        top.truncate(TOP_SOURCES);
+        let top: Vec<Value> = top.into_iter().map(|(s, n)| json!({"source": s.label(), "count": n})).collect();
+        Some(
+            Draft::new("auth.failure.suppressed")
+                .field("window_start_ms", self.minute * WINDOW_MS)
+                .field("window_ms", WINDOW_MS)
+                .field("count", self.suppressed)
+                .field("sources", sources)
+                .field("top", top),
+        )
+    }
+}
+
 /// Middleware on the admin API: every call that changes something (any
-/// method but GET/HEAD) becomes an entry named after the resource and verb,
-/// with the caller, the status and the request body (admin bodies hold no
-/// secrets: a key's plaintext only ever appears in a response).
+/// method but GET/HEAD/OPTIONS) becomes an entry named after the resource and
+/// verb, with the caller, the status and — for a caller holding the `admin`
+/// scope — the request body (admin bodies hold no secrets: a key's plaintext
+/// only ever appears in a response), up to [`MAX_RECORDED_BODY`] bytes. A
+/// caller without the scope is refused by the handler from the request head;
+/// its call is recorded without the body, which is never read here.
 pub async fn admin_actions(State(st): State<AppState>, req: Request, next: Next) -> Response {
     if !st.audit.enabled() || matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
         return next.run(req).await;
     }
+    // A reload records its own, more detailed, entry.
+    let Some(kind) = admin_kind(req.method(), req.uri().path()) else { return next.run(req).await };
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let actor = req.extensions().get::<Arc<Principal>>().map(|p| p.record.id.clone());
+    let principal = req.extensions().get::<Arc<Principal>>().cloned();
     let request_id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-    let limit = st.live().config.server.body_limit_bytes;
-    let (parts, body) = req.into_parts();
-    let bytes = match axum::body::to_bytes(body, limit).await {
-        Ok(b) => b,
-        Err(_) => return crate::ApiError::PayloadTooLarge.into_response(),
-    };
-    let body_json: Value = if bytes.is_empty() {
-        Value::Null
+    let mut d = Draft::new(kind);
+    d = capped_field(d, "method", method.as_str(), MAX_RECORDED_METHOD);
+    d = capped_field(d, "path", &path, MAX_RECORDED_PATH);
+    if let Some(p) = &principal {
+        d = d.actor(p.record.id.as_str());
+    }
+    let authorized = !st.gov.is_open() && principal.is_some_and(|p| p.has_scope(Scope::Admin));
+    let response = if authorized {
+        let limit = st.live().config.server.body_limit_bytes;
+        let (parts, body) = req.into_parts();
+        let bytes = match axum::body::to_bytes(body, limit).await {
+            Ok(b) => b,
+            Err(_) => return crate::ApiError::PayloadTooLarge.into_response(),
+        };
+        d = with_body(d, &bytes);
+        next.run(Request::from_parts(parts, axum::body::Body::from(bytes))).await
     } else {
-        serde_json::from_slice(&bytes).unwrap_or_else(|_| json!({ "unparsed_bytes": bytes.len() }))
+        next.run(req).await
     };
-    let response = next.run(Request::from_parts(parts, axum::body::Body::from(bytes))).await;
-    // A reload records its own, more detailed, entry.
-    let Some(kind) = admin_kind(&method, &path) else { return response };
-    let mut d = Draft::new(kind)
-        .field("method", method.as_str())
-        .field("path", path.as_str())
-        .field("status", response.status().as_u16());
-    if !body_json.is_null() {
-        d = d.field("body", body_json);
-    }
-    if let Some(a) = actor {
-        d = d.actor(a);
-    }
+    d = d.field("status", response.status().as_u16());
     st.audit.record(with_request_id(d, &request_id));
     response
+}
+
+/// The admin body as recorded: the JSON itself when it is small and shallow,
+/// `{"unparsed_bytes": n}` when it is not JSON, else its size and SHA-256.
+fn with_body(d: Draft, bytes: &[u8]) -> Draft {
+    if bytes.is_empty() {
+        return d;
+    }
+    let omitted = |d: Draft, why: &str| {
+        d.field("body_omitted", why)
+            .field("body_bytes", bytes.len())
+            .field("body_sha256", hoosh_audit::hex::encode(&Sha256::digest(bytes)))
+    };
+    if bytes.len() > MAX_RECORDED_BODY {
+        return omitted(d, "too_large");
+    }
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(v) if hoosh_audit::chain::nesting_depth(&v) > MAX_RECORDED_BODY_DEPTH => omitted(d, "too_deep"),
+        Ok(v) => d.field("body", v),
+        Err(_) => d.field("body", json!({ "unparsed_bytes": bytes.len() })),
+    }
 }
 
 /// `POST /admin/keys` → `key.create`, `DELETE /admin/teams/x` → `team.delete`, …;
@@ -420,17 +597,102 @@ mod tests {
         assert_eq!(admin_kind(&Method::POST, "/admin/reload"), None);
     }
 
+    const T: i64 = 1_700_000_040_000; // the start of a minute
+
+    fn v4(n: u32) -> Source {
+        Source::of(Some(IpAddr::V4(Ipv4Addr::from(n))))
+    }
+
+    fn data(d: &Draft) -> Value {
+        Value::Object(d.data.clone())
+    }
+
     #[test]
-    fn auth_failures_over_the_per_second_budget_are_counted_then_reported() {
-        let w = FailureWindow::new(3);
-        let t = 1_700_000_000_000;
-        for _ in 0..3 {
-            assert!(matches!(w.admit(t), Admit::Yes { suppressed_before: 0 }));
+    fn one_source_gets_its_budget_a_minute_and_the_rest_is_summarised() {
+        let l = FailureLimiter::new(1000, 3);
+        let (a, b) = (v4(0x0a00_0001), v4(0x0a00_0002));
+        for i in 0..3 {
+            assert!(l.admit(T + i, a).0);
         }
-        assert!(matches!(w.admit(t + 10), Admit::No));
-        assert!(matches!(w.admit(t + 999), Admit::No));
-        // The next second starts a new budget and reports the two suppressed.
-        assert!(matches!(w.admit(t + 1000), Admit::Yes { suppressed_before: 2 }));
-        assert!(matches!(w.admit(t + 1001), Admit::Yes { suppressed_before: 0 }));
+        for i in 3..50 {
+            assert_eq!(l.admit(T + i, a), (false, None), "over its budget, counted");
+        }
+        assert!(l.admit(T + 60, b).0, "another source is not crowded out");
+        // The next minute: a fresh budget, and one summary of the last.
+        let (admitted, summary) = l.admit(T + WINDOW_MS, a);
+        assert!(admitted);
+        let summary = summary.expect("the minute's summary");
+        assert_eq!(summary.kind, "auth.failure.suppressed");
+        assert_eq!(
+            data(&summary),
+            json!({"window_start_ms": T, "window_ms": 60_000, "count": 47, "sources": 1,
+                   "top": [{"source": "10.0.0.1", "count": 47}]})
+        );
+        assert_eq!(l.admit(T + WINDOW_MS + 1, a).1.map(|d| d.kind), None, "reported once");
+    }
+
+    #[test]
+    fn all_sources_together_get_the_per_second_budget() {
+        let l = FailureLimiter::new(2, 100);
+        assert!(l.admit(T, v4(1)).0);
+        assert!(l.admit(T + 1, v4(2)).0);
+        assert!(!l.admit(T + 999, v4(3)).0);
+        assert!(l.admit(T + 1000, v4(3)).0, "the next second has room again");
+        let summary = l.take_summary().unwrap();
+        assert_eq!(data(&summary)["count"], 1);
+        assert!(l.take_summary().is_none(), "taken once");
+    }
+
+    #[test]
+    fn a_spray_of_sources_keeps_the_map_bounded_and_shares_one_budget_beyond_it() {
+        let l = FailureLimiter::new(u32::MAX, 1);
+        let n = 3 * MAX_SOURCES as u32;
+        let admitted = (0..n).filter(|i| l.admit(T + i64::from(*i % 1000), v4(*i)).0).count();
+        assert_eq!(l.tracked_sources(), MAX_SOURCES + 1, "the cap plus the shared `other`");
+        assert_eq!(admitted, MAX_SOURCES + 1, "one each, then one for all the rest together");
+        let (_, summary) = l.admit(T + WINDOW_MS, v4(1));
+        let summary = data(&summary.unwrap());
+        assert_eq!(summary["count"], u64::from(n) - (MAX_SOURCES as u64 + 1));
+        assert_eq!(summary["top"][0]["source"], "other");
+        assert_eq!(l.tracked_sources(), 1, "a new minute starts from an empty map");
+    }
+
+    #[test]
+    fn an_ipv6_64_is_one_source_and_a_mapped_ipv4_is_its_ipv4() {
+        let ip = |s: &str| Source::of(Some(s.parse().unwrap()));
+        assert_eq!(ip("2001:db8:1:2::1"), ip("2001:db8:1:2:ffff:ffff:ffff:ffff"));
+        assert_ne!(ip("2001:db8:1:2::1"), ip("2001:db8:1:3::1"));
+        assert_eq!(ip("::ffff:10.0.0.1"), ip("10.0.0.1"));
+        assert_eq!(ip("2001:db8:1:2::1").label(), "2001:db8:1:2::/64");
+        assert_eq!(Source::of(None).label(), "unknown");
+        let l = FailureLimiter::new(1000, 2);
+        assert!(l.admit(T, ip("2001:db8::1")).0 && l.admit(T, ip("2001:db8::2")).0);
+        assert!(!l.admit(T, ip("2001:db8::3")).0, "rotating addresses inside a /64 does not buy a new budget");
+    }
+
+    #[test]
+    fn a_recorded_path_is_capped_on_a_character_boundary() {
+        let long = "é".repeat(32 * 1024); // 64 KiB, two bytes a character
+        let d = data(&capped_field(Draft::new("x"), "path", &format!("/{long}"), MAX_RECORDED_PATH));
+        let kept = d["path"].as_str().unwrap();
+        assert!(kept.len() <= MAX_RECORDED_PATH && kept.len() >= MAX_RECORDED_PATH - 1, "{}", kept.len());
+        assert_eq!((d["path_truncated"].clone(), d["path_bytes"].clone()), (json!(true), json!(64 * 1024 + 1)));
+        let d = data(&capped_field(Draft::new("x"), "path", "/v1/models", MAX_RECORDED_PATH));
+        assert_eq!(d, json!({"path": "/v1/models"}), "a short path is untouched and unmarked");
+    }
+
+    #[test]
+    fn an_admin_body_is_recorded_only_when_small_shallow_json() {
+        let body = |bytes: &[u8]| data(&with_body(Draft::new("x"), bytes));
+        assert_eq!(body(br#"{"name":"alice"}"#), json!({"body": {"name": "alice"}}));
+        assert_eq!(body(b""), json!({}));
+        assert_eq!(body(b"not json"), json!({"body": {"unparsed_bytes": 8}}));
+        let big = format!(r#"{{"name":"{}"}}"#, "x".repeat(MAX_RECORDED_BODY));
+        let d = body(big.as_bytes());
+        assert_eq!((d["body_omitted"].as_str(), d["body_bytes"].as_u64()), (Some("too_large"), Some(big.len() as u64)));
+        assert_eq!(d["body_sha256"], hoosh_audit::hex::encode(&Sha256::digest(big.as_bytes())));
+        assert!(d.get("body").is_none());
+        let deep = format!("{}{}", "[".repeat(40), "]".repeat(40));
+        assert_eq!(body(deep.as_bytes())["body_omitted"], "too_deep");
     }
 }

@@ -16,6 +16,9 @@ use hoosh_governance::{KeyHash, KeyRecord, Principal, Scope};
 use crate::error::ApiError;
 use crate::state::AppState;
 
+/// `Retry-After` of a request refused while the audit writer catches up.
+const AUDIT_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Who calls when the gateway runs open.
 static ANONYMOUS: LazyLock<Arc<Principal>> = LazyLock::new(|| {
     Arc::new(Principal::new(KeyRecord {
@@ -45,13 +48,23 @@ fn presented(parts: &axum::http::HeaderMap) -> Option<&str> {
     parts.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::trim)
 }
 
-/// The middleware: public path → through; otherwise authenticate or 401.
+/// The middleware: public path → through; audit backlog at its bound → 503
+/// with `Retry-After`; otherwise authenticate or 401.
 pub async fn authenticate(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
     let path = req.uri().path();
     // The one config snapshot this request runs under, whatever reloads meanwhile.
     let live = st.live();
     if live.config.governance.public_paths.iter().any(|p| p == path) {
         return next.run(req).await;
+    }
+    // The audit chain never drops an entry, so its backlog is bounded here:
+    // no new request (not even a 401, which records one) until it catches up.
+    if st.audit.overloaded() {
+        return ApiError::Overloaded {
+            message: "The gateway is catching up on its audit log; retry shortly.".into(),
+            retry_after: AUDIT_RETRY_AFTER,
+        }
+        .into_response();
     }
     let principal = if st.gov.is_open() {
         Arc::clone(&ANONYMOUS)
@@ -62,12 +75,10 @@ pub async fn authenticate(State(st): State<AppState>, mut req: Request, next: Ne
                 let err = ApiError::from(e);
                 if let ApiError::Unauthorized { code, .. } = &err {
                     crate::metrics::record_auth_failure(code);
-                    let client = req
-                        .extensions()
-                        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-                        .map(|c| c.0.ip().to_string());
-                    let prefix = presented(req.headers()).filter(|k| !k.is_empty()).map(hoosh_governance::key_prefix);
-                    st.audit.auth_failure(st.now_ms(), code, req.method(), path, client, prefix);
+                    let client =
+                        req.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+                    let credential = presented(req.headers());
+                    st.audit.auth_failure(st.now_ms(), code, req.method(), path, client, credential);
                 }
                 return err.into_response();
             }

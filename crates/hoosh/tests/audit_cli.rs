@@ -159,3 +159,177 @@ async fn the_chain_a_server_wrote_verifies_offline_and_tampering_is_named() {
     assert!(!ok && out.starts_with("FAILED at seq 3") && out.contains("[modified]"), "{out}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `hoosh audit ARGS` → (exit success, stdout, stderr).
+fn audit_full(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(BIN).arg("audit").args(args).env("HOOSH_AUDIT_KEY", AUDIT_KEY).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Runs a gateway on `data` (audit key from the environment), has it write a few entries, stops it.
+async fn serve_a_while(dir: &Path, data: &Path, requests: usize) {
+    let mock = hoosh_testkit::openai::start().await;
+    let config = dir.join("hoosh.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[local]\nenabled = false\n[[providers]]\nname = \"up\"\ntype = \"openai\"\nbase_url = \"{}/v1\"\nmodels = [\"*\"]\n",
+            mock.url()
+        ),
+    )
+    .unwrap();
+    let served = Served::start_with(
+        config.to_str().unwrap(),
+        &["--data-dir", data.to_str().unwrap()],
+        &[("HOOSH_AUDIT_KEY", AUDIT_KEY)],
+    );
+    let client = reqwest::Client::new();
+    for i in 0..requests {
+        let body = json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": format!("hi {i}")}]});
+        let r = client.post(format!("{}/v1/chat/completions", served.url)).json(&body).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    assert!(served.terminate().success());
+}
+
+/// A copy of the data directory's audit files, to attack.
+fn copy_chain(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_name().to_string_lossy().starts_with("audit.db") {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
+}
+
+fn all_entries(store: &hoosh_audit::AuditStore) -> Vec<hoosh_audit::Entry> {
+    let mut out = Vec::new();
+    store
+        .range(0, &mut |e| {
+            out.push(e);
+            true
+        })
+        .unwrap();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkpoint_kept_off_the_host_catches_a_cut_tail_and_a_rewrite_by_the_key_holder() {
+    let dir = temp_dir();
+    let data = dir.join("data");
+    serve_a_while(&dir, &data, 3).await;
+    let d = data.to_str().unwrap();
+
+    // Take a checkpoint and ship it "elsewhere".
+    let shipped = dir.join("offsite").join("cp-1.json");
+    std::fs::create_dir_all(shipped.parent().unwrap()).unwrap();
+    let (ok, stdout, stderr) = audit_full(&["checkpoint", "--data-dir", d, "--out", shipped.to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.is_empty() && stderr.contains("written to"), "{stderr}");
+    let cp = hoosh_audit::Checkpoint::from_json(std::fs::read_to_string(&shipped).unwrap().trim()).unwrap();
+    let store = hoosh_audit::AuditStore::open(data.join("audit.db")).unwrap();
+    let head = store.head().unwrap().unwrap();
+    assert_eq!((cp.seq, cp.head_hash), (head.seq, head.hash), "the checkpoint is of the head as it is now");
+    assert!(cp.signature_valid(&hoosh_audit::AuditKey::parse(AUDIT_KEY.as_bytes(), "t").unwrap()));
+    drop(store);
+    let cp_arg = shipped.to_str().unwrap();
+
+    // The gateway runs on: the chain extends the checkpoint.
+    serve_a_while(&dir, &data, 2).await;
+    let (ok, out) = audit(&["verify", "--data-dir", d, "--checkpoint", cp_arg]);
+    assert!(ok && out.contains(&format!("given checkpoint at seq {}", cp.seq)), "{out}");
+
+    // Attack 1: the tail cut off at (and before) the checkpoint, stored checkpoints deleted with it.
+    let cut = dir.join("cut");
+    copy_chain(&data, &cut);
+    let conn = rusqlite::Connection::open(cut.join("audit.db")).unwrap();
+    conn.execute("DELETE FROM audit WHERE seq >= ?1", [cp.seq as i64 - 1]).unwrap();
+    conn.execute("DELETE FROM checkpoints", []).unwrap();
+    drop(conn);
+    let c = cut.to_str().unwrap();
+    let (ok, out) = audit(&["verify", "--data-dir", c]);
+    assert!(ok, "on its own the shortened chain is a chain: {out}");
+    let (ok, out) = audit(&["verify", "--data-dir", c, "--checkpoint", cp_arg]);
+    assert!(!ok && out.contains("[truncated_after_checkpoint]"), "{out}");
+
+    // Attack 2: someone holding the key (root on the host) rewrites an early
+    // entry and re-seals everything after it, checkpoints included.
+    let rewritten = dir.join("rewritten");
+    copy_chain(&data, &rewritten);
+    let key = hoosh_audit::AuditKey::parse(AUDIT_KEY.as_bytes(), "t").unwrap();
+    let store = hoosh_audit::AuditStore::open(rewritten.join("audit.db")).unwrap();
+    let entries = all_entries(&store);
+    let victim = entries.iter().position(|e| e.kind == "inference").unwrap();
+    let mut state = hoosh_audit::ChainState::after(&entries[victim - 1]);
+    let mut forged = Vec::new();
+    for (i, e) in entries[victim..].iter().enumerate() {
+        let mut draft = hoosh_audit::Draft {
+            kind: e.kind.clone(),
+            actor: e.actor.clone(),
+            request_id: e.request_id.clone(),
+            data: e.data.clone(),
+        };
+        if i == 0 {
+            draft.data.insert("completion_tokens".into(), json!(0));
+        }
+        forged.push(hoosh_audit::seal(&mut state, draft, e.ts_ms, &key));
+    }
+    drop(store);
+    let conn = rusqlite::Connection::open(rewritten.join("audit.db")).unwrap();
+    for e in &forged {
+        conn.execute("UPDATE audit SET json = ?1 WHERE seq = ?2", rusqlite::params![e.to_json(), e.seq as i64])
+            .unwrap();
+    }
+    let fake_cp = hoosh_audit::Checkpoint::sign(forged.last().unwrap().seq, forged.last().unwrap().hash, 0, &key);
+    conn.execute("DELETE FROM checkpoints", []).unwrap();
+    conn.execute(
+        "INSERT INTO checkpoints (seq, json) VALUES (?1, ?2)",
+        rusqlite::params![fake_cp.seq as i64, fake_cp.to_json()],
+    )
+    .unwrap();
+    drop(conn);
+    let r = rewritten.to_str().unwrap();
+    let (ok, out) = audit(&["verify", "--data-dir", r]);
+    assert!(ok, "with the key and the store alone, a rewrite is undetectable: {out}");
+    let (ok, out) = audit(&["verify", "--data-dir", r, "--checkpoint", cp_arg]);
+    assert!(!ok && out.contains("[checkpoint_mismatch]"), "{out}");
+    // The Python verifier, given the same shipped checkpoint, agrees.
+    let export = dir.join("rewritten.jsonl");
+    assert!(audit(&["export", "--data-dir", r, "-o", export.to_str().unwrap()]).0);
+    let key_file = dir.join("audit.key");
+    std::fs::write(&key_file, AUDIT_KEY).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/verify_audit.py");
+    let out = Command::new("python3")
+        .arg(&script)
+        .arg(&export)
+        .arg("--key-file")
+        .arg(&key_file)
+        .arg("--checkpoint")
+        .arg(&shipped)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success() && stdout.contains("checkpoint_mismatch"), "{stdout}");
+
+    // `checkpoint` never signs a chain that does not verify.
+    let tampered = dir.join("tampered");
+    copy_chain(&data, &tampered);
+    let conn = rusqlite::Connection::open(tampered.join("audit.db")).unwrap();
+    conn.execute(
+        "UPDATE audit SET json = replace(json, '\"status\":200', '\"status\":201') WHERE seq = ?1",
+        [entries[victim].seq as i64],
+    )
+    .unwrap();
+    drop(conn);
+    let refused = dir.join("offsite").join("cp-2.json");
+    let (ok, _, stderr) =
+        audit_full(&["checkpoint", "--data-dir", tampered.to_str().unwrap(), "--out", refused.to_str().unwrap()]);
+    assert!(!ok && stderr.contains("[modified]"), "{stderr}");
+    assert!(!refused.exists(), "no checkpoint written for a chain that does not verify");
+    let _ = std::fs::remove_dir_all(&dir);
+}

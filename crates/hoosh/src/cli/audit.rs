@@ -20,11 +20,28 @@ pub enum AuditCommand {
     Verify(VerifyArgs),
     /// Write entries as JSONL (one entry per line, the form `verify --file` reads).
     Export(ExportArgs),
-    /// Print the latest signed checkpoint (keep it outside the gateway).
-    Checkpoint {
-        #[command(flatten)]
-        dir: DataDir,
-    },
+    /// Verify the chain, then sign a checkpoint of its head (seq, hash, key
+    /// id, time) to keep off this machine: `verify --checkpoint` later
+    /// detects a cut-off tail or a rewrite of anything up to it.
+    Checkpoint(CheckpointArgs),
+}
+
+#[derive(clap::Args)]
+pub struct CheckpointArgs {
+    #[command(flatten)]
+    pub dir: DataDir,
+    /// Key file(s) the chain was signed with (repeat for rotated keys); the
+    /// one in force at the head signs. Default: HOOSH_AUDIT_KEY, else <data dir>/audit.key.
+    #[arg(long = "key-file")]
+    pub key_files: Vec<PathBuf>,
+    /// Write the checkpoint to this file (atomically: a temporary file, then
+    /// a rename) instead of stdout.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Print the latest checkpoint the gateway stored instead (no key needed,
+    /// nothing verified).
+    #[arg(long, conflicts_with = "key_files")]
+    pub stored: bool,
 }
 
 #[derive(clap::Args)]
@@ -92,29 +109,20 @@ pub fn run(command: AuditCommand) -> Result<ExitCode> {
     match command {
         AuditCommand::Verify(args) => verify(args),
         AuditCommand::Export(args) => export(args),
-        AuditCommand::Checkpoint { dir } => {
-            let store = dir.open_store()?;
-            match store.latest_checkpoint()? {
-                Some(cp) => {
-                    println!("{}", cp.to_json());
-                    Ok(ExitCode::SUCCESS)
-                }
-                None => bail!("no checkpoint has been written yet"),
-            }
-        }
+        AuditCommand::Checkpoint(args) => checkpoint(args),
     }
 }
 
-fn keys(args: &VerifyArgs) -> Result<Vec<AuditKey>> {
+fn keys(key_files: &[PathBuf], dir: &DataDir, from_file: bool) -> Result<Vec<AuditKey>> {
     let mut keys = Vec::new();
-    for path in &args.key_files {
+    for path in key_files {
         keys.push(AuditKey::from_file(path).with_context(|| format!("key file {}", path.display()))?);
     }
     if keys.is_empty() {
         if let Some(k) = AuditKey::from_env()? {
             keys.push(k);
-        } else if args.file.is_none() {
-            let path = args.dir.resolve()?.join("audit.key");
+        } else if !from_file {
+            let path = dir.resolve()?.join("audit.key");
             keys.push(AuditKey::from_file(&path).with_context(|| {
                 format!("no key given (--key-file or HOOSH_AUDIT_KEY) and cannot read {}", path.display())
             })?);
@@ -131,7 +139,7 @@ fn read_checkpoint(path: &Path) -> Result<Checkpoint> {
 }
 
 fn verify(args: VerifyArgs) -> Result<ExitCode> {
-    let keys = keys(&args)?;
+    let keys = keys(&args.key_files, &args.dir, args.file.is_some())?;
     let given = args.checkpoint.as_deref().map(read_checkpoint).transpose()?;
     let (report, checkpoint, source) = match &args.file {
         Some(path) => {
@@ -168,13 +176,25 @@ fn print_report(report: &Report, checkpoint: Option<(u64, &str)>, source: &str, 
             "head_hash": hoosh_audit::hex::encode(&report.head_hash),
             "checkpoint_seq": checkpoint.map(|c| c.0),
             "checkpoint": checkpoint.map(|c| c.1),
+            "checkpoint_matched": report.checkpoint_matched,
+            "key_changes": report.key_changes.iter().map(|c| serde_json::json!({
+                "seq": c.seq,
+                "from_key_id": c.from_key_id,
+                "to_key_id": c.to_key_id,
+                "signed_by_old_key": c.signed_by_old_key,
+            })).collect::<Vec<_>>(),
             "problem": problem,
         });
         println!("{out}");
         return;
     }
     let cp = match checkpoint {
-        Some((seq, how)) => format!("; {how} checkpoint at seq {seq}"),
+        Some((seq, how)) if report.checkpoint_matched || report.problem.is_some() => {
+            format!("; {how} checkpoint at seq {seq}")
+        }
+        Some((seq, how)) => {
+            format!("; {how} checkpoint at seq {seq} predates the kept (pruned) chain and was not compared")
+        }
         None => "; no checkpoint (a cut-off tail cannot be detected)".into(),
     };
     match &report.problem {
@@ -193,6 +213,73 @@ fn print_report(report: &Report, checkpoint: Option<(u64, &str)>, source: &str, 
             report.entries_checked
         ),
     }
+    if report.problem.is_none() {
+        for c in &report.key_changes {
+            let how = if c.signed_by_old_key {
+                "a rotation signed by the old key"
+            } else {
+                "an UNSIGNED key change: only the new key vouches for it"
+            };
+            println!("  key {} -> {} at seq {} ({how})", c.from_key_id, c.to_key_id, c.seq);
+        }
+    }
+}
+
+fn checkpoint(args: CheckpointArgs) -> Result<ExitCode> {
+    let store = args.dir.open_store()?;
+    let cp = if args.stored {
+        store.latest_checkpoint()?.context("no checkpoint has been written yet")?
+    } else {
+        let keys = keys(&args.key_files, &args.dir, false)?;
+        // Never vouch for a chain that does not verify (against the store's own checkpoint).
+        let stored = store.latest_checkpoint()?;
+        let report = hoosh_audit::verify_store(&store, &keys, stored.as_ref())?;
+        if let Some(p) = &report.problem {
+            eprintln!(
+                "the chain does not verify: FAILED at seq {}: {} [{}]; no checkpoint written",
+                p.seq,
+                p.reason,
+                p.reason.code()
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+        let mut head = None;
+        store.range(report.head_seq, &mut |e| {
+            head = Some(e);
+            false
+        })?;
+        let head = head.filter(|h| h.hash == report.head_hash).context("the chain is empty")?;
+        let in_force = hoosh_audit::epoch::key_after(&head);
+        let key = keys.iter().find(|k| k.id() == in_force).with_context(|| {
+            format!("the key in force at seq {} has id {in_force}; pass its file with --key-file", head.seq)
+        })?;
+        Checkpoint::sign(head.seq, head.hash, super::admin::now_ms(), key)
+    };
+    let text = format!("{}\n", cp.to_json());
+    match &args.out {
+        Some(path) => {
+            write_atomically(path, text.as_bytes())?;
+            eprintln!("checkpoint at seq {} written to {}", cp.seq, path.display());
+        }
+        None => print!("{text}"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `path` holds either its old content or all of `bytes`, never a part.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().context("--out names no file")?.to_string_lossy();
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let write = || -> std::io::Result<()> {
+        let mut file = File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    };
+    write().with_context(|| format!("cannot write {}", path.display())).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
 }
 
 fn export(args: ExportArgs) -> Result<ExitCode> {

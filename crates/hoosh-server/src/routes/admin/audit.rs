@@ -7,8 +7,10 @@
 //!   key change). `from` takes the forms `/admin/usage` does.
 //! - `GET /admin/audit/verify` — flushes, then verifies every stored entry
 //!   against the configured keys and the latest stored checkpoint.
-//! - `GET /admin/audit/checkpoint` — the latest signed checkpoint, to keep
-//!   outside the gateway and hand to `hoosh audit verify --checkpoint`.
+//! - `GET /admin/audit/checkpoint` — a checkpoint of the head as it is now
+//!   (everything recorded before the call committed first), signed and
+//!   stored, to keep outside the gateway and hand to
+//!   `hoosh audit verify --checkpoint`.
 //! - `POST /admin/audit/prune {"older_than_days": N}` — deletes older
 //!   entries behind a signed `chain.prune` record.
 
@@ -122,6 +124,13 @@ pub async fn verify(State(st): State<AppState>, _: Admin) -> Result<Json<Value>,
         "first_seq": report.first_seq,
         "head_seq": report.head_seq,
         "head_hash": hoosh_audit::hex::encode(&report.head_hash),
+        "key_changes": report.key_changes.iter().map(|c| json!({
+            "seq": c.seq,
+            "from_key_id": c.from_key_id,
+            "to_key_id": c.to_key_id,
+            "signed_by_old_key": c.signed_by_old_key,
+        })).collect::<Vec<_>>(),
+        "checkpoint_matched": report.checkpoint_matched,
         "problem": problem,
     })))
 }
@@ -129,9 +138,10 @@ pub async fn verify(State(st): State<AppState>, _: Admin) -> Result<Json<Value>,
 /// `GET /admin/audit/checkpoint`.
 pub async fn checkpoint(State(st): State<AppState>, _: Admin) -> Result<Json<Value>, ApiError> {
     let log = st.audit.log().cloned().ok_or_else(disabled)?;
-    let cp = on_blocking(move || {
-        log.flush();
-        log.store().latest_checkpoint().map_err(internal)
+    let cp = on_blocking(move || match log.checkpoint_now().map_err(internal)? {
+        Some(cp) => Ok(Some(cp)),
+        // Nothing to sign (entries were lost at a failed close): the last one stored.
+        None => log.store().latest_checkpoint().map_err(internal),
     })
     .await?;
     let cp = cp.ok_or_else(|| ApiError::NotFound("No checkpoint has been written yet.".into()))?;

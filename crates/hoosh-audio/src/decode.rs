@@ -73,6 +73,7 @@ pub fn decode(bytes: &[u8], hint: Option<&str>, limits: &DecodeLimits) -> Result
 }
 
 fn decode_inner(bytes: &[u8], hint: Option<&str>, limits: &DecodeLimits) -> Result<Pcm, AudioError> {
+    crate::preflight::check(bytes)?;
     let source = Cursor::new(bytes.to_vec());
     let stream = MediaSourceStream::new(Box::new(source), MediaSourceStreamOptions::default());
     let format_opts = FormatOptions { enable_gapless: true, ..FormatOptions::default() };

@@ -16,6 +16,7 @@
 //! | file | job |
 //! |---|---|
 //! | `decode.rs` | [`decode`], [`DecodeLimits`], [`Pcm`]: probe → decode packets → downmix → resample, with the duration limit checked from metadata first and again while decoding |
+//! | `preflight.rs` | header counts symphonia would trust to size an allocation, checked against the bytes first (a failed allocation aborts the process) |
 //! | `resample.rs` | streaming resampler to 16 kHz over rubato's `FftFixedInOut` (delay compensated, exact output length) |
 //! | `error.rs` | [`AudioError`] |
 //!
@@ -23,6 +24,7 @@
 
 mod decode;
 mod error;
+mod preflight;
 mod resample;
 
 pub use decode::{DecodeLimits, Pcm, SAMPLE_RATE, decode};

@@ -90,6 +90,13 @@ fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
     }
 }
 
+/// Reads and checks a transcription form exactly as the handler does, up to
+/// (not including) decoding the file, and returns the file's size. Public
+/// for the `multipart` fuzz target (`crates/hoosh-fuzz`).
+pub async fn check_form(mp: Multipart, task: AudioTask, max_file_bytes: usize) -> Result<usize, ApiError> {
+    read_form(mp, task, max_file_bytes).await.map(|form| form.file.len())
+}
+
 async fn read_form(mut mp: Multipart, task: AudioTask, max_file_bytes: usize) -> Result<Form, ApiError> {
     let mut file: Option<(Bytes, String, Option<String>)> = None;
     let (mut model, mut language, mut prompt, mut temperature, mut format, mut stream) =

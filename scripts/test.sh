@@ -21,7 +21,7 @@ HOOSH_DATA_DIR="$(mktemp -d)"
 export HOOSH_DATA_DIR
 trap 'rm -rf "$HOOSH_DATA_DIR"' EXIT
 
-cargo test --workspace
+cargo test --workspace --no-fail-fast
 
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv

@@ -108,7 +108,11 @@ impl AuditKey {
     }
 
     /// `<data_dir>/audit.key`: read if present, else 32 random bytes written
-    /// there (hex, mode 0600, never overwriting a file another process made first).
+    /// there (hex, mode 0600). Atomic and exclusive: the key is written and
+    /// synced to a private temporary file, which is then hard-linked to the
+    /// final name — a link never replaces an existing file, so a crash leaves
+    /// no empty or partial key, and of two processes racing the first link
+    /// wins and the other reads its key.
     pub fn load_or_create(data_dir: &Path) -> Result<(AuditKey, KeySource), KeyError> {
         let path = data_dir.join(KEY_FILE_NAME);
         if path.exists() {
@@ -118,13 +122,24 @@ impl AuditKey {
         std::fs::create_dir_all(data_dir).map_err(io)?;
         let mut bytes = vec![0u8; MIN_KEY_BYTES];
         getrandom::fill(&mut bytes).map_err(KeyError::Random)?;
-        match OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path) {
-            Ok(mut file) => {
-                let text = format!("{}\n", crate::hex::encode(&bytes));
-                file.write_all(text.as_bytes()).and_then(|()| file.sync_all()).map_err(io)?;
+        let mut nonce = [0u8; 8];
+        getrandom::fill(&mut nonce).map_err(KeyError::Random)?;
+        let tmp = data_dir.join(format!(".{KEY_FILE_NAME}.{}.{}", std::process::id(), crate::hex::encode(&nonce)));
+        let written = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp).and_then(|mut file| {
+            file.write_all(format!("{}\n", crate::hex::encode(&bytes)).as_bytes())?;
+            file.sync_all()
+        });
+        let linked = written.and_then(|()| std::fs::hard_link(&tmp, &path));
+        let _ = std::fs::remove_file(&tmp);
+        match linked {
+            Ok(()) => {
+                // The new name is durable once its directory is.
+                if let Ok(dir) = std::fs::File::open(data_dir) {
+                    let _ = dir.sync_all();
+                }
                 Ok((Self::named(bytes, &path.display().to_string())?, KeySource::Generated(path)))
             }
-            // Another process won the race: use its key.
+            // Another process won the race: use its key, which it wrote whole before linking.
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 Ok((Self::from_file(&path)?, KeySource::File(path)))
             }
@@ -249,5 +264,31 @@ mod tests {
         assert_eq!(source, KeySource::File(path.clone()));
         assert_eq!(again.id(), first.id());
         assert_eq!(AuditKey::from_file(&path).unwrap().id(), first.id());
+    }
+
+    /// Processes starting at once on a fresh data directory: every one ends
+    /// with the same key, and nothing but `audit.key` is left behind.
+    #[test]
+    fn racing_creators_all_end_with_one_whole_key() {
+        for round in 0..20 {
+            let tmp = TempDir::new(&format!("race{round}"));
+            let dir = tmp.path().join("data");
+            let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
+            let ids: Vec<String> = (0..8)
+                .map(|_| {
+                    let (dir, barrier) = (dir.clone(), std::sync::Arc::clone(&barrier));
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        AuditKey::load_or_create(&dir).unwrap().0.id().to_owned()
+                    })
+                })
+                .collect::<Vec<_>>()
+                .into_iter()
+                .map(|h| h.join().unwrap())
+                .collect();
+            assert!(ids.iter().all(|id| id == &ids[0]), "round {round}: {ids:?}");
+            let names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+            assert_eq!(names, [KEY_FILE_NAME], "round {round}");
+        }
     }
 }

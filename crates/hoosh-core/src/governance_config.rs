@@ -161,7 +161,7 @@ impl Default for GovernanceConfig {
             in_memory: false,
             master_key_env: "HOOSH_MASTER_KEY".into(),
             master_key_file: None,
-            public_paths: vec!["/health".into(), "/ready".into(), "/metrics".into()],
+            public_paths: vec!["/".into(), "/health".into(), "/ready".into(), "/metrics".into()],
             free_models_exempt: true,
             default_max_tokens: 4096,
             unpriced: UnpricedPolicy::Refuse,

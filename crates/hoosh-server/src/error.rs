@@ -1,5 +1,7 @@
 //! Every error the HTTP edge can answer with, and the one place where errors
-//! become status codes and OpenAI-shaped bodies.
+//! become status codes and bodies: OpenAI-shaped, or Anthropic-shaped for
+//! the Messages API (rendered again from the kept [`ErrorObject`] by
+//! `ingress::shape_errors`).
 //!
 //! Client mistakes (4xx) say exactly what is wrong. Upstream and internal
 //! failures (5xx) say what kind of failure it was and which provider, never
@@ -270,6 +272,41 @@ pub fn stream_error_object(e: &ProviderError) -> ErrorObject {
     provider_parts(e, 1).1
 }
 
+/// The status and error object for an error met after a stream has started.
+pub fn stream_error_parts(e: &ProviderError) -> (StatusCode, ErrorObject) {
+    let (status, obj, _) = provider_parts(e, 1);
+    (status, obj)
+}
+
+/// Anthropic's `error.type` for an answer's status.
+pub fn anthropic_error_type(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        401 => "authentication_error",
+        402 => "billing_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        408 => "timeout_error",
+        413 => "request_too_large",
+        429 => "rate_limit_error",
+        503 | 529 => "overloaded_error",
+        400..=499 => "invalid_request_error",
+        _ => "api_error",
+    }
+}
+
+/// An error answer in Anthropic's shape:
+/// `{"type":"error","error":{"type":…,"message":…}}`.
+pub fn anthropic_body(status: StatusCode, error: &ErrorObject) -> Vec<u8> {
+    let envelope = hoosh_types::anthropic::ErrorEnvelope {
+        kind: "error".into(),
+        error: hoosh_types::anthropic::ErrorBody {
+            kind: anthropic_error_type(status).into(),
+            message: error.message.clone(),
+        },
+    };
+    serde_json::to_vec(&envelope).unwrap_or_default()
+}
+
 /// Audio the gateway cannot use: always the caller's file (`param: file`).
 impl From<hoosh_audio::AudioError> for ApiError {
     fn from(e: hoosh_audio::AudioError) -> Self {
@@ -419,7 +456,11 @@ impl IntoResponse for ApiError {
             }
             _ => tracing::debug!(status = status.as_u16(), message = %error.message, "client error"),
         }
+        // Kept on the response so a client API with its own error shape
+        // (`ingress::shape_errors`) can render it again.
+        let kept = error.clone();
         let mut resp = (status, Json(ErrorResponse { error })).into_response();
+        resp.extensions_mut().insert(kept);
         if let ApiError::Limited { headers, .. } = &self {
             resp.headers_mut().extend(headers.as_ref().clone());
         }

@@ -41,6 +41,7 @@ pub mod error;
 pub mod extract;
 pub mod governance;
 pub mod housekeeping;
+pub mod ingress;
 pub mod metrics;
 pub mod otlp;
 pub mod pipeline;
@@ -81,7 +82,9 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 ///    trace) for every upstream call, its trace id on the log span, and,
 ///    with OTLP export on, the request's server span;
 /// 7. `metrics::track`: in-flight gauge, request count and duration per route;
-/// 8. `auth::authenticate`: a key on every path but `governance.public_paths`
+/// 8. `ingress::shape_errors`: error answers on another client API's paths
+///    (`/v1/messages`) in that API's shape;
+/// 9. `auth::authenticate`: a key on every path but `governance.public_paths`
 ///    (401 otherwise), or the anonymous principal when running open.
 ///
 /// Around them all, `CatchPanic`: a handler that panics answers 500 for its
@@ -99,6 +102,8 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(routes::chat::chat_completions))
         .route("/v1/completions", post(routes::completions::completions))
+        .route("/v1/messages", post(routes::messages::messages))
+        .route("/v1/messages/count_tokens", post(routes::messages::count_tokens))
         .route("/v1/embeddings", post(routes::embeddings::embeddings))
         .route("/v1/audio/transcriptions", post(routes::audio::transcriptions).layer(upload_limit))
         .route("/v1/audio/translations", post(routes::audio::translations).layer(upload_limit))
@@ -109,11 +114,13 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/budgets", get(routes::budgets::mine))
         .merge(admin(state.clone()))
         .route("/metrics", get(metrics::render))
+        .route("/", get(routes::health::root))
         .route("/health", get(routes::health::health))
         .route("/ready", get(routes::health::ready))
         .fallback(unknown_url)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::authenticate))
+        .layer(axum::middleware::from_fn(ingress::shape_errors))
         .layer(axum::middleware::from_fn(metrics::track))
         .layer(axum::middleware::from_fn_with_state(state.clone(), trace_context::propagate))
         .with_state(state)

@@ -90,6 +90,14 @@ pub enum ContentBlock {
     RedactedThinking {
         data: String,
     },
+    /// A PDF or text document (client requests only; hoosh never sends one).
+    Document {
+        source: Value,
+    },
+    /// A block type this version of hoosh does not know (server tool results,
+    /// search results, …): read so the request can be refused by name, never sent.
+    #[serde(other)]
+    Unknown,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -101,9 +109,15 @@ pub enum ImageSource {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ToolDef {
+    /// Absent or `custom` for a client tool; Anthropic's server tools
+    /// (`web_search_20250305`, `bash_20250124`, …) name their kind here.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Required for client tools; server tools have none.
+    #[serde(default)]
     pub input_schema: Value,
 }
 

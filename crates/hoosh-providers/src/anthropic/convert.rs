@@ -197,6 +197,7 @@ pub fn tool_defs(tools: &[Tool]) -> Vec<ToolDef> {
     tools
         .iter()
         .map(|t| ToolDef {
+            kind: None,
             name: t.function.name.clone(),
             description: t.function.description.clone(),
             input_schema: t.function.parameters.clone().unwrap_or_else(|| json!({"type": "object", "properties": {}})),

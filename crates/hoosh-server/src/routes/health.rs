@@ -8,6 +8,12 @@ use serde_json::{Value, json};
 
 use crate::state::AppState;
 
+/// `GET /` (and `HEAD /`, which clients such as Claude Code send to warm
+/// up a connection): what answers here.
+pub async fn root() -> Json<Value> {
+    Json(json!({"service": "hoosh", "version": env!("CARGO_PKG_VERSION")}))
+}
+
 pub async fn health() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }

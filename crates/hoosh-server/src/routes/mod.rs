@@ -8,4 +8,5 @@ pub mod chat;
 pub mod completions;
 pub mod embeddings;
 pub mod health;
+pub mod messages;
 pub mod models;

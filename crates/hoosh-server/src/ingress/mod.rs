@@ -1,0 +1,53 @@
+//! Client APIs other than OpenAI's: each decodes its requests into the
+//! canonical (OpenAI chat) request, runs the one pipeline, and encodes the
+//! answers, streams and errors in its own shape. Keys, budgets, limits,
+//! cache, audit and metrics are the pipeline's, whatever API a request
+//! came through.
+//!
+//! - [`anthropic`]: the Messages API (`/v1/messages`), for Claude Code and
+//!   the Anthropic SDKs.
+//!
+//! [`shape_errors`] renders every error answer on a client API's paths in
+//! that API's shape, including the ones produced before a handler runs
+//! (401 from auth, 404, 413, 408).
+
+pub mod anthropic;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::Response;
+use hoosh_types::openai::ErrorObject;
+
+/// The client API a path belongs to, for the shape of its errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    OpenAi,
+    Anthropic,
+}
+
+impl Dialect {
+    pub fn of(path: &str) -> Dialect {
+        if path == "/v1/messages" || path.starts_with("/v1/messages/") { Dialect::Anthropic } else { Dialect::OpenAi }
+    }
+}
+
+/// Middleware: an error answer (one carrying the [`ErrorObject`] that
+/// `ApiError` keeps on it) on a non-OpenAI path gets its body rendered in
+/// that API's shape; status and headers stay.
+pub async fn shape_errors(req: Request, next: Next) -> Response {
+    let dialect = Dialect::of(req.uri().path());
+    let mut resp = next.run(req).await;
+    if dialect == Dialect::OpenAi {
+        return resp;
+    }
+    let Some(error) = resp.extensions_mut().remove::<ErrorObject>() else { return resp };
+    let body = match dialect {
+        Dialect::Anthropic => crate::error::anthropic_body(resp.status(), &error),
+        Dialect::OpenAi => return resp,
+    };
+    let (mut parts, _) = resp.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(body))
+}

@@ -1,0 +1,100 @@
+//! `POST /v1/messages` (Anthropic Messages, blocking and streamed) and
+//! `POST /v1/messages/count_tokens`: decode into the canonical request, run
+//! the pipeline, answer in Anthropic's shapes. `anthropic-version`,
+//! `anthropic-beta` and `?beta=true` are accepted; the key comes as
+//! `x-api-key` or `Authorization: Bearer` (see `auth`).
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use hoosh_core::ChunkStream;
+use hoosh_core::router::Need;
+use hoosh_governance::{Denied, Scope};
+use hoosh_types::anthropic::MessagesRequest;
+use hoosh_types::openai::{ChatCompletionRequest, ChatCompletionResponse};
+use serde_json::{Value, json};
+
+use crate::auth::Caller;
+use crate::cache::ResponseCache;
+use crate::error::ApiError;
+use crate::extract::{ApiJson, parse};
+use crate::ingress::anthropic::{self, Decoded, response, stream};
+use crate::pipeline::chat::{ChatCall, ChatFormat};
+use crate::pipeline::estimate;
+use crate::state::AppState;
+use crate::{pipeline, sse, validate};
+
+/// Anthropic's message and event shapes. `dropped` names what the request
+/// carried that no non-Anthropic target can run (server tools); it is
+/// reported in `x-hoosh-ingress-dropped`.
+pub struct AnthropicMessages {
+    dropped: Vec<String>,
+}
+
+impl AnthropicMessages {
+    fn report(&self, mut resp: Response) -> Response {
+        if !self.dropped.is_empty()
+            && let Ok(v) = HeaderValue::from_str(&self.dropped.join(","))
+        {
+            resp.headers_mut().insert("x-hoosh-ingress-dropped", v);
+        }
+        resp
+    }
+}
+
+impl ChatFormat for AnthropicMessages {
+    const ROUTE: &'static str = "messages";
+
+    fn whole(&self, resp: ChatCompletionResponse) -> Response {
+        self.report(Json(response::encode(resp)).into_response())
+    }
+
+    fn stream(&self, chunks: ChunkStream, req: &ChatCompletionRequest, keepalive: Duration) -> Response {
+        self.report(sse::response(stream::events(chunks, &req.model), keepalive))
+    }
+}
+
+pub async fn messages(
+    State(st): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<MessagesRequest>,
+) -> Result<Response, ApiError> {
+    let Decoded { req, dropped } = anthropic::decode(req)?;
+    validate::chat(&req)?;
+    let call =
+        ChatCall { req, format: AnthropicMessages { dropped }, cache_directive: ResponseCache::directive(&headers) };
+    pipeline::run(&st, &caller, call).await
+}
+
+/// `{"input_tokens": N}`: the prompt as the gateway counts it for
+/// admission — by the model's own tokenizer where one is known, else the
+/// same upper-bound estimate budgets reserve. Calls no provider and costs
+/// nothing; the model must be one the caller may use.
+pub async fn count_tokens(
+    State(_st): State<AppState>,
+    caller: Caller,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Scope::Inference)?;
+    // The same body as a message, without `max_tokens`.
+    let mut value: Value = parse(&body)?;
+    if let Some(obj) = value.as_object_mut() {
+        obj.entry("max_tokens").or_insert(json!(1));
+        obj.remove("stream");
+    }
+    let req: MessagesRequest = parse(&serde_json::to_vec(&value).unwrap_or_default())?;
+    let Decoded { req, .. } = anthropic::decode(req)?;
+    validate::chat(&req)?;
+    let candidates = caller.live.router.candidates(&req.model, Need::Chat)?;
+    let candidates: Vec<_> =
+        candidates.into_iter().filter(|c| caller.principal.allows_served(c.entry.name(), &c.model)).collect();
+    if candidates.is_empty() {
+        return Err(Denied::ModelNotAllowed { model: req.model }.into());
+    }
+    let (tokens, _) = estimate::prompt_tokens(&candidates, &req);
+    Ok(Json(json!({ "input_tokens": tokens })))
+}

@@ -37,14 +37,6 @@ fn billed(text: &str, fields: Value, factor: u64, after_ms: u64) -> (Value, u64)
     (body, prompt)
 }
 
-/// Every ledger row of the gateway, oldest first.
-fn ledger_rows(gw: &Gateway) -> Vec<UsageRecord> {
-    gw.state.gov.inner.ledger().flush();
-    let mut rows = Vec::new();
-    gw.state.gov.inner.store().usage_rows(0, i64::MAX, &mut |r| rows.push(r.clone())).unwrap();
-    rows
-}
-
 /// Waits (on the ledger, up to 5 s) until a row matches `pred`.
 async fn ledger_row(gw: &Gateway, pred: impl Fn(&UsageRecord) -> bool) -> UsageRecord {
     for _ in 0..250 {

@@ -158,13 +158,6 @@ impl Rig {
     }
 }
 
-fn ledger_rows(gw: &Gateway) -> Vec<UsageRecord> {
-    gw.state.gov.inner.ledger().flush();
-    let mut rows = Vec::new();
-    gw.state.gov.inner.store().usage_rows(0, i64::MAX, &mut |r| rows.push(r.clone())).unwrap();
-    rows
-}
-
 fn content(seen: &Seen) -> String {
     if seen.body.starts_with('{') {
         return seen.json()["choices"][0]["message"]["content"].as_str().unwrap().to_owned();

@@ -199,6 +199,14 @@ pub fn ledger_tokens(gw: &Gateway, key_id: &str) -> u64 {
     gw.state.gov.inner.store().usage_totals(&PoolId::Key(key_id.into()), 0).unwrap().0
 }
 
+/// Every ledger row of the gateway, oldest first.
+pub fn ledger_rows(gw: &Gateway) -> Vec<hoosh_governance::UsageRecord> {
+    gw.state.gov.inner.ledger().flush();
+    let mut rows = Vec::new();
+    gw.state.gov.inner.store().usage_rows(0, i64::MAX, &mut |r| rows.push(r.clone())).unwrap();
+    rows
+}
+
 pub fn budget_key(tokens: u64) -> NewKey {
     NewKey {
         name: "budgeted".into(),

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: Rust unit and integration tests (mock vendors are real
 # HTTP servers on port 0; the bundled local models run in-process), then the
-# official OpenAI Python SDK against the real `hoosh` binary.
+# official OpenAI and Anthropic Python SDKs, the Node SDKs and Claude Code
+# against the real `hoosh` binary.
 #
 # The default local models are fetched once into HOOSH_MODELS_DIR (default
 # ~/.cache/hoosh/models) with `hoosh pull --defaults`; tests that need them
@@ -27,4 +28,6 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r tests/e2e/requirements.txt
+# The agent CLIs and Node SDKs the e2e suite runs, pinned by package-lock.json.
+npm ci --prefix tests/e2e/clients --no-audit --no-fund --loglevel=error
 .venv/bin/python -m pytest tests/e2e -q

@@ -93,3 +93,67 @@ def local_gateway():
     yield url
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 0
+
+
+MASTER = "hk-e2e-master-0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def admin(url: str, method: str, path: str, body=None):
+    """Calls the admin API with the master key; returns the decoded JSON."""
+    import json
+    import urllib.request
+
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(f"{url}{path}", data=data, method=method)
+    req.add_header("Authorization", f"Bearer {MASTER}")
+    req.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+@pytest.fixture(scope="session")
+def governed_gateway():
+    """`hoosh serve` that requires keys, in front of the mock vendor, with
+    its own data directory. Yields (url, plaintext key, key id)."""
+    mock, mock_url = _start([_binary("HOOSH_MOCK_BIN", "hoosh-mock-upstream"), "openai"], "mock openai listening on")
+    data = tempfile.mkdtemp(prefix="hoosh-e2e-governed-")
+    config = os.path.join(data, "hoosh.toml")
+    with open(config, "w") as f:
+        f.write(
+            f"""
+[health]
+interval_secs = 0
+
+[governance]
+data_dir = "{data}"
+
+[[providers]]
+name = "mock"
+type = "openai"
+base_url = "{mock_url}/v1"
+models = ["gpt-*", "mock-*"]
+"""
+        )
+    env = dict(os.environ, HOOSH_MASTER_KEY=MASTER)
+    proc = subprocess.Popen(
+        [_binary("HOOSH_BIN", "hoosh"), "serve", "--config", config, "--port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    url = None
+    for _ in range(50):
+        line = proc.stdout.readline()
+        if not line:
+            break
+        if line.startswith("hoosh listening on"):
+            url = line.strip().rsplit(" ", 1)[-1]
+            break
+    if url is None:
+        proc.kill()
+        mock.kill()
+        raise RuntimeError(f"hoosh did not start: {proc.stderr.read()}")
+    created = admin(url, "POST", "/admin/keys", {"name": "agent-cli"})
+    yield url, created["key"], created["id"]
+    proc.send_signal(signal.SIGTERM)
+    code = proc.wait(timeout=30)
+    mock.kill()
+    assert code == 0, f"hoosh exited with {code} on SIGTERM: {proc.stderr.read()}"

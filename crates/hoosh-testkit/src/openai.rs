@@ -104,17 +104,26 @@ async fn chat(State(shared): State<Arc<Shared>>, Json(body): Json<Value>) -> Res
     if let Some(resp) = fail_or_delay(&shared, &model, error).await {
         return resp;
     }
-    let scenario = Scenario::parse(&model);
-    let user = last_user_text(&body);
+    let mut scenario = Scenario::parse(&model);
+    let mut user = last_user_text(&body);
     let prompt_tokens = count_tokens(&serde_json::to_string(&body["messages"]).unwrap_or_default());
-    let tool_name = body["tools"][0]["function"]["name"].as_str().unwrap_or("get_weather").to_owned();
+    let mut tool_name = body["tools"][0]["function"]["name"].as_str().unwrap_or("get_weather").to_owned();
+    let mut tool_args = "{\"city\":\"Paris\"}".to_owned();
+    if scenario == Scenario::Agent {
+        match agent_turn(&body) {
+            AgentTurn::Call { name, arguments } => {
+                (tool_name, tool_args, scenario) = (name, arguments, Scenario::Tool);
+            }
+            AgentTurn::Answer(text) => (user, scenario) = (text, Scenario::Echo),
+        }
+    }
     let stream = body["stream"].as_bool().unwrap_or(false);
     if !stream {
         let (message, finish) = match scenario {
             Scenario::Tool => (
                 json!({"role": "assistant", "content": null, "tool_calls": [{
                     "id": "call_mock_1", "type": "function",
-                    "function": {"name": tool_name, "arguments": "{\"city\":\"Paris\"}"}}]}),
+                    "function": {"name": tool_name, "arguments": tool_args}}]}),
                 "tool_calls",
             ),
             Scenario::Length => (json!({"role": "assistant", "content": "echo"}), "length"),
@@ -151,7 +160,10 @@ async fn chat(State(shared): State<Arc<Shared>>, Json(body): Json<Value>) -> Res
                     "function": {"name": tool_name, "arguments": ""}}]}),
                 Value::Null,
             ));
-            for frag in ["{\"city\"", ":\"Par", "is\"}"] {
+            // The arguments in three fragments, cut mid-token.
+            let (a, rest) = tool_args.split_at(tool_args.len() / 3);
+            let (b, c) = rest.split_at(rest.len() / 2);
+            for frag in [a, b, c] {
                 events.push(chunk(json!({"tool_calls": [{"index": 0, "function": {"arguments": frag}}]}), Value::Null));
             }
             "tool_calls"
@@ -184,6 +196,41 @@ async fn chat(State(shared): State<Arc<Shared>>, Json(body): Json<Value>) -> Res
         _ => StreamFault::default(),
     };
     sse_response(events, fault)
+}
+
+enum AgentTurn {
+    Call { name: String, arguments: String },
+    Answer(String),
+}
+
+/// [`Scenario::Agent`]'s next step for a conversation.
+fn agent_turn(body: &Value) -> AgentTurn {
+    let messages = body["messages"].as_array().cloned().unwrap_or_default();
+    if let Some(last) = messages.last().filter(|m| m["role"] == "tool") {
+        let said = match &last["content"] {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let first = said.lines().next().unwrap_or_default().chars().take(80).collect::<String>();
+        return AgentTurn::Answer(format!("tool said: {first}"));
+    }
+    if let Some((name, arguments)) = asked_call(&last_user_text(body)) {
+        return AgentTurn::Call { name, arguments };
+    }
+    match body["tools"][0]["function"]["name"].as_str() {
+        Some(name) => AgentTurn::Call { name: name.to_owned(), arguments: "{\"city\":\"Paris\"}".into() },
+        None => AgentTurn::Answer("no tools offered".into()),
+    }
+}
+
+/// `call <Tool> <json>` in a user's text: the tool and its arguments.
+fn asked_call(text: &str) -> Option<(String, String)> {
+    let rest = &text[text.rfind("call ")? + 5..];
+    let (name, args) = rest.trim_start().split_once(' ')?;
+    let args = args.trim();
+    let end = args.rfind('}')? + 1;
+    let json: Value = serde_json::from_str(&args[..end]).ok()?;
+    Some((name.to_owned(), json.to_string()))
 }
 
 /// What a billing vendor charges for the output: `n ×` the cap it was

@@ -21,6 +21,12 @@ pub enum Scenario {
     Cut,
     /// `mock-tool`: call the first tool offered (or `get_weather`).
     Tool,
+    /// `mock-agent`: one agent turn — when the last user text contains
+    /// `call <Tool> <json arguments>`, call that tool with those arguments
+    /// (else the first tool offered, with a city); once the conversation
+    /// ends with the tool's result, answer `tool said: <its first line>`.
+    /// What an agent CLI needs for one tool round trip that ends.
+    Agent,
     /// `mock-badjson`: 200 with a body that is not JSON.
     BadJson,
     /// `mock-length`: stop because of the output cap.
@@ -81,6 +87,7 @@ impl Scenario {
         match rest {
             "cut" => Scenario::Cut,
             "tool" => Scenario::Tool,
+            "agent" => Scenario::Agent,
             "badjson" => Scenario::BadJson,
             "length" => Scenario::Length,
             "empty-stream" => Scenario::EmptyStream,

@@ -44,6 +44,9 @@ pub struct Metadata {
 pub enum Role {
     User,
     Assistant,
+    /// Instructions in the middle of a conversation (client requests only,
+    /// with the `mid-conversation-system` beta; hoosh never sends it).
+    System,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

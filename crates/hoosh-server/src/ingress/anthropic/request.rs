@@ -1,7 +1,9 @@
 //! An Anthropic Messages request → the canonical (OpenAI chat) request the
 //! pipeline runs.
 //!
-//! - `system` (a string or text blocks) becomes one leading system message.
+//! - `system` (a string or text blocks) becomes one leading system message;
+//!   a `system` turn mid-conversation (Claude Code's
+//!   `mid-conversation-system` beta) a system message in its place.
 //! - A user turn's text and image blocks become one user message; each
 //!   `tool_result` block becomes a `tool` message (placed first, as OpenAI
 //!   wants tool answers right after the assistant turn that called them).
@@ -148,9 +150,10 @@ fn turn(m: &Message, i: usize, out: &mut Vec<ChatMessage>) -> Result<(), ApiErro
         _ => Some(MessageContent::Parts(parts)),
     };
     match m.role {
-        AnthropicRole::User => {
+        AnthropicRole::User | AnthropicRole::System => {
+            let role = if m.role == AnthropicRole::System { Role::System } else { Role::User };
             if let Some(content) = content {
-                out.push(ChatMessage { content: Some(content), ..ChatMessage::text(Role::User, "") });
+                out.push(ChatMessage { content: Some(content), ..ChatMessage::text(role, "") });
             }
         }
         AnthropicRole::Assistant => {

@@ -103,6 +103,7 @@ pub fn response(
     usage: Usage,
 ) -> ChatCompletionResponse {
     ChatCompletionResponse {
+        native: None,
         id,
         object: "chat.completion".into(),
         created,

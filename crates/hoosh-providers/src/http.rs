@@ -81,7 +81,7 @@ fn unparseable_head(e: &reqwest::Error) -> bool {
     let mut source = std::error::Error::source(e);
     while let Some(err) = source {
         if let Some(h) = err.downcast_ref::<hyper::Error>() {
-            return h.is_parse() || h.is_parse_too_large() || h.is_parse_status();
+            return h.is_parse() || h.is_parse_status();
         }
         source = err.source();
     }

@@ -41,6 +41,7 @@ fn state() -> AppState {
 
 fn response() -> ChatCompletionResponse {
     ChatCompletionResponse {
+        native: None,
         id: "chatcmpl-123".into(),
         object: "chat.completion".into(),
         created: 1_700_000_000,

@@ -320,6 +320,7 @@ mod tests {
     fn the_byte_limit_holds_at_its_edge_and_entries_expire() {
         let resp = || {
             Answer::Whole(ChatCompletionResponse {
+                native: None,
                 id: "x".into(),
                 object: "chat.completion".into(),
                 created: 0,

@@ -41,31 +41,39 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         return Err(ApiError::invalid("The request body is empty; expected a JSON object.", None));
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let inner = e.inner();
-        let path = e.path().to_string();
-        let path = if path == "." { String::new() } else { path };
-        if inner.is_syntax() || inner.is_eof() {
-            return ApiError::invalid(format!("The request body is not valid JSON: {inner}"), None);
-        }
-        let msg = inner.to_string();
-        // serde reports a missing field at its parent's path; name the field itself.
-        let param = match missing_field(&msg) {
-            Some(field) if path.is_empty() => field.to_owned(),
-            Some(field) => format!("{path}.{field}"),
-            None => path,
-        };
-        let message = if param.is_empty() {
-            format!("Invalid request body: {msg}")
-        } else {
-            format!("Invalid value for `{param}`: {msg}")
-        };
-        ApiError::invalid(message, (!param.is_empty()).then_some(param))
-    })?;
+    let value: T = serde_path_to_error::deserialize(&mut de).map_err(field_error)?;
     de.end().map_err(|e| {
         ApiError::invalid(format!("The request body has trailing data after the JSON value: {e}"), None)
     })?;
     Ok(value)
+}
+
+/// Reads an already parsed JSON value as `T`, naming the path of the first
+/// offending field as [`parse`] does (for a body also kept as it came).
+pub fn from_value<T: DeserializeOwned>(value: &serde_json::Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(value).map_err(field_error)
+}
+
+fn field_error(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    let inner = e.inner();
+    let path = e.path().to_string();
+    let path = if path == "." { String::new() } else { path };
+    if inner.is_syntax() || inner.is_eof() {
+        return ApiError::invalid(format!("The request body is not valid JSON: {inner}"), None);
+    }
+    let msg = inner.to_string();
+    // serde reports a missing field at its parent's path; name the field itself.
+    let param = match missing_field(&msg) {
+        Some(field) if path.is_empty() => field.to_owned(),
+        Some(field) => format!("{path}.{field}"),
+        None => path,
+    };
+    let message = if param.is_empty() {
+        format!("Invalid request body: {msg}")
+    } else {
+        format!("Invalid value for `{param}`: {msg}")
+    };
+    ApiError::invalid(message, (!param.is_empty()).then_some(param))
 }
 
 fn missing_field(msg: &str) -> Option<&str> {

@@ -55,6 +55,10 @@ pub fn events(
                     return Some((Ok(json_event(&body)), st));
                 }
                 Some(Ok(mut chunk)) => {
+                    // A chunk that only carries another API's native event.
+                    if chunk.choices.is_empty() && chunk.usage.is_none() {
+                        continue;
+                    }
                     if !include_usage {
                         if chunk.choices.is_empty() {
                             continue;

@@ -29,7 +29,7 @@ async fn anthropic(gw: &Gateway, path: &str, key: Option<&str>, body: &Value) ->
 
 async fn message(gw: &Gateway, key: &str, body: &Value) -> (u16, Value) {
     let (status, text) = anthropic(gw, "/v1/messages?beta=true", Some(key), body).await;
-    (status, serde_json::from_str(&text).unwrap_or_else(|_| Value::String(text)))
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
 }
 
 /// The (event name, data) pairs of an SSE body.
@@ -286,4 +286,106 @@ async fn the_warm_up_head_is_answered_without_a_key() {
     let gw = governed(&mock.url()).await;
     let resp = http().head(gw.url("/")).send().await.unwrap();
     assert_eq!(resp.status(), 200);
+}
+
+/// A gateway whose only provider is the Anthropic mock.
+async fn in_front_of_anthropic() -> (hoosh_testkit::MockServer, Gateway) {
+    let mock = hoosh_testkit::anthropic::start().await;
+    let gw = governed_with(&mock.url(), |c| {
+        let mut p = hoosh_core::config::ProviderConfig::new("claude", "anthropic");
+        p.base_url = Some(mock.url());
+        p.models = Some(vec!["claude-*".into()]);
+        p.api_key_file = Some(secret_file("sk-ant-test"));
+        c.providers = vec![p];
+    })
+    .await;
+    (mock, gw)
+}
+
+/// What Claude Code sends that has no canonical form: betas, cache_control,
+/// a signed thinking block in the history, context management.
+fn claude_code_body(stream: bool) -> Value {
+    json!({
+        "model": "claude-sonnet-4-5", "max_tokens": 2000, "stream": stream,
+        "system": [{"type": "text", "text": "You are Claude Code.", "cache_control": {"type": "ephemeral"}}],
+        "thinking": {"type": "enabled", "budget_tokens": 1024},
+        "context_management": {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]},
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "hi", "cache_control": {"type": "ephemeral"}}]},
+            {"role": "assistant", "content": [
+                {"type": "thinking", "thinking": "earlier", "signature": "sig_from_before"},
+                {"type": "text", "text": "hello"}]},
+            {"role": "user", "content": "again"}
+        ]
+    })
+}
+
+/// In front of Anthropic, the client's body goes out as it came (only the
+/// served model, `stream` and the reserved cap are the gateway's), its
+/// betas with it, and the answer comes back untouched — signature and
+/// all — while the ledger meters the cache tokens.
+#[tokio::test]
+async fn in_front_of_anthropic_the_body_and_answer_pass_through_untranslated() {
+    let (mock, gw) = in_front_of_anthropic().await;
+    let (id, key) = key(&gw, NewKey::default());
+    let sent = claude_code_body(false);
+    let (status, text) = anthropic(&gw, "/v1/messages?beta=true", Some(&key), &sent).await;
+    assert_eq!(status, 200, "{text}");
+    let got = mock.last_request().unwrap();
+    assert_eq!(got.body, sent, "the body went out untranslated");
+    let beta = got.headers.iter().find(|(k, _)| k == "anthropic-beta").map(|(_, v)| v.as_str());
+    assert_eq!(beta, Some("claude-code-20250219,interleaved-thinking-2025-05-14"));
+    let answer: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(answer["id"], "msg_mock", "the vendor's own answer");
+    assert_eq!(answer["content"][0]["signature"], hoosh_testkit::anthropic::THINKING_SIGNATURE);
+    let usage = &answer["usage"];
+    assert_eq!(usage["cache_read_input_tokens"], hoosh_testkit::anthropic::CACHE_READ);
+    let row = ledger_rows(&gw).pop().unwrap();
+    assert_eq!(row.key_id.as_deref(), Some(id.as_str()));
+    assert_eq!(row.cached_tokens, hoosh_testkit::anthropic::CACHE_READ);
+    let input = usage["input_tokens"].as_u64().unwrap();
+    assert_eq!(
+        row.prompt_tokens,
+        input + hoosh_testkit::anthropic::CACHE_READ + hoosh_testkit::anthropic::CACHE_WRITE,
+        "every prompt token is metered, cached ones included"
+    );
+}
+
+#[tokio::test]
+async fn in_front_of_anthropic_a_stream_is_the_vendors_own_events() {
+    let (mock, gw) = in_front_of_anthropic().await;
+    let (id, key) = key(&gw, NewKey::default());
+    let (status, text) = anthropic(&gw, "/v1/messages", Some(&key), &claude_code_body(true)).await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(mock.last_request().unwrap().body["stream"], true);
+    let evs = events(&text);
+    let names: Vec<&str> = evs.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names[..2], ["message_start", "content_block_start"], "{text}");
+    assert_eq!(names.last(), Some(&"message_stop"));
+    let signature = evs.iter().find(|(_, d)| d["delta"]["type"] == "signature_delta");
+    assert_eq!(signature.unwrap().1["delta"]["signature"], hoosh_testkit::anthropic::THINKING_SIGNATURE);
+    assert_eq!(evs[0].1["message"]["id"], "msg_mock");
+    let row = ledger_rows(&gw).pop().unwrap();
+    assert_eq!((row.key_id.as_deref(), row.status), (Some(id.as_str()), 200));
+    assert_eq!(row.cached_tokens, hoosh_testkit::anthropic::CACHE_READ);
+    assert!(row.completion_tokens > 0, "{row:?}");
+}
+
+/// A caller tries to slip past its reservation on the native path: the body
+/// asks for far more output than the key's budget holds. The cap the
+/// gateway reserved is what Anthropic is sent, and the answer is refused
+/// before any call when even that does not fit.
+#[tokio::test]
+async fn in_front_of_anthropic_the_reserved_cap_is_the_one_sent() {
+    let (mock, gw) = in_front_of_anthropic().await;
+    let (_, key) = key(&gw, budget_key(1_000));
+    let mut body = claude_code_body(false);
+    body["max_tokens"] = json!(64_000);
+    let (status, text) = anthropic(&gw, "/v1/messages", Some(&key), &body).await;
+    assert_eq!(status, 429, "{text}");
+    assert_eq!(mock.call_count(), 0);
+    body["max_tokens"] = json!(300);
+    let (status, text) = anthropic(&gw, "/v1/messages", Some(&key), &body).await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(mock.last_request().unwrap().body["max_tokens"], 300);
 }

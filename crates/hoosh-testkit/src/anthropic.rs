@@ -7,6 +7,13 @@
 //! Anthropic's error shape. Besides the shared [`Scenario`] names,
 //! `mock-stream-overloaded` streams a little text and then an in-band
 //! `overloaded_error` event, as Anthropic does under load.
+//!
+//! Two behaviours follow the request rather than the model name, as the
+//! real API's do: with `thinking` enabled (or adaptive) the answer starts
+//! with a signed `thinking` block (streamed: `thinking_delta`, then
+//! `signature_delta`); a request with any `cache_control` reports
+//! [`CACHE_READ`] prompt tokens read from the cache and [`CACHE_WRITE`]
+//! written, beside `input_tokens`.
 
 use std::sync::Arc;
 
@@ -28,6 +35,22 @@ pub const MODELS: &[&str] = &["claude-sonnet-4-5", "claude-haiku-4-5", "claude-o
 /// The tool input `mock-tool` answers with, and its streamed fragments.
 pub const TOOL_INPUT: &str = "{\"city\":\"Paris\"}";
 const TOOL_FRAGMENTS: &[&str] = &["", "{\"city\"", ":\"Par", "is\"}"];
+
+/// Prompt tokens a request with `cache_control` reports read from the cache.
+pub const CACHE_READ: u64 = 100;
+/// Prompt tokens a request with `cache_control` reports written to the cache.
+pub const CACHE_WRITE: u64 = 20;
+/// The signature of the mock's thinking block.
+pub const THINKING_SIGNATURE: &str = "sig_mock_1";
+
+/// `(cache_creation_input_tokens, cache_read_input_tokens)` for `body`.
+fn cache_usage(body: &Value) -> (u64, u64) {
+    if body.to_string().contains("\"cache_control\"") { (CACHE_WRITE, CACHE_READ) } else { (0, 0) }
+}
+
+fn thinks(body: &Value) -> bool {
+    matches!(body["thinking"]["type"].as_str(), Some("enabled" | "adaptive"))
+}
 
 /// Text `mock-tool` says before its tool call, so that the tool_use block is
 /// content block 1 while being tool call 0.
@@ -133,10 +156,11 @@ async fn messages(State(shared): State<Arc<Shared>>, headers: HeaderMap, Json(bo
     let prompt = format!("{} {}", body["system"], body["messages"]);
     let input_tokens = count_tokens(&prompt);
     let tool_name = body["tools"][0]["name"].as_str().unwrap_or("get_weather").to_owned();
+    let (cache_write, cache_read) = cache_usage(&body);
     if body["stream"].as_bool() == Some(true) {
-        return stream(&model, &scenario, &user, &tool_name, input_tokens);
+        return stream(&model, &scenario, &user, &tool_name, input_tokens, thinks(&body), (cache_write, cache_read));
     }
-    let (content, stop) = match scenario {
+    let (mut content, stop) = match scenario {
         Scenario::Tool => (
             json!([
                 {"type": "text", "text": TOOL_PREAMBLE},
@@ -147,6 +171,11 @@ async fn messages(State(shared): State<Arc<Shared>>, headers: HeaderMap, Json(bo
         Scenario::Length => (json!([{"type": "text", "text": "echo"}]), "max_tokens"),
         _ => (json!([{"type": "text", "text": echo_text(&user)}]), "end_turn"),
     };
+    if thinks(&body)
+        && let Some(blocks) = content.as_array_mut()
+    {
+        blocks.insert(0, json!({"type": "thinking", "thinking": "mock thought", "signature": THINKING_SIGNATURE}));
+    }
     let output_tokens = content.as_array().map_or(1, |blocks| {
         blocks
             .iter()
@@ -157,7 +186,7 @@ async fn messages(State(shared): State<Arc<Shared>>, headers: HeaderMap, Json(bo
         "id": "msg_mock", "type": "message", "role": "assistant", "model": model,
         "content": content, "stop_reason": stop, "stop_sequence": null,
         "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens,
-                  "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
+                  "cache_creation_input_tokens": cache_write, "cache_read_input_tokens": cache_read}
     }))
     .into_response()
 }
@@ -171,40 +200,59 @@ fn text_delta(index: u32, text: &str) -> String {
     event(json!({"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": text}}))
 }
 
-fn stream(model: &str, scenario: &Scenario, user: &str, tool_name: &str, input_tokens: u64) -> Response {
+fn stream(
+    model: &str,
+    scenario: &Scenario,
+    user: &str,
+    tool_name: &str,
+    input_tokens: u64,
+    thinking: bool,
+    (cache_write, cache_read): (u64, u64),
+) -> Response {
     if *scenario == Scenario::EmptyStream {
         return sse_response(Vec::new(), StreamFault::default());
     }
-    let mut events = vec![
-        event(json!({"type": "message_start", "message": {
-            "id": "msg_mock", "type": "message", "role": "assistant", "model": model, "content": [],
-            "stop_reason": null, "stop_sequence": null,
-            "usage": {"input_tokens": input_tokens, "output_tokens": 1,
-                      "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}}})),
-        event(json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})),
-        event(json!({"type": "ping"})),
-    ];
+    let mut events = vec![event(json!({"type": "message_start", "message": {
+        "id": "msg_mock", "type": "message", "role": "assistant", "model": model, "content": [],
+        "stop_reason": null, "stop_sequence": null,
+        "usage": {"input_tokens": input_tokens, "output_tokens": 1,
+                  "cache_creation_input_tokens": cache_write, "cache_read_input_tokens": cache_read}}}))];
+    if thinking {
+        // A signed thinking block first: the text block is then block 1.
+        events.push(event(json!({"type": "content_block_start", "index": 0,
+            "content_block": {"type": "thinking", "thinking": "", "signature": ""}})));
+        events.push(event(json!({"type": "content_block_delta", "index": 0,
+            "delta": {"type": "thinking_delta", "thinking": "mock thought"}})));
+        events.push(event(json!({"type": "content_block_delta", "index": 0,
+            "delta": {"type": "signature_delta", "signature": THINKING_SIGNATURE}})));
+        events.push(event(json!({"type": "content_block_stop", "index": 0})));
+    }
+    let text = u32::from(thinking);
+    events.push(event(
+        json!({"type": "content_block_start", "index": text, "content_block": {"type": "text", "text": ""}}),
+    ));
+    events.push(event(json!({"type": "ping"})));
     let mut completion = String::new();
     let stop = match scenario {
         Scenario::Tool => {
-            events.push(text_delta(0, TOOL_PREAMBLE));
-            events.push(event(json!({"type": "content_block_stop", "index": 0})));
-            events.push(event(json!({"type": "content_block_start", "index": 1, "content_block": {
+            events.push(text_delta(text, TOOL_PREAMBLE));
+            events.push(event(json!({"type": "content_block_stop", "index": text})));
+            events.push(event(json!({"type": "content_block_start", "index": text + 1, "content_block": {
                 "type": "tool_use", "id": "toolu_mock_1", "name": tool_name, "input": {}}})));
             for frag in TOOL_FRAGMENTS {
-                events.push(event(json!({"type": "content_block_delta", "index": 1,
+                events.push(event(json!({"type": "content_block_delta", "index": text + 1,
                     "delta": {"type": "input_json_delta", "partial_json": frag}})));
             }
-            events.push(event(json!({"type": "content_block_stop", "index": 1})));
+            events.push(event(json!({"type": "content_block_stop", "index": text + 1})));
             completion = format!("{TOOL_PREAMBLE} {TOOL_INPUT}");
             "tool_use"
         }
         _ => {
             for piece in echo_pieces(user) {
                 completion.push_str(&piece);
-                events.push(text_delta(0, &piece));
+                events.push(text_delta(text, &piece));
             }
-            events.push(event(json!({"type": "content_block_stop", "index": 0})));
+            events.push(event(json!({"type": "content_block_stop", "index": text})));
             if *scenario == Scenario::Length { "max_tokens" } else { "end_turn" }
         }
     };

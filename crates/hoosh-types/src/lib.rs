@@ -9,9 +9,12 @@
 //! - [`anthropic`]: the Anthropic Messages API shapes (request, response,
 //!   streaming events), used by the Anthropic provider adapter.
 //! - [`content`]: helpers for "string or array" fields that OpenAI accepts.
+//! - [`native`]: a client API's own body carried beside the canonical one,
+//!   for providers that speak that API (passthrough).
 
 pub mod anthropic;
 pub mod content;
+pub mod native;
 pub mod openai;
 
 /// Seconds since the Unix epoch, the unit of OpenAI's `created` fields.

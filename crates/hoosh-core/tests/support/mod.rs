@@ -77,6 +77,7 @@ impl Scripted {
 
     fn response(&self, model: &str) -> ChatCompletionResponse {
         ChatCompletionResponse {
+            native: None,
             id: "x".into(),
             object: "chat.completion".into(),
             created: 0,

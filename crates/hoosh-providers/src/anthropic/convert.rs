@@ -273,6 +273,7 @@ pub fn chat_response(w: wire::Response, requested_model: &str) -> ChatCompletion
         reasoning_content: (!reasoning.is_empty()).then_some(reasoning),
     };
     ChatCompletionResponse {
+        native: None,
         id: if w.id.is_empty() { fallback_id() } else { w.id },
         object: "chat.completion".into(),
         created: unix_now(),
@@ -331,6 +332,14 @@ impl StreamState {
     /// Whether `message_stop` arrived; nothing after it is read.
     pub fn is_done(&self) -> bool {
         self.done
+    }
+
+    /// A chunk of this stream with no choices and no usage (a carrier for
+    /// an upstream event that converts to nothing).
+    pub fn empty_chunk(&self) -> ChatCompletionChunk {
+        let mut c = ChatCompletionChunk::usage_only(&self.id, self.created, &self.model, Usage::default());
+        c.usage = None;
+        c
     }
 
     pub fn on_event(&mut self, event: wire::Event) -> Result<Vec<ChatCompletionChunk>, ProviderError> {

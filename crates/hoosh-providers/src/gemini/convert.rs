@@ -386,6 +386,7 @@ pub fn chat_response(
     message.reasoning_content = (!reasoning.is_empty()).then_some(reasoning);
     message.tool_calls = (!calls.is_empty()).then_some(calls);
     Ok(ChatCompletionResponse {
+        native: None,
         id: format!("chatcmpl-{}", uuid::Uuid::new_v4().simple()),
         object: "chat.completion".into(),
         created: unix_now(),

@@ -205,6 +205,7 @@ pub fn chat_response(w: wire::ChatResponse, requested_model: &str) -> Result<Cha
     message.tool_calls = calls;
     message.reasoning_content = msg.thinking.clone().filter(|t| !t.is_empty());
     Ok(ChatCompletionResponse {
+        native: None,
         id: new_id(),
         object: "chat.completion".into(),
         created: unix_now(),

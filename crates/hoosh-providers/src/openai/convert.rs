@@ -43,6 +43,7 @@ pub fn chat_body(
 
 pub fn chat_response(w: wire::ChatResponse, requested_model: &str) -> ChatCompletionResponse {
     ChatCompletionResponse {
+        native: None,
         id: if w.id.is_empty() { format!("chatcmpl-{}", uuid::Uuid::new_v4().simple()) } else { w.id },
         object: "chat.completion".into(),
         created: if w.created == 0 { unix_now() } else { w.created },
@@ -74,6 +75,7 @@ pub fn chunk(
         return Err(ProviderError::new(hoosh_core::ErrorKind::StreamInterrupted, msg));
     }
     Ok(ChatCompletionChunk {
+        native: None,
         id: if w.id.is_empty() { fallback_id.to_owned() } else { w.id },
         object: ChatCompletionChunk::OBJECT.into(),
         created: if w.created == 0 { created } else { w.created },

@@ -1,9 +1,12 @@
 //! `POST /v1/messages` (Anthropic Messages, blocking and streamed) and
 //! `POST /v1/messages/count_tokens`: decode into the canonical request, run
-//! the pipeline, answer in Anthropic's shapes. `anthropic-version`,
+//! the pipeline, answer in Anthropic's shapes. The client's body rides along
+//! (`req.native`): an Anthropic provider sends it untranslated and its
+//! answer comes back untouched; any other provider gets the translation. `anthropic-version`,
 //! `anthropic-beta` and `?beta=true` are accepted; the key comes as
 //! `x-api-key` or `Authorization: Bearer` (see `auth`).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
@@ -14,13 +17,14 @@ use hoosh_core::ChunkStream;
 use hoosh_core::router::Need;
 use hoosh_governance::{Denied, Scope};
 use hoosh_types::anthropic::MessagesRequest;
+use hoosh_types::native::{NativeApi, NativeRequest};
 use hoosh_types::openai::{ChatCompletionRequest, ChatCompletionResponse};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use crate::auth::Caller;
 use crate::cache::ResponseCache;
 use crate::error::ApiError;
-use crate::extract::{ApiJson, parse};
+use crate::extract::{ApiJson, from_value, parse};
 use crate::ingress::anthropic::{self, Decoded, response, stream};
 use crate::pipeline::chat::{ChatCall, ChatFormat};
 use crate::pipeline::estimate;
@@ -49,7 +53,11 @@ impl ChatFormat for AnthropicMessages {
     const ROUTE: &'static str = "messages";
 
     fn whole(&self, resp: ChatCompletionResponse) -> Response {
-        self.report(Json(response::encode(resp)).into_response())
+        match resp.native {
+            // An Anthropic provider's own answer, untouched.
+            Some(native) => Json(native.as_ref()).into_response(),
+            None => self.report(Json(response::encode(resp)).into_response()),
+        }
     }
 
     fn stream(&self, chunks: ChunkStream, req: &ChatCompletionRequest, keepalive: Duration) -> Response {
@@ -57,14 +65,26 @@ impl ChatFormat for AnthropicMessages {
     }
 }
 
+/// Client headers an Anthropic provider gets as sent (the betas the body
+/// may rely on).
+const FORWARDED: [&str; 1] = ["anthropic-beta"];
+
 pub async fn messages(
     State(st): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
-    ApiJson(req): ApiJson<MessagesRequest>,
+    ApiJson(body): ApiJson<Map<String, Value>>,
 ) -> Result<Response, ApiError> {
-    let Decoded { req, dropped } = anthropic::decode(req)?;
+    let body = Value::Object(body);
+    let typed: MessagesRequest = from_value(&body)?;
+    let Decoded { mut req, dropped } = anthropic::decode(typed)?;
     validate::chat(&req)?;
+    let Value::Object(body) = body else { unreachable!("built as an object above") };
+    let forwarded = FORWARDED
+        .iter()
+        .filter_map(|name| Some(((*name).to_owned(), headers.get(*name)?.to_str().ok()?.to_owned())))
+        .collect();
+    req.native = Some(Arc::new(NativeRequest { api: NativeApi::AnthropicMessages, body, headers: forwarded }));
     let call =
         ChatCall { req, format: AnthropicMessages { dropped }, cache_directive: ResponseCache::directive(&headers) };
     pipeline::run(&st, &caller, call).await

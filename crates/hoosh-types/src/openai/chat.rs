@@ -58,6 +58,10 @@ pub struct ChatCompletionRequest {
     pub store: Option<bool>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+    /// The client's own body when it came through another client API (see
+    /// [`crate::native`]); never sent as part of this request.
+    #[serde(skip)]
+    pub native: crate::native::Native<crate::native::NativeRequest>,
 }
 
 impl ChatCompletionRequest {
@@ -281,6 +285,10 @@ pub struct ChatCompletionResponse {
     pub usage: Option<Usage>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub system_fingerprint: Option<String>,
+    /// The upstream's answer in the client's own API, when a native provider
+    /// served a native request (see [`crate::native`]).
+    #[serde(skip)]
+    pub native: crate::native::Native<Value>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -16,6 +16,11 @@ pub struct ChatCompletionChunk {
     pub usage: Option<Usage>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub system_fingerprint: Option<String>,
+    /// The upstream's stream event this chunk came from, in the client's
+    /// own API, when a native provider served a native request (see
+    /// [`crate::native`]). A chunk may carry only this (no choices, no usage).
+    #[serde(skip)]
+    pub native: crate::native::Native<crate::native::NativeEvent>,
 }
 
 impl ChatCompletionChunk {
@@ -31,6 +36,7 @@ impl ChatCompletionChunk {
             choices: vec![ChunkChoice { index: 0, delta, finish_reason, logprobs: None }],
             usage: None,
             system_fingerprint: None,
+            native: None,
         }
     }
 
@@ -44,6 +50,7 @@ impl ChatCompletionChunk {
             choices: Vec::new(),
             usage: Some(usage),
             system_fingerprint: None,
+            native: None,
         }
     }
 }

@@ -99,6 +99,7 @@ mod tests {
         let mut u = OpenAiUsage::new(100, 7);
         u.prompt_tokens_details = Some(PromptTokensDetails { cached_tokens: 60, cache_write_tokens: 10 });
         let resp = ChatCompletionResponse {
+            native: None,
             id: "chatcmpl-abc".into(),
             object: "chat.completion".into(),
             created: 0,

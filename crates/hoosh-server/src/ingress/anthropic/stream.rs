@@ -11,7 +11,8 @@
 //! `input_json_delta` fragments, exactly as the canonical stream split them.
 //! A block closes when the next kind starts. A stream that fails after it
 //! started ends with an `error` event and no `message_stop`, so SDKs raise.
-//! Only choice 0 is shown: the Messages API has no `n`.
+//! Only choice 0 is shown: the Messages API has no `n`. A stream served
+//! natively by an Anthropic provider is passed through event for event.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -180,33 +181,45 @@ pub fn error_event(e: &ProviderError) -> StreamEvent {
     StreamEvent::Error { error: ErrorBody { kind: error::anthropic_error_type(status).into(), message: obj.message } }
 }
 
-/// The whole event stream for `chunks`.
+/// The whole event stream for `chunks`. A stream an Anthropic provider
+/// served natively carries its own events on the chunks: those go out
+/// verbatim and the canonical part of every chunk is ignored.
 pub fn events(chunks: ChunkStream, model: &str) -> impl Stream<Item = Result<Event, Infallible>> + Send + use<> {
     struct St {
         inner: ChunkStream,
         tr: Translator,
-        queue: VecDeque<StreamEvent>,
+        queue: VecDeque<Event>,
+        native: bool,
         done: bool,
     }
-    let st = St { inner: chunks, tr: Translator::new(model), queue: VecDeque::new(), done: false };
+    let st = St { inner: chunks, tr: Translator::new(model), queue: VecDeque::new(), native: false, done: false };
     futures_util::stream::unfold(st, |mut st| async move {
         loop {
             if let Some(ev) = st.queue.pop_front() {
-                return Some((Ok(sse_event(&ev)), st));
+                return Some((Ok(ev), st));
             }
             if st.done {
                 return None;
             }
             match st.inner.next().await {
-                Some(Ok(chunk)) => st.queue.extend(st.tr.chunk(chunk)),
+                Some(Ok(chunk)) => match &chunk.native {
+                    Some(raw) => {
+                        st.native = true;
+                        st.queue.push_back(Event::default().event(raw.event.as_str()).data(raw.data.as_str()));
+                    }
+                    None if st.native => {}
+                    None => st.queue.extend(st.tr.chunk(chunk).iter().map(sse_event)),
+                },
                 Some(Err(e)) => {
                     tracing::warn!(error = %e, "stream failed after it started");
                     st.done = true;
-                    st.queue.push_back(error_event(&e));
+                    st.queue.push_back(sse_event(&error_event(&e)));
                 }
                 None => {
                     st.done = true;
-                    st.queue.extend(st.tr.finish());
+                    if !st.native {
+                        st.queue.extend(st.tr.finish().iter().map(sse_event));
+                    }
                 }
             }
         }

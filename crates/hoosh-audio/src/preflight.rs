@@ -9,7 +9,13 @@
 //!
 //! - MP4/M4A sample tables (`moov/trak/mdia/minf/stbl` → `stts`, `stsc`,
 //!   `stsz`, `stco`, `co64`), found by the `ftyp` marker the probe finds.
-//!   (Found by the `audio_container` fuzz target, `crates/hoosh-fuzz`.)
+//! - FLAC metadata: `VORBIS_COMMENT` string lengths and `PICTURE` field
+//!   lengths (symphonia zero-fills a buffer of the declared size first: a
+//!   40-byte file asked for 3.3 GB).
+//! - Vorbis comment headers in Ogg (`\x03vorbis`, `OpusTags`): the same
+//!   string lengths.
+//!
+//! (All found by the `audio_container` fuzz target, `crates/hoosh-fuzz`.)
 
 use crate::AudioError;
 
@@ -18,6 +24,123 @@ pub(crate) fn check(bytes: &[u8]) -> Result<(), AudioError> {
     // The probe starts the MP4 reader at the box holding the first `ftyp`.
     if let Some(start) = bytes.windows(4).position(|w| w == b"ftyp").and_then(|p| p.checked_sub(4)) {
         mp4_boxes(&bytes[start..], 0)?;
+    }
+    if let Some(start) = find(bytes, b"fLaC") {
+        flac_blocks(&bytes[start + 4..])?;
+    }
+    if bytes.starts_with(b"OggS") {
+        ogg_comment_packets(bytes)?;
+    }
+    Ok(())
+}
+
+/// The packets of an Ogg file, reassembled per logical stream from its
+/// pages (a packet may span pages); a comment header packet is checked.
+/// Parsing stops at the first malformed page, which the decoder refuses.
+fn ogg_comment_packets(mut data: &[u8]) -> Result<(), AudioError> {
+    let mut open: std::collections::HashMap<u32, Vec<u8>> = std::collections::HashMap::new();
+    while data.len() >= 27 && data.starts_with(b"OggS") {
+        let serial = u32::from_le_bytes([data[14], data[15], data[16], data[17]]);
+        let segments = usize::from(data[26]);
+        let Some(table) = data.get(27..27 + segments) else { return Ok(()) };
+        let mut at = 27 + segments;
+        for &lace in table {
+            let Some(segment) = data.get(at..at + usize::from(lace)) else { return Ok(()) };
+            at += usize::from(lace);
+            let packet = open.entry(serial).or_default();
+            packet.extend_from_slice(segment);
+            if lace < 255 {
+                let packet = std::mem::take(packet);
+                for marker in [&b"\x03vorbis"[..], b"OpusTags"] {
+                    if let Some(body) = packet.strip_prefix(marker) {
+                        comments(body, "Ogg")?;
+                    }
+                }
+            }
+        }
+        data = &data[at..];
+    }
+    Ok(())
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+fn corrupt(detail: String) -> AudioError {
+    AudioError::Corrupt { detail }
+}
+
+/// A length field read at `at`, little- or big-endian; `None` past the end.
+fn u32_at(data: &[u8], at: usize, big_endian: bool) -> Option<usize> {
+    let b: [u8; 4] = data.get(at..at.checked_add(4)?)?.try_into().ok()?;
+    let n = if big_endian { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) };
+    usize::try_from(n).ok()
+}
+
+/// FLAC metadata blocks after the marker: a header byte (last-block flag,
+/// type), a 24-bit length, the body. Comment and picture bodies are checked;
+/// a block cut by the end of the file is left to the decoder (it reads past
+/// the end and fails).
+fn flac_blocks(mut data: &[u8]) -> Result<(), AudioError> {
+    while data.len() >= 4 {
+        let (last, kind) = (data[0] & 0x80 != 0, data[0] & 0x7f);
+        let len = usize::from(data[1]) << 16 | usize::from(data[2]) << 8 | usize::from(data[3]);
+        let body = &data[4..(4 + len).min(data.len())];
+        match kind {
+            4 => comments(body, "FLAC")?,
+            6 => picture(body)?,
+            _ => {}
+        }
+        if last || 4 + len > data.len() {
+            return Ok(());
+        }
+        data = &data[4 + len..];
+    }
+    Ok(())
+}
+
+/// A Vorbis comment block: vendor length and string, a count, then each
+/// comment's length and string (little-endian). Every length must fit in
+/// what is left of `body`.
+fn comments(body: &[u8], what: &str) -> Result<(), AudioError> {
+    let too_long = |n: usize, left: usize| corrupt(format!("a {what} comment declares {n} bytes where {left} remain"));
+    let Some(vendor) = u32_at(body, 0, false) else { return Ok(()) };
+    let mut at = 4usize;
+    if vendor > body.len() - at {
+        return Err(too_long(vendor, body.len() - at));
+    }
+    at += vendor;
+    let Some(count) = u32_at(body, at, false) else { return Ok(()) };
+    at += 4;
+    for _ in 0..count {
+        let Some(n) = u32_at(body, at, false) else { return Ok(()) };
+        at += 4;
+        if n > body.len() - at {
+            return Err(too_long(n, body.len() - at));
+        }
+        at += n;
+    }
+    Ok(())
+}
+
+/// A FLAC picture block: type, then big-endian length-prefixed media type
+/// and description, four numbers, and the length-prefixed picture.
+fn picture(body: &[u8]) -> Result<(), AudioError> {
+    let mut at = 4usize;
+    for field in ["media type", "description", "picture data"] {
+        let Some(n) = u32_at(body, at, true) else { return Ok(()) };
+        at += 4;
+        if n > body.len() - at {
+            return Err(corrupt(format!(
+                "a FLAC picture's {field} declares {n} bytes where {} remain",
+                body.len() - at
+            )));
+        }
+        at += n;
+        if field == "description" {
+            at += 16; // width, height, depth, colours
+        }
     }
     Ok(())
 }
@@ -115,6 +238,91 @@ mod tests {
         assert_eq!(check(&file(&mp4_box(b"stsz", &constant))), Ok(()));
         let variable = [0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff];
         assert!(check(&file(&mp4_box(b"stsz", &variable))).is_err());
+    }
+
+    /// `fLaC`, a STREAMINFO block, then `block` as the last one.
+    fn flac(kind: u8, block: &[u8]) -> Vec<u8> {
+        let mut out = b"fLaC".to_vec();
+        out.extend_from_slice(&[0, 0, 0, 34]);
+        out.extend_from_slice(&[0; 34]);
+        let len = block.len() as u32;
+        out.extend_from_slice(&[0x80 | kind, (len >> 16) as u8, (len >> 8) as u8, len as u8]);
+        out.extend_from_slice(block);
+        out
+    }
+
+    /// `packet` as Ogg lacing segments (255 bytes but the last), each on a
+    /// page of its own: a packet longer than 255 bytes spans pages.
+    fn ogg(packet: &[u8]) -> Vec<u8> {
+        let mut segments: Vec<&[u8]> = packet.chunks(255).collect();
+        if packet.len() % 255 == 0 {
+            segments.push(&[]);
+        }
+        let mut out = Vec::new();
+        for seg in segments {
+            out.extend_from_slice(b"OggS");
+            out.extend_from_slice(&[0; 10]); // version, type, granule
+            out.extend_from_slice(&7u32.to_le_bytes()); // serial
+            out.extend_from_slice(&[0; 8]); // sequence, crc
+            out.extend_from_slice(&[1, seg.len() as u8]);
+            out.extend_from_slice(seg);
+        }
+        out
+    }
+
+    fn vorbis_comment(vendor: &str, comments: &[&str]) -> Vec<u8> {
+        let mut out = (vendor.len() as u32).to_le_bytes().to_vec();
+        out.extend_from_slice(vendor.as_bytes());
+        out.extend_from_slice(&(comments.len() as u32).to_le_bytes());
+        for c in comments {
+            out.extend_from_slice(&(c.len() as u32).to_le_bytes());
+            out.extend_from_slice(c.as_bytes());
+        }
+        out
+    }
+
+    #[test]
+    fn flac_and_ogg_comment_lengths_must_fit_in_their_block() {
+        let good = vorbis_comment("hoosh", &["TITLE=x", "ARTIST=y"]);
+        assert_eq!(check(&flac(4, &good)), Ok(()));
+        let mut bomb = good.clone();
+        let at = 4 + 5 + 4; // the first comment's length
+        bomb[at..at + 4].copy_from_slice(&0xC7BD_94A0u32.to_le_bytes());
+        let err = check(&flac(4, &bomb)).unwrap_err();
+        assert!(err.to_string().contains("FLAC comment declares 3351090336 bytes"), "{err}");
+        let packet = |comment: &[u8]| [&b"\x03vorbis"[..], comment].concat();
+        assert_eq!(check(&ogg(&packet(&good))), Ok(()));
+        assert!(check(&ogg(&packet(&bomb))).unwrap_err().to_string().contains("Ogg comment"));
+        // A comment packet spread over three pages (page headers inside it)
+        // is reassembled before it is read: a valid one passes.
+        let long = "DESCRIPTION=".to_owned() + &"x".repeat(600);
+        let spanning = packet(&vorbis_comment("hoosh", &[&long, "TITLE=after the page breaks"]));
+        assert!(spanning.len() > 510);
+        assert_eq!(check(&ogg(&spanning)), Ok(()));
+    }
+
+    #[test]
+    fn flac_picture_field_lengths_must_fit() {
+        let mut pic = 3u32.to_be_bytes().to_vec();
+        for field in [&b"image/png"[..], b"cover"] {
+            pic.extend_from_slice(&(field.len() as u32).to_be_bytes());
+            pic.extend_from_slice(field);
+            if field == b"cover" {
+                pic.extend_from_slice(&[0; 16]);
+            }
+        }
+        pic.extend_from_slice(&4u32.to_be_bytes());
+        pic.extend_from_slice(&[1, 2, 3, 4]);
+        assert_eq!(check(&flac(6, &pic)), Ok(()));
+        let mut bomb = pic.clone();
+        bomb[4..8].copy_from_slice(&u32::MAX.to_be_bytes());
+        assert!(check(&flac(6, &bomb)).unwrap_err().to_string().contains("media type declares"));
+    }
+
+    #[test]
+    fn the_fuzzer_s_flac_file_is_refused() {
+        let bytes = include_bytes!("../../hoosh-fuzz/regressions/audio_container/flac-vorbis-comment-3gb-alloc");
+        assert!(check(bytes).is_err());
     }
 
     #[test]

@@ -477,6 +477,18 @@ mod tests {
         fn usage_aggregate(&self, g: GroupBy, from: i64, to: i64) -> Result<Vec<UsageAggregate>, StoreError> {
             self.inner.usage_aggregate(g, from, to)
         }
+        fn put_response(&self, r: &crate::StoredResponse) -> Result<(), StoreError> {
+            self.inner.put_response(r)
+        }
+        fn get_response(&self, id: &str) -> Result<Option<crate::StoredResponse>, StoreError> {
+            self.inner.get_response(id)
+        }
+        fn delete_response(&self, id: &str) -> Result<bool, StoreError> {
+            self.inner.delete_response(id)
+        }
+        fn prune_responses(&self, before_ms: i64) -> Result<usize, StoreError> {
+            self.inner.prune_responses(before_ms)
+        }
         fn usage_rows(&self, from: i64, to: i64, visit: &mut dyn FnMut(&UsageRecord)) -> Result<(), StoreError> {
             self.inner.usage_rows(from, to, visit)
         }

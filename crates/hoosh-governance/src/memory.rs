@@ -8,6 +8,7 @@ use parking_lot::Mutex;
 use crate::budget::{BudgetSpec, PoolId};
 use crate::ledger::UsageRecord;
 use crate::principal::{KeyRecord, Team};
+use crate::responses::{MEMORY_RESPONSES, StoredResponse};
 use crate::store::{GroupBy, Store, StoreError, UsageAggregate, charges, check_row_ids};
 
 #[derive(Default)]
@@ -18,6 +19,8 @@ struct Inner {
     ledger: Vec<UsageRecord>,
     /// Row ids held: a row is stored once however often it is appended.
     row_ids: HashSet<String>,
+    /// Stored Responses answers, at most [`MEMORY_RESPONSES`], oldest evicted.
+    responses: BTreeMap<String, StoredResponse>,
 }
 
 #[derive(Default)]
@@ -43,6 +46,34 @@ impl MemoryStore {
 }
 
 impl Store for MemoryStore {
+    fn put_response(&self, r: &StoredResponse) -> Result<(), StoreError> {
+        let mut inner = self.inner.lock();
+        inner.responses.insert(r.id.clone(), r.clone());
+        while inner.responses.len() > MEMORY_RESPONSES {
+            let oldest = inner.responses.values().min_by_key(|r| r.created_ms).map(|r| r.id.clone());
+            match oldest {
+                Some(id) => inner.responses.remove(&id),
+                None => break,
+            };
+        }
+        Ok(())
+    }
+
+    fn get_response(&self, id: &str) -> Result<Option<StoredResponse>, StoreError> {
+        Ok(self.inner.lock().responses.get(id).cloned())
+    }
+
+    fn delete_response(&self, id: &str) -> Result<bool, StoreError> {
+        Ok(self.inner.lock().responses.remove(id).is_some())
+    }
+
+    fn prune_responses(&self, before_ms: i64) -> Result<usize, StoreError> {
+        let mut inner = self.inner.lock();
+        let before = inner.responses.len();
+        inner.responses.retain(|_, r| r.created_ms >= before_ms);
+        Ok(before - inner.responses.len())
+    }
+
     fn put_key(&self, key: &KeyRecord) -> Result<(), StoreError> {
         self.inner.lock().keys.insert(key.id.clone(), key.clone());
         Ok(())

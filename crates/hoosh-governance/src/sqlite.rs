@@ -22,12 +22,14 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use crate::budget::{BudgetSpec, PoolId};
 use crate::ledger::UsageRecord;
 use crate::principal::{KeyRecord, Team};
+use crate::responses::StoredResponse;
 use crate::store::{GroupBy, Store, StoreError, UsageAggregate, check_row_ids};
 
 /// 2: `ledger.audio_ms` (speech requests).
 /// 3: `ledger.id`, the server-made row id, is the unique key; `request_id`
 /// (the caller's `x-request-id`) is an ordinary indexed column.
-const SCHEMA_VERSION: i64 = 3;
+/// 4: `responses`, stored Responses API answers (a new table; nothing moves).
+const SCHEMA_VERSION: i64 = 4;
 
 /// Everything but the ledger table, whose definition is [`ledger_table`].
 const SCHEMA: &str = "
@@ -44,6 +46,13 @@ CREATE TABLE IF NOT EXISTS budgets (
     pool TEXT PRIMARY KEY,
     spec TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS responses (
+    id         TEXT PRIMARY KEY,
+    owner      TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    record     TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS responses_created ON responses (created_ms);
 ";
 
 /// The ledger's indexes; run after the table exists in its current form.
@@ -350,6 +359,32 @@ impl Store for SqliteStore {
             visit(&read_row(row)?);
         }
         Ok(())
+    }
+
+    fn put_response(&self, r: &StoredResponse) -> Result<(), StoreError> {
+        let record = serde_json::to_string(r).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.conn.lock().execute(
+            "INSERT OR REPLACE INTO responses (id, owner, created_ms, record) VALUES (?1, ?2, ?3, ?4)",
+            params![r.id, r.owner, r.created_ms, record],
+        )?;
+        Ok(())
+    }
+
+    fn get_response(&self, id: &str) -> Result<Option<StoredResponse>, StoreError> {
+        let record: Option<String> = self
+            .conn
+            .lock()
+            .query_row("SELECT record FROM responses WHERE id = ?1", [id], |row| row.get(0))
+            .optional()?;
+        record.map(|r| serde_json::from_str(&r).map_err(|e| StoreError::Corrupt(e.to_string()))).transpose()
+    }
+
+    fn delete_response(&self, id: &str) -> Result<bool, StoreError> {
+        Ok(self.conn.lock().execute("DELETE FROM responses WHERE id = ?1", [id])? > 0)
+    }
+
+    fn prune_responses(&self, before_ms: i64) -> Result<usize, StoreError> {
+        Ok(self.conn.lock().execute("DELETE FROM responses WHERE created_ms < ?1", [before_ms])?)
     }
 }
 

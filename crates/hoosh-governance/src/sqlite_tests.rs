@@ -351,3 +351,28 @@ fn a_version_2_database_is_migrated_in_place() {
 fn a_version_1_database_is_migrated_in_place_and_gains_audio_ms() {
     check_migrated(1);
 }
+
+#[test]
+fn stored_responses_survive_a_reopen_and_are_pruned_by_age() {
+    let dir = TempDir::new("responses");
+    let path = dir.path().join("hoosh.db");
+    let stored = |id: &str, created_ms: i64| crate::StoredResponse {
+        id: id.into(),
+        owner: "key_a".into(),
+        created_ms,
+        response: serde_json::json!({"id": id, "output": [{"type": "message"}]}),
+        conversation: serde_json::json!([{"role": "user", "content": "hi"}]),
+        input_items: serde_json::json!(["hi"]),
+    };
+    {
+        let store = SqliteStore::open(&path).unwrap();
+        store.put_response(&stored("resp_old", 1_000)).unwrap();
+        store.put_response(&stored("resp_new", 5_000)).unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.get_response("resp_new").unwrap(), Some(stored("resp_new", 5_000)));
+    assert_eq!(store.prune_responses(2_000).unwrap(), 1);
+    assert_eq!(store.get_response("resp_old").unwrap(), None);
+    assert!(store.delete_response("resp_new").unwrap());
+    assert!(!store.delete_response("resp_new").unwrap());
+}

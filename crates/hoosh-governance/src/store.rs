@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::budget::{BudgetSpec, Budgets, PoolId, nanos_to_usd};
 use crate::ledger::UsageRecord;
 use crate::principal::{KeyRecord, Team};
+use crate::responses::StoredResponse;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -135,6 +136,14 @@ pub trait Store: Send + Sync {
     /// Every row with `from_ms <= ts_ms < to_ms` in time order, one at a time
     /// (exports stream rather than load the whole range).
     fn usage_rows(&self, from_ms: i64, to_ms: i64, visit: &mut dyn FnMut(&UsageRecord)) -> Result<(), StoreError>;
+
+    /// Inserts or replaces a stored Responses answer by `id`.
+    fn put_response(&self, r: &StoredResponse) -> Result<(), StoreError>;
+    fn get_response(&self, id: &str) -> Result<Option<StoredResponse>, StoreError>;
+    /// `false` if there was no such answer.
+    fn delete_response(&self, id: &str) -> Result<bool, StoreError>;
+    /// Deletes the answers created before `before_ms`; returns how many.
+    fn prune_responses(&self, before_ms: i64) -> Result<usize, StoreError>;
 }
 
 /// Sets a pool's budget and, when the pool is new or its period changed,

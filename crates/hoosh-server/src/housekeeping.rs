@@ -1,7 +1,9 @@
 //! Periodic pruning of the maps that grow with traffic, so none grows with
 //! the number of distinct callers ever seen: rate-limiter states whose
 //! bucket is full again (indistinguishable from none) and expired cache
-//! answers. Every [`INTERVAL`], supervised, stops on shutdown.
+//! answers; and stored Responses answers past their retention (30 days),
+//! deleted off the async runtime. Every [`INTERVAL`], supervised, stops on
+//! shutdown.
 
 use std::time::Duration;
 
@@ -24,6 +26,12 @@ pub fn spawn(state: &AppState, tracker: &TaskTracker, cancel: CancellationToken)
                     () = tokio::time::sleep(INTERVAL) => {}
                 }
                 sweep(&state);
+                let store = std::sync::Arc::clone(state.gov.inner.store());
+                let before = state.now_ms() - hoosh_governance::responses::RESPONSE_RETENTION_MS;
+                let pruned = tokio::task::spawn_blocking(move || store.prune_responses(before)).await;
+                if let Ok(Err(e)) = pruned {
+                    tracing::warn!(error = %e, "could not prune stored responses");
+                }
             }
         }
     });

@@ -8,6 +8,7 @@
 //!   gateway without a second translation.
 //! - [`anthropic`]: the Anthropic Messages API shapes (request, response,
 //!   streaming events), used by the Anthropic provider adapter.
+//! - [`responses`]: the OpenAI Responses API request (Codex, the Agents SDK).
 //! - [`content`]: helpers for "string or array" fields that OpenAI accepts.
 //! - [`native`]: a client API's own body carried beside the canonical one,
 //!   for providers that speak that API (passthrough).
@@ -16,6 +17,7 @@ pub mod anthropic;
 pub mod content;
 pub mod native;
 pub mod openai;
+pub mod responses;
 
 /// Seconds since the Unix epoch, the unit of OpenAI's `created` fields.
 pub fn unix_now() -> u64 {

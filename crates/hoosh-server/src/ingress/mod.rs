@@ -6,12 +6,15 @@
 //!
 //! - [`anthropic`]: the Messages API (`/v1/messages`), for Claude Code and
 //!   the Anthropic SDKs.
+//! - [`responses`]: OpenAI's Responses API (`/v1/responses`), for Codex
+//!   and the Agents SDK; its errors are OpenAI-shaped already.
 //!
 //! [`shape_errors`] renders every error answer on a client API's paths in
 //! that API's shape, including the ones produced before a handler runs
 //! (401 from auth, 404, 413, 408).
 
 pub mod anthropic;
+pub mod responses;
 
 use axum::body::Body;
 use axum::extract::Request;

@@ -10,3 +10,4 @@ pub mod embeddings;
 pub mod health;
 pub mod messages;
 pub mod models;
+pub mod responses;

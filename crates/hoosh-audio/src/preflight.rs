@@ -23,7 +23,7 @@ use crate::AudioError;
 pub(crate) fn check(bytes: &[u8]) -> Result<(), AudioError> {
     // The probe starts the MP4 reader at the box holding the first `ftyp`.
     if let Some(start) = bytes.windows(4).position(|w| w == b"ftyp").and_then(|p| p.checked_sub(4)) {
-        mp4_boxes(&bytes[start..], 0)?;
+        mp4_boxes(&bytes[start..], 0, bytes.len())?;
     }
     if let Some(start) = find(bytes, b"fLaC") {
         flac_blocks(&bytes[start + 4..])?;
@@ -150,7 +150,7 @@ const MP4_PATH: [&[u8; 4]; 5] = [b"moov", b"trak", b"mdia", b"minf", b"stbl"];
 
 /// Walks the boxes in `data` (children of a box at `depth` of [`MP4_PATH`]).
 /// A malformed header ends the walk: symphonia refuses such a file itself.
-fn mp4_boxes(mut data: &[u8], depth: usize) -> Result<(), AudioError> {
+fn mp4_boxes(mut data: &[u8], depth: usize, file_len: usize) -> Result<(), AudioError> {
     while data.len() >= 8 {
         let size = u64::from(u32::from_be_bytes([data[0], data[1], data[2], data[3]]));
         let kind = &data[4..8];
@@ -166,8 +166,8 @@ fn mp4_boxes(mut data: &[u8], depth: usize) -> Result<(), AudioError> {
         let end = usize::try_from(size).unwrap_or(usize::MAX).min(data.len());
         let payload = &data[header..end];
         match MP4_PATH.get(depth) {
-            Some(container) if kind == *container => mp4_boxes(payload, depth + 1)?,
-            None => sample_table(kind, payload)?,
+            Some(container) if kind == *container => mp4_boxes(payload, depth + 1, file_len)?,
+            None => sample_table(kind, payload, file_len)?,
             Some(_) => {}
         }
         data = &data[end..];
@@ -175,8 +175,15 @@ fn mp4_boxes(mut data: &[u8], depth: usize) -> Result<(), AudioError> {
     Ok(())
 }
 
-/// One box inside `stbl`: its entry count against its payload.
-fn sample_table(kind: &[u8], payload: &[u8]) -> Result<(), AudioError> {
+/// One box inside `stbl`: its entry count against its payload, and, for
+/// `stsz`, every sample size against the file (the demuxer allocates a
+/// sample's declared size before reading it).
+fn sample_table(kind: &[u8], payload: &[u8], file_len: usize) -> Result<(), AudioError> {
+    if kind == b"stsz"
+        && let Some(constant) = u32_at(payload, 4, true).filter(|&n| n > file_len)
+    {
+        return Err(corrupt(format!("the MP4 sample size {constant} exceeds the file ({file_len} bytes)")));
+    }
     // Full boxes: version and flags, then (for stsz, a constant size and) the count.
     let (count_at, entry_bytes) = match kind {
         b"stts" => (4, 8),
@@ -197,6 +204,12 @@ fn sample_table(kind: &[u8], payload: &[u8]) -> Result<(), AudioError> {
                 room
             ),
         });
+    }
+    if kind == b"stsz" {
+        let entries = &payload[count_at + 4..count_at + 4 + (count * entry_bytes) as usize];
+        if let Some(size) = entries.chunks_exact(4).filter_map(|e| u32_at(e, 0, true)).find(|&n| n > file_len) {
+            return Err(corrupt(format!("the MP4 sample size {size} exceeds the file ({file_len} bytes)")));
+        }
     }
     Ok(())
 }
@@ -233,8 +246,21 @@ mod tests {
     }
 
     #[test]
+    fn a_sample_larger_than_the_file_is_refused() {
+        // stsz with one variable size: 10 bytes fits, 2.6 GB does not.
+        let sizes = |n: u32| [&[0u8; 8][..], &1u32.to_be_bytes(), &n.to_be_bytes()].concat();
+        assert_eq!(check(&file(&mp4_box(b"stsz", &sizes(10)))), Ok(()));
+        let err = check(&file(&mp4_box(b"stsz", &sizes(0xA000_0000)))).unwrap_err();
+        assert!(err.to_string().contains("sample size 2684354560 exceeds the file"), "{err}");
+        let constant = [&[0u8; 4][..], &0xA000_0000u32.to_be_bytes(), &[0, 0, 0, 9]].concat();
+        assert!(check(&file(&mp4_box(b"stsz", &constant))).is_err());
+        let regression = include_bytes!("../../hoosh-fuzz/regressions/audio_container/mp4-sample-size-2gb-alloc");
+        assert!(check(regression).is_err());
+    }
+
+    #[test]
     fn stsz_counts_only_when_sizes_vary() {
-        let constant = [0, 0, 0, 0, 0, 0, 4, 0, 0xff, 0xff, 0xff, 0xff];
+        let constant = [0, 0, 0, 0, 0, 0, 0, 4, 0xff, 0xff, 0xff, 0xff];
         assert_eq!(check(&file(&mp4_box(b"stsz", &constant))), Ok(()));
         let variable = [0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff];
         assert!(check(&file(&mp4_box(b"stsz", &variable))).is_err());

@@ -1,11 +1,12 @@
 """Unmodified client programs from npm against hoosh: Claude Code (`claude
--p`) doing one tool round trip with a virtual key, and one streamed call
-through each of the OpenAI and Anthropic Node SDKs.
+-p`, Anthropic Messages) and Codex (`codex exec`, OpenAI Responses) each
+doing one tool round trip with a virtual key, and one streamed call through
+each of the OpenAI and Anthropic Node SDKs.
 
 The programs live in tests/e2e/clients/node_modules (scripts/test.sh runs
 `npm ci` there). The mock vendor's `mock-agent` model calls the tool the
 prompt names (`call <Tool> <json>`) and, once the tool's result comes back,
-answers `tool said: <its first line>`.
+answers `tool said: <its output on one line>`.
 """
 
 import os
@@ -51,6 +52,43 @@ def test_claude_code_runs_a_tool_round_trip_under_a_virtual_key(governed_gateway
     # Claude Code read the file through its Read tool and sent the result back.
     assert "tool said:" in out.stdout and "hoosh was here" in out.stdout, out.stdout
     # Both turns are in the ledger under the key.
+    assert _requests(url, key_id) - before >= 2
+
+
+def test_codex_runs_a_tool_round_trip_under_a_virtual_key(governed_gateway, tmp_path):
+    codex = BIN / "codex"
+    _need(codex)
+    url, key, key_id = governed_gateway
+    before = _requests(url, key_id)
+    home = tmp_path / "codex-home"
+    home.mkdir()
+    (home / "config.toml").write_text(
+        f"""
+model = "mock-agent"
+model_provider = "hoosh"
+
+[model_providers.hoosh]
+name = "hoosh"
+base_url = "{url}/v1"
+env_key = "HOOSH_KEY"
+wire_api = "responses"
+"""
+    )
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "notes.md").write_text("hoosh was here\n")
+    out = subprocess.run(
+        [str(codex), "exec", "--skip-git-repo-check", 'call exec_command {"cmd":"cat notes.md"}'],
+        cwd=work,
+        env=_offline_env(tmp_path / "home", CODEX_HOME=str(home), HOOSH_KEY=key),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert out.returncode == 0, out.stderr + out.stdout
+    # Codex ran the command and sent its output back through hoosh.
+    assert "tool said:" in out.stdout and "hoosh was here" in out.stdout, out.stdout + out.stderr
     assert _requests(url, key_id) - before >= 2
 
 

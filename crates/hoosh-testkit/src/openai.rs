@@ -211,8 +211,9 @@ fn agent_turn(body: &Value) -> AgentTurn {
             Value::String(s) => s.clone(),
             other => other.to_string(),
         };
-        let first = said.lines().next().unwrap_or_default().chars().take(80).collect::<String>();
-        return AgentTurn::Answer(format!("tool said: {first}"));
+        // The whole output on one line (tools add headers), cut at 300 characters.
+        let flat = said.split_whitespace().collect::<Vec<_>>().join(" ").chars().take(300).collect::<String>();
+        return AgentTurn::Answer(format!("tool said: {flat}"));
     }
     if let Some((name, arguments)) = asked_call(&last_user_text(body)) {
         return AgentTurn::Call { name, arguments };

@@ -24,7 +24,7 @@ pub enum Scenario {
     /// `mock-agent`: one agent turn — when the last user text contains
     /// `call <Tool> <json arguments>`, call that tool with those arguments
     /// (else the first tool offered, with a city); once the conversation
-    /// ends with the tool's result, answer `tool said: <its first line>`.
+    /// ends with the tool's result, answer `tool said: <its output on one line>`.
     /// What an agent CLI needs for one tool round trip that ends.
     Agent,
     /// `mock-badjson`: 200 with a body that is not JSON.

@@ -23,7 +23,7 @@ use crate::AudioError;
 pub(crate) fn check(bytes: &[u8]) -> Result<(), AudioError> {
     // The probe starts the MP4 reader at the box holding the first `ftyp`.
     if let Some(start) = bytes.windows(4).position(|w| w == b"ftyp").and_then(|p| p.checked_sub(4)) {
-        mp4_boxes(&bytes[start..], 0, bytes.len())?;
+        mp4_boxes(&bytes[start..], b"", bytes.len())?;
     }
     if let Some(start) = find(bytes, b"fLaC") {
         flac_blocks(&bytes[start + 4..])?;
@@ -145,12 +145,17 @@ fn picture(body: &[u8]) -> Result<(), AudioError> {
     Ok(())
 }
 
-/// Boxes that hold the sample tables, and how deep they sit.
-const MP4_PATH: [&[u8; 4]; 5] = [b"moov", b"trak", b"mdia", b"minf", b"stbl"];
+/// Boxes whose payload is a list of boxes (`meta` after 4 bytes of version
+/// and flags). Only the sample tables inside `stbl` are read further.
+const MP4_CONTAINERS: [&[u8; 4]; 13] = [
+    b"moov", b"trak", b"mdia", b"minf", b"stbl", b"udta", b"edts", b"dinf", b"mvex", b"moof", b"traf", b"meta", b"ilst",
+];
 
-/// Walks the boxes in `data` (children of a box at `depth` of [`MP4_PATH`]).
-/// A malformed header ends the walk: symphonia refuses such a file itself.
-fn mp4_boxes(mut data: &[u8], depth: usize, file_len: usize) -> Result<(), AudioError> {
+/// Walks the boxes in `data` (children of `parent`). Every box must fit in
+/// what holds it: symphonia sizes buffers by a box's declared length (a
+/// `hdlr` name, `ilst` values) before reading it. A header too short to
+/// read ends the walk: symphonia refuses such a file itself.
+fn mp4_boxes(mut data: &[u8], parent: &[u8], file_len: usize) -> Result<(), AudioError> {
     while data.len() >= 8 {
         let size = u64::from(u32::from_be_bytes([data[0], data[1], data[2], data[3]]));
         let kind = &data[4..8];
@@ -163,12 +168,25 @@ fn mp4_boxes(mut data: &[u8], depth: usize, file_len: usize) -> Result<(), Audio
         if size < header as u64 {
             return Ok(());
         }
-        let end = usize::try_from(size).unwrap_or(usize::MAX).min(data.len());
+        if size > data.len() as u64 {
+            // Only the last top-level box (usually `mdat`) may be cut short
+            // by its file; nothing is sized from its length.
+            if !parent.is_empty() || kind != b"mdat" {
+                return Err(corrupt(format!(
+                    "the MP4 box `{}` declares {size} bytes where {} remain",
+                    String::from_utf8_lossy(kind),
+                    data.len()
+                )));
+            }
+            return Ok(());
+        }
+        let end = size as usize;
         let payload = &data[header..end];
-        match MP4_PATH.get(depth) {
-            Some(container) if kind == *container => mp4_boxes(payload, depth + 1, file_len)?,
-            None => sample_table(kind, payload, file_len)?,
-            Some(_) => {}
+        if MP4_CONTAINERS.iter().any(|c| kind == *c) {
+            let children = if kind == b"meta" { payload.get(4..).unwrap_or_default() } else { payload };
+            mp4_boxes(children, kind, file_len)?;
+        } else if parent == b"stbl" {
+            sample_table(kind, payload, file_len)?;
         }
         data = &data[end..];
     }
@@ -228,10 +246,27 @@ mod tests {
     /// `ftyp`, then `moov/trak/mdia/minf/stbl` holding `table`.
     fn file(table: &[u8]) -> Vec<u8> {
         let mut inner = table.to_vec();
-        for kind in MP4_PATH.iter().rev() {
+        for kind in [b"stbl", b"minf", b"mdia", b"trak", b"moov"] {
             inner = mp4_box(kind, &inner);
         }
         [mp4_box(b"ftyp", b"M4A \0\0\0\0"), inner].concat()
+    }
+
+    #[test]
+    fn a_box_larger_than_what_holds_it_is_refused() {
+        // An `hdlr` inside `mdia` claiming 2.4 GB.
+        let mut hdlr = mp4_box(b"hdlr", &[0; 24]);
+        hdlr[0..4].copy_from_slice(&0x9200_0000u32.to_be_bytes());
+        let mdia = mp4_box(b"mdia", &hdlr);
+        let file = [mp4_box(b"ftyp", b"M4A \0\0\0\0"), mp4_box(b"moov", &mp4_box(b"trak", &mdia))].concat();
+        let err = check(&file).unwrap_err();
+        assert!(err.to_string().contains("box `hdlr` declares 2449473536 bytes"), "{err}");
+        let regression = include_bytes!("../../hoosh-fuzz/regressions/audio_container/mp4-hdlr-2gb-alloc");
+        assert!(check(regression).is_err());
+        // A top-level `mdat` cut short by the end of the file is left to the decoder.
+        let mut cut = [mp4_box(b"ftyp", b"M4A \0\0\0\0"), mp4_box(b"mdat", &[1; 16])].concat();
+        cut.truncate(cut.len() - 4);
+        assert_eq!(check(&cut), Ok(()));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Every error the HTTP edge can answer with, and the one place where errors
-//! become status codes and bodies: OpenAI-shaped, or Anthropic-shaped for
-//! the Messages API (rendered again from the kept [`ErrorObject`] by
-//! `ingress::shape_errors`).
+//! become status codes and bodies: OpenAI-shaped, or Anthropic's shape for
+//! the Messages API and Ollama's for `/api/*` (rendered again from the kept
+//! [`ErrorObject`] by `ingress::shape_errors`).
 //!
 //! Client mistakes (4xx) say exactly what is wrong. Upstream and internal
 //! failures (5xx) say what kind of failure it was and which provider, never
@@ -292,6 +292,11 @@ pub fn anthropic_error_type(status: StatusCode) -> &'static str {
         400..=499 => "invalid_request_error",
         _ => "api_error",
     }
+}
+
+/// An error answer in Ollama's shape: `{"error": "…"}`.
+pub fn ollama_body(error: &ErrorObject) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({ "error": error.message })).unwrap_or_default()
 }
 
 /// An error answer in Anthropic's shape:

@@ -8,12 +8,15 @@
 //!   the Anthropic SDKs.
 //! - [`responses`]: OpenAI's Responses API (`/v1/responses`), for Codex
 //!   and the Agents SDK; its errors are OpenAI-shaped already.
+//! - [`ollama`]: Ollama's API (`/api/*`), for editors, Open WebUI and the
+//!   `ollama` libraries; errors are `{"error": …}`.
 //!
 //! [`shape_errors`] renders every error answer on a client API's paths in
 //! that API's shape, including the ones produced before a handler runs
 //! (401 from auth, 404, 413, 408).
 
 pub mod anthropic;
+pub mod ollama;
 pub mod responses;
 
 use axum::body::Body;
@@ -28,11 +31,18 @@ use hoosh_types::openai::ErrorObject;
 pub enum Dialect {
     OpenAi,
     Anthropic,
+    Ollama,
 }
 
 impl Dialect {
     pub fn of(path: &str) -> Dialect {
-        if path == "/v1/messages" || path.starts_with("/v1/messages/") { Dialect::Anthropic } else { Dialect::OpenAi }
+        if path == "/v1/messages" || path.starts_with("/v1/messages/") {
+            Dialect::Anthropic
+        } else if path.starts_with("/api/") {
+            Dialect::Ollama
+        } else {
+            Dialect::OpenAi
+        }
     }
 }
 
@@ -48,9 +58,26 @@ pub async fn shape_errors(req: Request, next: Next) -> Response {
     let Some(error) = resp.extensions_mut().remove::<ErrorObject>() else { return resp };
     let body = match dialect {
         Dialect::Anthropic => crate::error::anthropic_body(resp.status(), &error),
+        Dialect::Ollama => crate::error::ollama_body(&error),
         Dialect::OpenAi => return resp,
     };
     let (mut parts, _) = resp.into_parts();
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, Body::from(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_client_api_has_its_paths() {
+        assert_eq!(Dialect::of("/v1/messages"), Dialect::Anthropic);
+        assert_eq!(Dialect::of("/v1/messages/count_tokens"), Dialect::Anthropic);
+        assert_eq!(Dialect::of("/v1/messagesX"), Dialect::OpenAi);
+        assert_eq!(Dialect::of("/api/chat"), Dialect::Ollama);
+        assert_eq!(Dialect::of("/api"), Dialect::OpenAi);
+        assert_eq!(Dialect::of("/v1/responses"), Dialect::OpenAi);
+        assert_eq!(Dialect::of("/v1/chat/completions"), Dialect::OpenAi);
+    }
 }

@@ -11,10 +11,21 @@ use super::estimate::{self, Estimate};
 use super::{Endpoint, Reply, ServedBy};
 use crate::state::Live;
 
-/// An embeddings request, and how its vectors are encoded.
+/// An embeddings request, and the client API its vectors are answered in.
 pub struct EmbedCall {
     pub call: EmbedRequest,
-    pub format: EncodingFormat,
+    pub format: EmbedFormat,
+}
+
+/// How embeddings are answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmbedFormat {
+    /// OpenAI's list of `embedding` objects, floats or base64.
+    OpenAi(EncodingFormat),
+    /// Ollama's `/api/embed`: `{"model", "embeddings": [[…]], …}`.
+    Ollama,
+    /// Ollama's older `/api/embeddings`: `{"embedding": […]}` (one input).
+    OllamaLegacy,
 }
 
 impl Endpoint for EmbedCall {
@@ -22,7 +33,10 @@ impl Endpoint for EmbedCall {
     const NEED: Need = Need::Embeddings;
 
     fn route(&self) -> &'static str {
-        "embeddings"
+        match self.format {
+            EmbedFormat::OpenAi(_) => "embeddings",
+            EmbedFormat::Ollama | EmbedFormat::OllamaLegacy => "ollama.embed",
+        }
     }
 
     fn model(&self) -> &str {
@@ -57,6 +71,21 @@ impl Endpoint for EmbedCall {
             return crate::error::ApiError::Internal("an embeddings provider answered with a stream".into())
                 .into_response();
         };
+        let model = served.model.clone().unwrap_or_else(|| self.call.model.clone());
+        let encoding = match self.format {
+            EmbedFormat::OpenAi(e) => e,
+            EmbedFormat::Ollama => {
+                return Json(serde_json::json!({
+                    "model": model, "embeddings": out.vectors,
+                    "total_duration": 0, "load_duration": 0, "prompt_eval_count": out.usage.prompt_tokens,
+                }))
+                .into_response();
+            }
+            EmbedFormat::OllamaLegacy => {
+                let first = out.vectors.into_iter().next().unwrap_or_default();
+                return Json(serde_json::json!({"embedding": first})).into_response();
+            }
+        };
         let data = out
             .vectors
             .into_iter()
@@ -64,7 +93,7 @@ impl Endpoint for EmbedCall {
             .map(|(i, v)| Embedding {
                 object: "embedding".into(),
                 index: i as u32,
-                embedding: match self.format {
+                embedding: match encoding {
                     EncodingFormat::Float => EmbeddingVector::Float(v),
                     EncodingFormat::Base64 => EmbeddingVector::Base64(encode_base64(&v)),
                 },
@@ -74,7 +103,7 @@ impl Endpoint for EmbedCall {
         Json(EmbeddingResponse {
             object: "list".into(),
             data,
-            model: served.model.clone().unwrap_or_else(|| self.call.model.clone()),
+            model,
             usage: EmbeddingUsage { prompt_tokens: tokens, total_tokens: tokens },
         })
         .into_response()

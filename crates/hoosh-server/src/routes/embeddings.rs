@@ -9,7 +9,7 @@ use hoosh_types::openai::EmbeddingRequest;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
-use crate::pipeline::embed::EmbedCall;
+use crate::pipeline::embed::{EmbedCall, EmbedFormat};
 use crate::state::AppState;
 use crate::{pipeline, validate};
 
@@ -26,7 +26,7 @@ pub async fn embeddings(
             dimensions: req.dimensions,
             user: req.user.clone(),
         },
-        format: req.encoding_format.unwrap_or_default(),
+        format: EmbedFormat::OpenAi(req.encoding_format.unwrap_or_default()),
     };
     pipeline::run(&st, &caller, call).await
 }

@@ -10,4 +10,5 @@ pub mod embeddings;
 pub mod health;
 pub mod messages;
 pub mod models;
+pub mod ollama;
 pub mod responses;

@@ -146,7 +146,8 @@ fn picture(body: &[u8]) -> Result<(), AudioError> {
 }
 
 /// Boxes whose payload is a list of boxes (`meta` after 4 bytes of version
-/// and flags). Only the sample tables inside `stbl` are read further.
+/// and flags, as symphonia reads it; so are the tags inside `ilst`). Only
+/// the sample tables inside `stbl` are read further.
 const MP4_CONTAINERS: [&[u8; 4]; 13] = [
     b"moov", b"trak", b"mdia", b"minf", b"stbl", b"udta", b"edts", b"dinf", b"mvex", b"moof", b"traf", b"meta", b"ilst",
 ];
@@ -182,7 +183,8 @@ fn mp4_boxes(mut data: &[u8], parent: &[u8], file_len: usize) -> Result<(), Audi
         }
         let end = size as usize;
         let payload = &data[header..end];
-        if MP4_CONTAINERS.iter().any(|c| kind == *c) {
+        // `ilst` holds one box per tag (`©nam`, `trkn`, …), each holding `data` boxes.
+        if MP4_CONTAINERS.iter().any(|c| kind == *c) || parent == b"ilst" {
             let children = if kind == b"meta" { payload.get(4..).unwrap_or_default() } else { payload };
             mp4_boxes(children, kind, file_len)?;
         } else if parent == b"stbl" {
@@ -261,8 +263,19 @@ mod tests {
         let file = [mp4_box(b"ftyp", b"M4A \0\0\0\0"), mp4_box(b"moov", &mp4_box(b"trak", &mdia))].concat();
         let err = check(&file).unwrap_err();
         assert!(err.to_string().contains("box `hdlr` declares 2449473536 bytes"), "{err}");
-        let regression = include_bytes!("../../hoosh-fuzz/regressions/audio_container/mp4-hdlr-2gb-alloc");
-        assert!(check(regression).is_err());
+        for regression in [
+            &include_bytes!("../../hoosh-fuzz/regressions/audio_container/mp4-hdlr-2gb-alloc")[..],
+            include_bytes!("../../hoosh-fuzz/regressions/audio_container/mp4-ilst-data-2gb-alloc"),
+        ] {
+            assert!(check(regression).is_err());
+        }
+        // A tag's `data` box inside `ilst` is held to its tag.
+        let mut data = mp4_box(b"data", &[0; 8]);
+        data[0..4].copy_from_slice(&0x8800_0000u32.to_be_bytes());
+        let ilst = mp4_box(b"ilst", &mp4_box(b"\xa9nam", &data));
+        let meta = mp4_box(b"meta", &[&[0u8; 4][..], &ilst].concat());
+        let file = [mp4_box(b"ftyp", b"M4A \0\0\0\0"), mp4_box(b"moov", &mp4_box(b"udta", &meta))].concat();
+        assert!(check(&file).unwrap_err().to_string().contains("box `data`"));
         // A top-level `mdat` cut short by the end of the file is left to the decoder.
         let mut cut = [mp4_box(b"ftyp", b"M4A \0\0\0\0"), mp4_box(b"mdat", &[1; 16])].concat();
         cut.truncate(cut.len() - 4);

@@ -329,7 +329,7 @@ mod tests {
     /// page of its own: a packet longer than 255 bytes spans pages.
     fn ogg(packet: &[u8]) -> Vec<u8> {
         let mut segments: Vec<&[u8]> = packet.chunks(255).collect();
-        if packet.len() % 255 == 0 {
+        if packet.len().is_multiple_of(255) {
             segments.push(&[]);
         }
         let mut out = Vec::new();

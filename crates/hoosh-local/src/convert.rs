@@ -5,7 +5,7 @@ use hoosh_core::{ErrorKind, ProviderError};
 use hoosh_llm::{Finish, GenerateRequest, LlmError, SamplingParams};
 use hoosh_types::openai::{
     ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse, Choice, Delta, FinishReason,
-    PromptTokensDetails, ResponseFormat, ResponseMessage, Role, ToolChoice, ToolChoiceMode, Usage,
+    PromptTokensDetails, ResponseFormat, ResponseMessage, Role, Usage,
 };
 use serde_json::Value;
 
@@ -13,14 +13,6 @@ use serde_json::Value;
 /// (`top_k`, `min_p`, `repeat_penalty`, as llama.cpp's server accepts them).
 fn extra_f32(req: &ChatCompletionRequest, key: &str) -> Option<f32> {
     req.extra.get(key).and_then(Value::as_f64).map(|v| v as f32)
-}
-
-/// The tools to render into the prompt, unless the caller disabled them.
-pub fn tools_for_prompt(req: &ChatCompletionRequest) -> Option<&[hoosh_types::openai::Tool]> {
-    if matches!(req.tool_choice, Some(ToolChoice::Mode(ToolChoiceMode::None))) {
-        return None;
-    }
-    req.tools.as_deref().filter(|t| !t.is_empty())
 }
 
 /// Builds the generation request for an already-rendered prompt.

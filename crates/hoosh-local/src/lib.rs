@@ -21,6 +21,7 @@ pub mod memory;
 pub mod provider;
 pub mod setup;
 mod speech;
+pub mod tools;
 
 pub use provider::LocalProvider;
 pub use setup::{Setup, build};

@@ -21,12 +21,102 @@ use hoosh_types::unix_now;
 use hoosh_whisper::{WhisperConfig, WhisperEngine};
 use tokio::sync::{Mutex, Semaphore};
 
-use crate::{convert, memory};
+use crate::{convert, memory, tools};
+
+/// The generation for a chat request: its prompt through the model's
+/// template (with its tools, see [`crate::tools`]); a required tool call is
+/// constrained to one JSON object after the prefilled opening tag.
+fn request(
+    engine: &LlmEngine,
+    req: &ChatCompletionRequest,
+    plan: Option<&tools::Plan>,
+) -> Result<hoosh_llm::GenerateRequest, ProviderError> {
+    let prompt = match plan {
+        Some(p) => tools::prompt(req, p, |m, t| engine.render_chat(m, t)),
+        None => engine.render_chat(&req.messages, None),
+    }
+    .map_err(convert::provider_error)?;
+    let mut generation = convert::generate_request(req, prompt);
+    if plan.is_some_and(|p| p.forced.is_some()) {
+        generation.json = true;
+    }
+    Ok(generation)
+}
+
+/// Streamed text → content deltas and whole tool calls (one delta each,
+/// with id, name and arguments) as their blocks close.
+struct StreamCalls {
+    plan: Option<tools::Plan>,
+    splitter: tools::Splitter,
+    /// A required call's JSON, read whole at the end.
+    forced: String,
+    calls: u32,
+}
+
+impl StreamCalls {
+    fn new(plan: Option<tools::Plan>) -> StreamCalls {
+        StreamCalls { plan, splitter: tools::Splitter::default(), forced: String::new(), calls: 0 }
+    }
+
+    fn deltas(&mut self, pieces: Vec<tools::Piece>) -> Vec<Delta> {
+        pieces
+            .into_iter()
+            .map(|p| match p {
+                tools::Piece::Text(t) => Delta::content(t),
+                tools::Piece::Call(c) => {
+                    let index = self.calls;
+                    self.calls += 1;
+                    Delta::tool_call(hoosh_types::openai::ToolCallDelta {
+                        index,
+                        id: Some(c.id),
+                        kind: Some(hoosh_types::openai::ToolKind::Function),
+                        function: Some(hoosh_types::openai::FunctionCallDelta {
+                            name: Some(c.function.name),
+                            arguments: Some(c.function.arguments),
+                        }),
+                    })
+                }
+            })
+            .collect()
+    }
+
+    fn push(&mut self, text: &str) -> Vec<Delta> {
+        match &self.plan {
+            None => vec![Delta::content(text)],
+            Some(p) if p.forced.is_some() => {
+                self.forced.push_str(text);
+                Vec::new()
+            }
+            Some(p) => {
+                let pieces = self.splitter.push(text, p);
+                self.deltas(pieces)
+            }
+        }
+    }
+
+    /// The last deltas, and whether any call was made.
+    fn finish(&mut self) -> (Vec<Delta>, bool) {
+        let pieces = match &self.plan {
+            None => Vec::new(),
+            Some(p) if p.forced.is_some() => {
+                let (text, calls) = tools::split(&self.forced, p);
+                let mut pieces: Vec<tools::Piece> = calls.into_iter().map(tools::Piece::Call).collect();
+                if !text.is_empty() {
+                    pieces.push(tools::Piece::Text(text));
+                }
+                pieces
+            }
+            Some(_) => self.splitter.finish(),
+        };
+        let deltas = self.deltas(pieces);
+        (deltas, self.calls > 0)
+    }
+}
 
 /// Parameters the local engine cannot honour: they are dropped (and named
 /// in `x-hoosh-dropped-params`) or refused, by the gateway's policy.
-const UNSUPPORTED: &[&str] =
-    &["n", "logit_bias", "logprobs", "top_logprobs", "tools", "tool_choice", "parallel_tool_calls", "reasoning_effort"];
+/// (Tools are supported: see [`crate::tools`].)
+const UNSUPPORTED: &[&str] = &["n", "logit_bias", "logprobs", "top_logprobs", "reasoning_effort"];
 
 enum Engine {
     Llm(LlmEngine),
@@ -318,13 +408,26 @@ impl Provider for LocalProvider {
         _dropped: &DroppedParams,
     ) -> Result<ChatCompletionResponse, ProviderError> {
         let (engine, _in_use) = self.llm(&req.model).await?;
-        let prompt =
-            engine.render_chat(&req.messages, convert::tools_for_prompt(req)).map_err(convert::provider_error)?;
-        let generation = engine.submit(convert::generate_request(req, prompt)).map_err(convert::provider_error)?;
+        let plan = tools::plan(req);
+        let generation = engine.submit(request(&engine, req, plan.as_ref())?).map_err(convert::provider_error)?;
         let done = generation.collect().await.map_err(convert::provider_error)?;
         let usage = convert::usage(done.prompt_tokens, done.completion_tokens, done.cached_tokens);
         let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
-        Ok(convert::response(id, unix_now(), &req.model, done.text, done.finish, usage))
+        let (text, calls) = match &plan {
+            Some(p) => tools::split(&done.text, p),
+            None => (done.text, Vec::new()),
+        };
+        let mut resp = convert::response(id, unix_now(), &req.model, text, done.finish, usage);
+        if !calls.is_empty()
+            && let Some(choice) = resp.choices.first_mut()
+        {
+            if choice.message.content.as_deref() == Some("") {
+                choice.message.content = None;
+            }
+            choice.message.tool_calls = Some(calls);
+            choice.finish_reason = Some(hoosh_types::openai::FinishReason::ToolCalls);
+        }
+        Ok(resp)
     }
 
     async fn chat_stream(
@@ -333,9 +436,8 @@ impl Provider for LocalProvider {
         _dropped: &DroppedParams,
     ) -> Result<ChunkStream, ProviderError> {
         let (engine, in_use) = self.llm(&req.model).await?;
-        let prompt =
-            engine.render_chat(&req.messages, convert::tools_for_prompt(req)).map_err(convert::provider_error)?;
-        let generation = engine.submit(convert::generate_request(req, prompt)).map_err(convert::provider_error)?;
+        let plan = tools::plan(req);
+        let generation = engine.submit(request(&engine, req, plan.as_ref())?).map_err(convert::provider_error)?;
         let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
         let created = unix_now();
         let model = req.model.clone();
@@ -343,22 +445,30 @@ impl Provider for LocalProvider {
         // Dropping this stream drops the generation, which cancels the
         // sequence and frees its slot at the scheduler's next step.
         // The stream owns the in-use guard: the model stays loaded until it ends.
-        let rest = futures_util::stream::unfold(Some((generation, in_use)), move |state| {
+        let calls = StreamCalls::new(plan);
+        let rest = futures_util::stream::unfold(Some((generation, in_use, calls)), move |state| {
             let id = id.clone();
             let model = model.clone();
             async move {
-                let (mut generation, in_use) = state?;
+                let (mut generation, in_use, mut calls) = state?;
+                let chunk = |delta: Delta| ChatCompletionChunk::delta(&id, created, &model, delta, None);
                 match generation.events.recv().await {
                     Some(GenEvent::Text(t)) => {
-                        let chunk = ChatCompletionChunk::delta(&id, created, &model, Delta::content(t), None);
-                        Some((vec![Ok(chunk)], Some((generation, in_use))))
+                        let out = calls.push(&t).into_iter().map(|d| Ok(chunk(d))).collect();
+                        Some((out, Some((generation, in_use, calls))))
                     }
                     Some(GenEvent::Done { finish, prompt_tokens, completion_tokens, cached_tokens }) => {
-                        let fin = convert::finish_reason(finish);
-                        let last = ChatCompletionChunk::delta(&id, created, &model, Delta::default(), Some(fin));
+                        let (deltas, called) = calls.finish();
+                        let mut out: Vec<_> = deltas.into_iter().map(|d| Ok(chunk(d))).collect();
+                        let fin = if called {
+                            hoosh_types::openai::FinishReason::ToolCalls
+                        } else {
+                            convert::finish_reason(finish)
+                        };
+                        out.push(Ok(ChatCompletionChunk::delta(&id, created, &model, Delta::default(), Some(fin))));
                         let usage = convert::usage(prompt_tokens, completion_tokens, cached_tokens);
-                        let usage = ChatCompletionChunk::usage_only(&id, created, &model, usage);
-                        Some((vec![Ok(last), Ok(usage)], None))
+                        out.push(Ok(ChatCompletionChunk::usage_only(&id, created, &model, usage)));
+                        Some((out, None))
                     }
                     Some(GenEvent::Error(e)) => {
                         let mut pe = convert::provider_error(e);
@@ -434,7 +544,10 @@ impl Provider for LocalProvider {
         let state = slot.engine.try_lock().ok()?;
         let Some(Ok(engine)) = state.as_ref() else { return None };
         let Engine::Llm(llm) = engine.as_ref() else { return None };
-        let prompt = llm.render_chat(&req.messages, convert::tools_for_prompt(req)).ok()?;
+        let prompt = match tools::plan(req) {
+            Some(plan) => tools::prompt(req, &plan, |m, t| llm.render_chat(m, t)).ok()?,
+            None => llm.render_chat(&req.messages, None).ok()?,
+        };
         llm.tokenize(&prompt, true).ok().map(|t| t.len() as u64)
     }
 }

@@ -196,6 +196,91 @@ async fn prompt_longer_than_the_context_is_a_400() {
     assert_eq!(resp.status(), 400);
     let e: Value = resp.json().await.unwrap();
     assert!(e["error"]["message"].as_str().unwrap().contains("context"), "{e}");
+    // The same refusal in every other client API's own shape.
+    let http = reqwest::Client::new();
+    let cases = [
+        (
+            "/v1/messages",
+            json!({"model": "smollm2-135m", "max_tokens": 16, "messages": [{"role": "user", "content": huge}]}),
+        ),
+        ("/v1/responses", json!({"model": "smollm2-135m", "input": huge, "store": false})),
+        (
+            "/api/chat",
+            json!({"model": "smollm2-135m", "stream": false, "messages": [{"role": "user", "content": huge}]}),
+        ),
+    ];
+    for (path, body) in cases {
+        let resp = http.post(format!("{url}{path}")).json(&body).send().await.unwrap();
+        assert_eq!(resp.status(), 400, "{path}");
+        let e: Value = resp.json().await.unwrap();
+        let message = match path {
+            "/v1/messages" => {
+                assert_eq!(
+                    (e["type"].as_str(), e["error"]["type"].as_str()),
+                    (Some("error"), Some("invalid_request_error"))
+                );
+                e["error"]["message"].as_str()
+            }
+            "/api/chat" => e["error"].as_str(),
+            _ => e["error"]["message"].as_str(),
+        };
+        assert!(message.unwrap().contains("context"), "{path}: {e}");
+    }
+}
+
+/// A local model as an agent back end: a required tool call comes back as
+/// a structured call through every client API — the prompt is prefilled
+/// with the call's opening tag and the rest constrained to JSON, so even a
+/// 135M-parameter model answers with a call that parses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_model_makes_a_required_tool_call_in_every_client_api() {
+    let Some(dir) = models_dir() else { return };
+    let (url, _stop) = boot(dir, |_| {}).await;
+    let http = reqwest::Client::new();
+    let params = json!({"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]});
+    let ask = "What is the weather in Paris?";
+    let cases = [
+        (
+            "/v1/chat/completions",
+            json!({"model": "smollm2-135m", "max_tokens": 48, "temperature": 0,
+            "messages": [{"role": "user", "content": ask}], "tool_choice": "required",
+            "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": params}}]}),
+        ),
+        (
+            "/v1/messages",
+            json!({"model": "smollm2-135m", "max_tokens": 48, "temperature": 0,
+            "messages": [{"role": "user", "content": ask}], "tool_choice": {"type": "any"},
+            "tools": [{"name": "get_weather", "input_schema": params}]}),
+        ),
+        (
+            "/v1/responses",
+            json!({"model": "smollm2-135m", "max_output_tokens": 48, "temperature": 0, "store": false,
+            "input": ask, "tool_choice": "required",
+            "tools": [{"type": "function", "name": "get_weather", "parameters": params}]}),
+        ),
+    ];
+    for (path, body) in cases {
+        let r: Value = http.post(format!("{url}{path}")).json(&body).send().await.unwrap().json().await.unwrap();
+        let (name, args) = match path {
+            "/v1/chat/completions" => {
+                assert_eq!(r["choices"][0]["finish_reason"], "tool_calls", "{r}");
+                let f = &r["choices"][0]["message"]["tool_calls"][0]["function"];
+                (f["name"].clone(), serde_json::from_str::<Value>(f["arguments"].as_str().unwrap()).unwrap())
+            }
+            "/v1/messages" => {
+                assert_eq!(r["stop_reason"], "tool_use", "{r}");
+                let block = r["content"].as_array().unwrap().iter().find(|b| b["type"] == "tool_use").unwrap().clone();
+                (block["name"].clone(), block["input"].clone())
+            }
+            _ => {
+                let item =
+                    r["output"].as_array().unwrap().iter().find(|i| i["type"] == "function_call").unwrap().clone();
+                (item["name"].clone(), serde_json::from_str::<Value>(item["arguments"].as_str().unwrap()).unwrap())
+            }
+        };
+        assert_eq!(name, "get_weather", "{path}: {r}");
+        assert!(args.is_object(), "{path}: arguments are a JSON object: {args}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,6 +14,7 @@
 //!   40-byte file asked for 3.3 GB).
 //! - Vorbis comment headers in Ogg (`\x03vorbis`, `OpusTags`): the same
 //!   string lengths.
+//! - ID3v2 tags (MP3): each frame's size against what is left of its tag.
 //!
 //! (All found by the `audio_container` fuzz target, `crates/hoosh-fuzz`.)
 
@@ -30,6 +31,64 @@ pub(crate) fn check(bytes: &[u8]) -> Result<(), AudioError> {
     }
     if bytes.starts_with(b"OggS") {
         ogg_comment_packets(bytes)?;
+    }
+    if let Some(start) = id3_header(bytes) {
+        id3_frames(&bytes[start..])?;
+    }
+    Ok(())
+}
+
+/// The first plausible ID3v2 header — `ID3`, version 2 to 4, a revision,
+/// flags, and a size whose four bytes are syncsafe — where the probe finds it.
+fn id3_header(bytes: &[u8]) -> Option<usize> {
+    let mut from = 0;
+    while let Some(at) = find(&bytes[from..], b"ID3") {
+        let start = from + at;
+        if let Some(h) = bytes.get(start..start + 10)
+            && (2..=4).contains(&h[3])
+            && h[4] != 0xff
+            && h[6..10].iter().all(|b| b & 0x80 == 0)
+        {
+            return Some(start);
+        }
+        from = start + 1;
+    }
+    None
+}
+
+fn syncsafe(b: &[u8]) -> usize {
+    b.iter().fold(0usize, |n, &x| (n << 7) | usize::from(x & 0x7f))
+}
+
+/// The frames of an ID3v2 tag: each declared size must fit in the tag.
+fn id3_frames(tag: &[u8]) -> Result<(), AudioError> {
+    let version = tag[3];
+    let end = (10 + syncsafe(&tag[6..10])).min(tag.len());
+    let mut at = 10;
+    if tag[5] & 0x40 != 0 && version >= 3 {
+        // An extended header: its size (syncsafe in 2.4, plain in 2.3; 2.3's excludes itself).
+        let Some(b) = tag.get(10..14) else { return Ok(()) };
+        at += if version == 4 { syncsafe(b) } else { 4 + u32_at(b, 0, true).unwrap_or(usize::MAX) };
+    }
+    let header = if version == 2 { 6 } else { 10 };
+    while at + header <= end {
+        let h = &tag[at..at + header];
+        if h[0] == 0 {
+            return Ok(()); // padding
+        }
+        let size = match version {
+            2 => usize::from(h[3]) << 16 | usize::from(h[4]) << 8 | usize::from(h[5]),
+            3 => u32_at(h, 4, true).unwrap_or(usize::MAX),
+            _ => syncsafe(&h[4..8]),
+        };
+        let left = end - at - header;
+        if size > left {
+            return Err(corrupt(format!(
+                "an ID3v2 frame `{}` declares {size} bytes where {left} remain in its tag",
+                String::from_utf8_lossy(&h[..header - if version == 2 { 3 } else { 6 }])
+            )));
+        }
+        at += header + size;
     }
     Ok(())
 }
@@ -397,6 +456,29 @@ mod tests {
     fn the_fuzzer_s_flac_file_is_refused() {
         let bytes = include_bytes!("../../hoosh-fuzz/regressions/audio_container/flac-vorbis-comment-3gb-alloc");
         assert!(check(bytes).is_err());
+    }
+
+    /// An ID3v2.3 tag with one frame of `size` bytes declared, 4 held.
+    fn id3(version: u8, size: u32) -> Vec<u8> {
+        let mut frame = b"TSSE".to_vec();
+        frame.extend_from_slice(&size.to_be_bytes());
+        frame.extend_from_slice(&[0, 0, 0, b'a', b'b', b'c']);
+        let mut tag = vec![b'I', b'D', b'3', version, 0, 0, 0, 0, 0, frame.len() as u8];
+        tag.extend(frame);
+        tag.extend_from_slice(&[0xff, 0xfb, 0x90, 0x00]); // an MP3 frame header after it
+        tag
+    }
+
+    #[test]
+    fn id3_frames_must_fit_in_their_tag() {
+        assert_eq!(check(&id3(3, 4)), Ok(()));
+        let err = check(&id3(3, 0xFFFF_FFA9)).unwrap_err();
+        assert!(err.to_string().contains("ID3v2 frame `TSSE` declares 4294967209 bytes"), "{err}");
+        assert!(check(&id3(4, 0x0fff_ffff)).is_err(), "2.4 sizes are syncsafe and still checked");
+        let regression = include_bytes!("../../hoosh-fuzz/regressions/audio_container/id3-frame-4gb-alloc");
+        assert!(check(regression).is_err());
+        // Not a tag: the bytes `ID3` inside audio, without a valid header.
+        assert_eq!(check(b"\xff\xfbID3\x09\xff\x00\x80\x80\x80\x80"), Ok(()));
     }
 
     #[test]

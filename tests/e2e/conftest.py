@@ -23,9 +23,9 @@ def _binary(env_name: str, name: str) -> str:
     return path
 
 
-def _start(cmd, prefix: str):
+def _start(cmd, prefix: str, env=None):
     """Starts `cmd` and waits for the line that announces its URL."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     for _ in range(50):
         line = proc.stdout.readline()
         if not line:
@@ -75,21 +75,7 @@ def local_gateway():
     env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and k != "OLLAMA_HOST"}
     env["HOOSH_MODELS_DIR"] = models
     env.pop("HOOSH_CONFIG", None)
-    proc = subprocess.Popen(
-        [_binary("HOOSH_BIN", "hoosh"), "serve", "--port", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-    )
-    url = None
-    for _ in range(50):
-        line = proc.stdout.readline()
-        if not line:
-            break
-        if line.startswith("hoosh listening on"):
-            url = line.strip().rsplit(" ", 1)[-1]
-            break
-    if url is None:
-        proc.kill()
-        raise RuntimeError(f"hoosh did not start: {proc.stderr.read()}")
+    proc, url = _start([_binary("HOOSH_BIN", "hoosh"), "serve", "--port", "0"], "hoosh listening on", env)
     yield url
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 0
@@ -135,22 +121,11 @@ models = ["gpt-*", "mock-*"]
 """
         )
     env = dict(os.environ, HOOSH_MASTER_KEY=MASTER)
-    proc = subprocess.Popen(
-        [_binary("HOOSH_BIN", "hoosh"), "serve", "--config", config, "--port", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-    )
-    url = None
-    for _ in range(50):
-        line = proc.stdout.readline()
-        if not line:
-            break
-        if line.startswith("hoosh listening on"):
-            url = line.strip().rsplit(" ", 1)[-1]
-            break
-    if url is None:
-        proc.kill()
+    try:
+        proc, url = _start([_binary("HOOSH_BIN", "hoosh"), "serve", "--config", config, "--port", "0"], "hoosh listening on", env)
+    except RuntimeError:
         mock.kill()
-        raise RuntimeError(f"hoosh did not start: {proc.stderr.read()}")
+        raise
     created = admin(url, "POST", "/admin/keys", {"name": "agent-cli"})
     yield url, created["key"], created["id"]
     proc.send_signal(signal.SIGTERM)

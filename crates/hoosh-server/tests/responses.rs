@@ -16,17 +16,6 @@ async fn post(gw: &Gateway, key: &str, body: &Value) -> (u16, Value) {
     call(gw, "POST", "/v1/responses", Some(key), Some(body.clone())).await
 }
 
-/// The (event name, data) pairs of an SSE body.
-fn events(body: &str) -> Vec<(String, Value)> {
-    body.split("\n\n")
-        .filter_map(|block| {
-            let name = block.lines().find_map(|l| l.strip_prefix("event: "))?;
-            let data = block.lines().find_map(|l| l.strip_prefix("data: "))?;
-            Some((name.to_owned(), serde_json::from_str(data).unwrap()))
-        })
-        .collect()
-}
-
 #[tokio::test]
 async fn a_response_is_a_response_object_ledgered_under_the_key() {
     let mock = hoosh_testkit::openai::start().await;
@@ -69,7 +58,7 @@ async fn a_streamed_response_is_the_full_lifecycle_and_ends_completed() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    let evs = events(&resp.text().await.unwrap());
+    let evs = named_events(&resp.text().await.unwrap());
     let names: Vec<&str> = evs.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(
         names[..4],

@@ -125,6 +125,18 @@ pub fn sse_data(body: &str) -> Vec<String> {
         .collect()
 }
 
+/// The (event name, data) pairs of an SSE body whose events are named
+/// (Anthropic's and the Responses API's streams).
+pub fn named_events(body: &str) -> Vec<(String, serde_json::Value)> {
+    body.split("\n\n")
+        .filter_map(|block| {
+            let name = block.lines().find_map(|l| l.strip_prefix("event: "))?;
+            let data = block.lines().find_map(|l| l.strip_prefix("data: "))?;
+            Some((name.to_owned(), serde_json::from_str(data).unwrap()))
+        })
+        .collect()
+}
+
 /// The JSON chunks of a finished SSE body, checking it ended with `[DONE]`.
 pub fn sse_chunks(body: &str) -> Vec<serde_json::Value> {
     let data = sse_data(body);
@@ -205,6 +217,20 @@ pub fn ledger_rows(gw: &Gateway) -> Vec<hoosh_governance::UsageRecord> {
     let mut rows = Vec::new();
     gw.state.gov.inner.store().usage_rows(0, i64::MAX, &mut |r| rows.push(r.clone())).unwrap();
     rows
+}
+
+/// What a ledger row says about a request, without what is its own (ids,
+/// times, the route): equal for the same question through any client API.
+pub fn row_shape(r: &hoosh_governance::UsageRecord) -> impl PartialEq + std::fmt::Debug {
+    (
+        r.key_id.clone(),
+        r.provider.clone(),
+        r.model.clone(),
+        r.prompt_tokens,
+        r.completion_tokens,
+        r.cost_nanos,
+        r.status,
+    )
 }
 
 pub fn budget_key(tokens: u64) -> NewKey {

@@ -38,20 +38,25 @@ pub(crate) fn check(bytes: &[u8]) -> Result<(), AudioError> {
     Ok(())
 }
 
-/// The first plausible ID3v2 header — `ID3`, version 2 to 4, a revision,
-/// flags, and a size whose four bytes are syncsafe — where the probe finds it.
+/// Where the probe would read an ID3v2 tag: at the first format marker in
+/// the stream, when that marker is `ID3` (junk before it is skipped by the
+/// probe as by this scan; an `ID3` inside audio after another marker is
+/// never read as a tag). Versions 2 to 4 only: others are refused before
+/// anything is allocated.
 fn id3_header(bytes: &[u8]) -> Option<usize> {
-    let mut from = 0;
-    while let Some(at) = find(&bytes[from..], b"ID3") {
-        let start = from + at;
-        if let Some(h) = bytes.get(start..start + 10)
-            && (2..=4).contains(&h[3])
-            && h[4] != 0xff
-            && h[6..10].iter().all(|b| b & 0x80 == 0)
-        {
-            return Some(start);
+    const SCAN: usize = 1024 * 1024;
+    let end = bytes.len().min(SCAN);
+    for i in 0..end {
+        let rest = &bytes[i..];
+        let mpeg_sync = rest.len() >= 2 && rest[0] == 0xff && rest[1] & 0xe0 == 0xe0;
+        let other = [&b"RIFF"[..], b"fLaC", b"OggS"].iter().any(|m| rest.starts_with(m))
+            || (i >= 4 && rest.starts_with(b"ftyp"));
+        if rest.starts_with(b"ID3") {
+            return rest.get(3).filter(|v| (2..=4).contains(*v)).map(|_| i).filter(|_| rest.len() >= 10);
         }
-        from = start + 1;
+        if mpeg_sync || other {
+            return None;
+        }
     }
     None
 }
@@ -477,8 +482,15 @@ mod tests {
         assert!(check(&id3(4, 0x0fff_ffff)).is_err(), "2.4 sizes are syncsafe and still checked");
         let regression = include_bytes!("../../hoosh-fuzz/regressions/audio_container/id3-frame-4gb-alloc");
         assert!(check(regression).is_err());
-        // Not a tag: the bytes `ID3` inside audio, without a valid header.
-        assert_eq!(check(b"\xff\xfbID3\x09\xff\x00\x80\x80\x80\x80"), Ok(()));
+        // Junk before the tag does not hide it (the probe skips junk too).
+        assert!(check(&[&b"junk"[..], &id3(3, 0xFFFF_FFA9)].concat()).is_err());
+        // A size with its high bits set is read masked, as symphonia reads it.
+        let masked = include_bytes!("../../hoosh-fuzz/regressions/audio_container/id3-unsync-frame-4gb-alloc");
+        assert!(check(masked).is_err());
+        // Not a tag: the bytes `ID3` inside MPEG audio, after its frame sync.
+        let mut mpeg = vec![0xff, 0xfb, 0x90, 0x00];
+        mpeg.extend(id3(3, 0xFFFF_FFA9));
+        assert_eq!(check(&mpeg), Ok(()));
     }
 
     #[test]

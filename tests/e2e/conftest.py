@@ -23,9 +23,24 @@ def _binary(env_name: str, name: str) -> str:
     return path
 
 
+class _Log:
+    """A process's stderr, in a file: a pipe nobody reads fills up (64 KiB)
+    and then blocks every write the process makes — its logging included."""
+
+    def __init__(self):
+        self.file = tempfile.TemporaryFile(mode="w+")
+
+    def read(self) -> str:
+        self.file.seek(0)
+        return self.file.read()
+
+
 def _start(cmd, prefix: str, env=None):
-    """Starts `cmd` and waits for the line that announces its URL."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    """Starts `cmd` and waits for the line that announces its URL. The
+    process's `stderr` is a `_Log`."""
+    log = _Log()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log.file, text=True, env=env)
+    proc.stderr = log
     for _ in range(50):
         line = proc.stdout.readline()
         if not line:
@@ -33,7 +48,7 @@ def _start(cmd, prefix: str, env=None):
         if line.startswith(prefix):
             return proc, line.strip().rsplit(" ", 1)[-1]
     proc.kill()
-    raise RuntimeError(f"{cmd[0]} did not start: {proc.stderr.read()}")
+    raise RuntimeError(f"{cmd[0]} did not start: {log.read()}")
 
 
 @pytest.fixture(scope="session")
@@ -57,7 +72,9 @@ models = ["gpt-*", "text-embedding-*", "mock-*", "whisper-1", "tts-1"]
 """
         )
         config = f.name
-    proc, url = _start([_binary("HOOSH_BIN", "hoosh"), "serve", "--config", config, "--port", "0"], "hoosh listening on")
+    # Each gateway its own data directory: one audit chain has one writer.
+    env = dict(os.environ, HOOSH_DATA_DIR=tempfile.mkdtemp(prefix="hoosh-e2e-"))
+    proc, url = _start([_binary("HOOSH_BIN", "hoosh"), "serve", "--config", config, "--port", "0"], "hoosh listening on", env)
     yield url
     proc.send_signal(signal.SIGTERM)
     code = proc.wait(timeout=30)
@@ -74,6 +91,7 @@ def local_gateway():
         pytest.skip("set HOOSH_TEST_MODELS_DIR to a store with the default models (hoosh pull --defaults)")
     env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and k != "OLLAMA_HOST"}
     env["HOOSH_MODELS_DIR"] = models
+    env["HOOSH_DATA_DIR"] = tempfile.mkdtemp(prefix="hoosh-e2e-local-")
     env.pop("HOOSH_CONFIG", None)
     proc, url = _start([_binary("HOOSH_BIN", "hoosh"), "serve", "--port", "0"], "hoosh listening on", env)
     yield url
@@ -120,7 +138,7 @@ base_url = "{mock_url}/v1"
 models = ["gpt-*", "mock-*"]
 """
         )
-    env = dict(os.environ, HOOSH_MASTER_KEY=MASTER)
+    env = dict(os.environ, HOOSH_MASTER_KEY=MASTER, HOOSH_DATA_DIR=data)
     try:
         proc, url = _start([_binary("HOOSH_BIN", "hoosh"), "serve", "--config", config, "--port", "0"], "hoosh listening on", env)
     except RuntimeError:

@@ -57,6 +57,36 @@ pub struct Audit {
     include_content: bool,
     auth_failures: FailureLimiter,
     db_path: Option<PathBuf>,
+    /// `audit.lock`, exclusively locked while this process writes the chain
+    /// (released when the file is closed, also by a crash).
+    _writer_lock: Option<std::fs::File>,
+}
+
+/// The lock file beside `audit.db`: one writer per chain.
+pub const AUDIT_LOCK_FILE: &str = "audit.lock";
+
+/// Takes the chain's writer lock in `data_dir`, or says who to blame. Two
+/// processes appending to one chain would each assign the same sequence
+/// numbers; the second start is refused instead.
+fn writer_lock(data_dir: &Path) -> Result<std::fs::File, String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = data_dir.join(AUDIT_LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(format!(
+            "another hoosh process is writing the audit chain in {}: give each instance its own data directory \
+             (HOOSH_DATA_DIR, governance.data_dir), or stop the other one",
+            data_dir.display()
+        )),
+        Err(std::fs::TryLockError::Error(e)) => Err(format!("cannot lock {}: {e}", path.display())),
+    }
 }
 
 impl std::fmt::Debug for Audit {
@@ -73,6 +103,7 @@ impl Audit {
             include_content: false,
             auth_failures: FailureLimiter::new(0, 0),
             db_path: None,
+            _writer_lock: None,
         }
     }
 
@@ -89,6 +120,7 @@ impl Audit {
             return Err("audit.max_backlog must be at least 1".into());
         }
         hoosh_governance::ensure_private_dir(data_dir).map_err(|e| format!("data directory: {e}"))?;
+        let lock = writer_lock(data_dir)?;
         let (key, source) = AuditKey::resolve(cfg.key_file.as_deref(), data_dir).map_err(|e| e.to_string())?;
         match &source {
             KeySource::Generated(p) => tracing::warn!(
@@ -147,6 +179,7 @@ impl Audit {
             include_content: cfg.include_content,
             auth_failures: FailureLimiter::new(cfg.max_auth_failures_per_sec, cfg.max_auth_failures_per_source_per_min),
             db_path: Some(path),
+            _writer_lock: Some(lock),
         })
     }
 
@@ -595,6 +628,22 @@ mod tests {
         assert_eq!(kind(&Method::PUT, "/admin/budgets/global"), "budget.set");
         assert_eq!(kind(&Method::POST, "/admin/audit/prune"), "audit.prune");
         assert_eq!(admin_kind(&Method::POST, "/admin/reload"), None);
+    }
+
+    /// A second writer on one chain is refused at start, with the fix in
+    /// the message; once the first is gone the chain opens again.
+    #[test]
+    fn one_chain_has_one_writer() {
+        let dir = std::env::temp_dir().join(format!("hoosh-audit-lock-{}", uuid::Uuid::new_v4().simple()));
+        let cfg = AuditConfig { key_file: None, ..AuditConfig::default() };
+        let first = Audit::open(&cfg, &dir).unwrap();
+        let err = Audit::open(&cfg, &dir).unwrap_err();
+        assert!(err.contains("another hoosh process is writing the audit chain"), "{err}");
+        first.close();
+        drop(first);
+        let again = Audit::open(&cfg, &dir).unwrap();
+        again.close();
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     const T: i64 = 1_700_000_040_000; // the start of a minute

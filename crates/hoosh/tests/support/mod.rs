@@ -14,8 +14,11 @@ pub struct Served {
 }
 
 impl Served {
+    /// `hoosh serve` with its own data directory (two servers on one
+    /// directory would be refused: one audit chain has one writer).
     pub fn start(config: &str) -> Served {
-        Served::start_with(config, &[], &[])
+        let dir = std::env::temp_dir().join(format!("hoosh-served-{}", uuid::Uuid::new_v4().simple()));
+        Served::start_with(config, &["--data-dir", dir.to_str().unwrap()], &[])
     }
 
     /// `hoosh serve` with extra arguments and environment variables.

@@ -116,6 +116,18 @@ impl ResponseCache {
         hash.update((scope.len() as u64).to_le_bytes());
         hash.update(scope.as_bytes());
         hash.update(&json);
+        // A client's own body (see `hoosh_types::native`) may say more than
+        // its canonical form (server tools, betas): it is part of the question.
+        if let Some(native) = &req.native {
+            hash.update(b"\0native");
+            hash.update(serde_json::to_vec(&native.body).ok()?);
+            for (name, value) in &native.headers {
+                hash.update((name.len() as u64).to_le_bytes());
+                hash.update(name.as_bytes());
+                hash.update((value.len() as u64).to_le_bytes());
+                hash.update(value.as_bytes());
+            }
+        }
         Some(hash.finalize().into())
     }
 
@@ -278,6 +290,30 @@ mod tests {
         let mut streamed = req(Some(0.0), None);
         streamed.stream = true;
         assert_ne!(c.key(&streamed, None, &p), c.key(&req(Some(0.0), None), None, &p));
+    }
+
+    /// Two Messages requests whose canonical forms are equal but whose
+    /// bodies are not (a server tool only Anthropic runs, a beta) are two
+    /// questions: the second must not get the first's cached answer.
+    #[test]
+    fn a_native_body_is_part_of_the_key() {
+        use hoosh_types::native::{NativeApi, NativeRequest};
+        let c = cache(10);
+        let p = principal(serde_json::json!({}));
+        let with = |body: serde_json::Value, beta: &str| {
+            let mut r = req(Some(0.0), None);
+            r.native = Some(std::sync::Arc::new(NativeRequest {
+                api: NativeApi::AnthropicMessages,
+                body: body.as_object().cloned().unwrap(),
+                headers: vec![("anthropic-beta".into(), beta.into())],
+            }));
+            c.key(&r, None, &p)
+        };
+        let plain = with(serde_json::json!({"max_tokens": 5}), "a");
+        assert_ne!(plain, with(serde_json::json!({"max_tokens": 5, "tools": [{"type": "web_search_20250305"}]}), "a"));
+        assert_ne!(plain, with(serde_json::json!({"max_tokens": 5}), "b"));
+        assert_eq!(plain, with(serde_json::json!({"max_tokens": 5}), "a"));
+        assert_ne!(plain, c.key(&req(Some(0.0), None), None, &p));
     }
 
     fn keyed(id: &str, team: Option<&str>) -> Principal {

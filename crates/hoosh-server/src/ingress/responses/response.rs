@@ -1,6 +1,7 @@
 //! Canonical answers → Responses API objects: the `response` object, its
-//! output items (a `message` with `output_text`, then one `function_call`
-//! per tool call, namespaced calls mapped back) and its usage.
+//! output items (the provider's reasoning text as a `reasoning` item's
+//! summary, a `message` with `output_text`, then one `function_call` per
+//! tool call, namespaced calls mapped back) and its usage.
 
 use hoosh_types::openai::{ChatCompletionResponse, FinishReason, Usage};
 use hoosh_types::responses::ResponsesRequest;
@@ -72,6 +73,11 @@ pub fn usage(u: &Usage) -> Value {
     })
 }
 
+/// A reasoning item: the provider's reasoning text as its summary.
+pub fn reasoning_item(id: &str, text: &str) -> Value {
+    json!({"type": "reasoning", "id": id, "summary": [{"type": "summary_text", "text": text}]})
+}
+
 pub fn message_item(id: &str, text: &str, status: &str) -> Value {
     json!({"type": "message", "id": id, "status": status, "role": "assistant",
         "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}]})
@@ -102,6 +108,9 @@ pub fn encode(resp: &ChatCompletionResponse, echo: &Echo, tools: &Tools) -> Valu
     let choice = resp.choices.first();
     if let Some(c) = choice {
         let m = &c.message;
+        if let Some(thinking) = m.reasoning_content.as_deref().filter(|t| !t.is_empty()) {
+            output.push(reasoning_item(&new_id("rs"), thinking));
+        }
         if let Some(text) = m.content.as_deref().or(m.refusal.as_deref()).filter(|t| !t.is_empty()) {
             output.push(message_item(&new_id("msg"), text, "completed"));
         }

@@ -2,6 +2,9 @@
 //!
 //! ```text
 //! response.created, response.in_progress,
+//! reasoning: output_item.added (reasoning), reasoning_summary_part.added,
+//!            reasoning_summary_text.delta…, reasoning_summary_text.done,
+//!            reasoning_summary_part.done, output_item.done
 //! per text:  output_item.added (message), content_part.added,
 //!            output_text.delta…, output_text.done, content_part.done,
 //!            output_item.done
@@ -26,11 +29,12 @@ use hoosh_types::openai::{ChatCompletionChunk, FinishReason, Usage};
 use serde_json::{Value, json};
 
 use super::request::Tools;
-use super::response::{Echo, call_item, message_item, new_id, status_of, usage};
+use super::response::{Echo, call_item, message_item, new_id, reasoning_item, status_of, usage};
 use crate::error;
 
 /// The item being streamed.
 enum Open {
+    Reasoning { id: String, text: String },
     Message { id: String, text: String },
     Call { index: u32, id: String, call_id: String, name: String, arguments: String },
 }
@@ -74,6 +78,15 @@ impl Translator {
         let index = self.output.len();
         match self.open.take() {
             None => {}
+            Some(Open::Reasoning { id, text }) => {
+                let part = json!({"type": "summary_text", "text": text});
+                let at = json!({"item_id": id, "output_index": index, "summary_index": 0});
+                self.emit(out, "response.reasoning_summary_text.done", merge(&at, json!({"text": text})));
+                self.emit(out, "response.reasoning_summary_part.done", merge(&at, json!({"part": part})));
+                let item = reasoning_item(&id, &text);
+                self.emit(out, "response.output_item.done", json!({"output_index": index, "item": item}));
+                self.output.push(item);
+            }
             Some(Open::Message { id, text }) => {
                 let part = json!({"type": "output_text", "text": text, "annotations": [], "logprobs": []});
                 let at = json!({"item_id": id, "output_index": index, "content_index": 0});
@@ -102,6 +115,28 @@ impl Translator {
         }
         let Some(choice) = chunk.choices.into_iter().find(|c| c.index == 0) else { return out };
         let d = choice.delta;
+        if let Some(thinking) = d.reasoning_content.filter(|t| !t.is_empty()) {
+            if !matches!(self.open, Some(Open::Reasoning { .. })) {
+                self.close(&mut out);
+                let id = new_id("rs");
+                let index = self.output.len();
+                let item = json!({"type": "reasoning", "id": id, "summary": []});
+                self.emit(&mut out, "response.output_item.added", json!({"output_index": index, "item": item}));
+                let part = json!({"type": "summary_text", "text": ""});
+                self.emit(
+                    &mut out,
+                    "response.reasoning_summary_part.added",
+                    json!({"item_id": id, "output_index": index, "summary_index": 0, "part": part}),
+                );
+                self.open = Some(Open::Reasoning { id, text: String::new() });
+            }
+            let index = self.output.len();
+            if let Some(Open::Reasoning { id, text }) = &mut self.open {
+                text.push_str(&thinking);
+                let body = json!({"item_id": id, "output_index": index, "summary_index": 0, "delta": thinking});
+                self.emit(&mut out, "response.reasoning_summary_text.delta", body);
+            }
+        }
         if let Some(text) = d.content.or(d.refusal).filter(|t| !t.is_empty()) {
             if !matches!(self.open, Some(Open::Message { .. })) {
                 self.close(&mut out);
@@ -305,6 +340,30 @@ mod tests {
         assert_eq!(done["output"][1]["call_id"], "call_1");
         assert_eq!(done["output"][1]["output_index"], Value::Null);
         assert_eq!(events[9]["output_index"], 1, "the call is the second item");
+    }
+
+    #[test]
+    fn reasoning_is_a_summary_item_before_the_message() {
+        let mut tr = translator();
+        let thinking = Delta { reasoning_content: Some("think".into()), ..Delta::default() };
+        let mut events: Vec<Value> =
+            [chunk(thinking, None), chunk(Delta::content("ok"), None)].into_iter().flat_map(|c| tr.chunk(c)).collect();
+        events.extend(tr.finish());
+        let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+        assert_eq!(
+            types[2..8],
+            [
+                "response.output_item.added",
+                "response.reasoning_summary_part.added",
+                "response.reasoning_summary_text.delta",
+                "response.reasoning_summary_text.done",
+                "response.reasoning_summary_part.done",
+                "response.output_item.done",
+            ]
+        );
+        let done = &events.last().unwrap()["response"];
+        assert_eq!(done["output"][0]["summary"][0]["text"], "think");
+        assert_eq!(done["output"][1]["content"][0]["text"], "ok");
     }
 
     #[test]

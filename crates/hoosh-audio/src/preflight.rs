@@ -32,13 +32,20 @@ pub(crate) fn check(bytes: &[u8]) -> Result<(), AudioError> {
     if bytes.starts_with(b"OggS") {
         ogg_comment_packets(bytes)?;
     }
-    if let Some(start) = id3_header(bytes) {
+    // The probe reads every ID3v2 tag it meets before the format's marker,
+    // and goes on scanning after each.
+    let mut from = 0;
+    while let Some(start) = id3_header(&bytes[from..]).map(|at| from + at) {
         id3_frames(&bytes[start..])?;
+        from = start + 10 + syncsafe(&bytes[start + 6..start + 10]);
+        if from >= bytes.len() {
+            break;
+        }
     }
     Ok(())
 }
 
-/// Where the probe would read an ID3v2 tag: at the first format marker in
+/// Where the probe would read the next ID3v2 tag: at the first format marker in
 /// the stream, when that marker is `ID3` (junk before it is skipped by the
 /// probe as by this scan; an `ID3` inside audio after another marker is
 /// never read as a tag). Versions 2 to 4 only: others are refused before
@@ -487,6 +494,14 @@ mod tests {
         // A size with its high bits set is read masked, as symphonia reads it.
         let masked = include_bytes!("../../hoosh-fuzz/regressions/audio_container/id3-unsync-frame-4gb-alloc");
         assert!(check(masked).is_err());
+        // A second tag after the first is read too.
+        let first = id3(3, 4);
+        let two = [&first[..first.len() - 4], &id3(3, 0xFFFF_FFA9)].concat();
+        assert!(check(&two).is_err());
+        let both_fine = [&first[..first.len() - 4], &id3(3, 4)].concat();
+        assert_eq!(check(&both_fine), Ok(()));
+        let regression = include_bytes!("../../hoosh-fuzz/regressions/audio_container/id3-second-tag-4gb-alloc");
+        assert!(check(regression).is_err());
         // Not a tag: the bytes `ID3` inside MPEG audio, after its frame sync.
         let mut mpeg = vec![0xff, 0xfb, 0x90, 0x00];
         mpeg.extend(id3(3, 0xFFFF_FFA9));

@@ -33,33 +33,35 @@ def _offline_env(home: pathlib.Path, **extra) -> dict:
     return env
 
 
+def _agent_round_trip(gateway, cmd, cwd: pathlib.Path, env: dict):
+    """Runs an agent CLI in `cwd` (which holds notes.md) and checks that its
+    tool read the file, sent the result back through hoosh, and that both
+    turns were ledgered under the fixture's key."""
+    url, _, key_id = gateway
+    before = _requests(url, key_id)
+    out = subprocess.run(
+        cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=180
+    )
+    assert out.returncode == 0, out.stderr + out.stdout
+    assert "tool said:" in out.stdout and "hoosh was here" in out.stdout, out.stdout + out.stderr
+    assert _requests(url, key_id) - before >= 2
+
+
 def test_claude_code_runs_a_tool_round_trip_under_a_virtual_key(governed_gateway, tmp_path):
     claude = BIN / "claude"
     _need(claude)
-    url, key, key_id = governed_gateway
-    before = _requests(url, key_id)
+    url, key, _ = governed_gateway
     notes = tmp_path / "notes.md"
     notes.write_text("hoosh was here\n")
-    out = subprocess.run(
-        [str(claude), "-p", f'call Read {{"file_path":"{notes}"}}', "--model", "mock-agent"],
-        cwd=tmp_path,
-        env=_offline_env(tmp_path / "home", ANTHROPIC_BASE_URL=url, ANTHROPIC_AUTH_TOKEN=key),
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert out.returncode == 0, out.stderr + out.stdout
-    # Claude Code read the file through its Read tool and sent the result back.
-    assert "tool said:" in out.stdout and "hoosh was here" in out.stdout, out.stdout
-    # Both turns are in the ledger under the key.
-    assert _requests(url, key_id) - before >= 2
+    env = _offline_env(tmp_path / "home", ANTHROPIC_BASE_URL=url, ANTHROPIC_AUTH_TOKEN=key)
+    cmd = [str(claude), "-p", f'call Read {{"file_path":"{notes}"}}', "--model", "mock-agent"]
+    _agent_round_trip(governed_gateway, cmd, tmp_path, env)
 
 
 def test_codex_runs_a_tool_round_trip_under_a_virtual_key(governed_gateway, tmp_path):
     codex = BIN / "codex"
     _need(codex)
-    url, key, key_id = governed_gateway
-    before = _requests(url, key_id)
+    url, key, _ = governed_gateway
     home = tmp_path / "codex-home"
     home.mkdir()
     (home / "config.toml").write_text(
@@ -77,19 +79,9 @@ wire_api = "responses"
     work = tmp_path / "work"
     work.mkdir()
     (work / "notes.md").write_text("hoosh was here\n")
-    out = subprocess.run(
-        [str(codex), "exec", "--skip-git-repo-check", 'call exec_command {"cmd":"cat notes.md"}'],
-        cwd=work,
-        env=_offline_env(tmp_path / "home", CODEX_HOME=str(home), HOOSH_KEY=key),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert out.returncode == 0, out.stderr + out.stdout
-    # Codex ran the command and sent its output back through hoosh.
-    assert "tool said:" in out.stdout and "hoosh was here" in out.stdout, out.stdout + out.stderr
-    assert _requests(url, key_id) - before >= 2
+    env = _offline_env(tmp_path / "home", CODEX_HOME=str(home), HOOSH_KEY=key)
+    cmd = [str(codex), "exec", "--skip-git-repo-check", 'call exec_command {"cmd":"cat notes.md"}']
+    _agent_round_trip(governed_gateway, cmd, work, env)
 
 
 def _requests(url: str, key_id: str) -> int:

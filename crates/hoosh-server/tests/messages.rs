@@ -106,6 +106,13 @@ async fn a_tool_round_trip_maps_both_ways() {
     assert_eq!((call["type"].as_str(), call["name"].as_str()), (Some("tool_use"), Some("get_weather")));
     assert_eq!(call["input"], json!({"city": "Paris"}));
 
+    // A server tool only Anthropic runs is left out for this vendor, and said so.
+    let mut with_search = json!({"model": "m", "max_tokens": 10, "messages": [ask.clone()], "tools": tools});
+    with_search["tools"].as_array_mut().unwrap().push(json!({"type": "web_search_20250305", "name": "web_search"}));
+    let resp = http().post(gw.url("/v1/messages")).header("x-api-key", &key).json(&with_search).send().await.unwrap();
+    assert_eq!(resp.headers()["x-hoosh-ingress-dropped"], "tools[web_search_20250305]");
+    assert_eq!(mock.last_request().unwrap().body["tools"].as_array().unwrap().len(), 1);
+
     // Streamed: the arguments arrive as input_json_delta fragments.
     let streamed =
         json!({"model": "mock-tool", "max_tokens": 100, "stream": true, "tools": tools, "messages": [ask.clone()]});

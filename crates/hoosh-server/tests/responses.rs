@@ -96,6 +96,16 @@ async fn a_namespaced_function_call_round_trip() {
     assert_eq!((call["namespace"].as_str(), call["name"].as_str()), (Some("mcp"), Some("weather")));
     assert_eq!(call["arguments"], "{\"city\":\"Paris\"}");
     assert_eq!(mock.last_request().unwrap().body["tools"][0]["function"]["name"], "mcp__weather");
+    // The hosted tool no provider here can run is left out, and said so.
+    let resp = http()
+        .post(gw.url("/v1/responses"))
+        .bearer_auth(&key)
+        .json(&json!({"model": "m", "input": "x", "tools": tools, "store": false}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["x-hoosh-ingress-dropped"], "tools[web_search]");
+    assert_eq!(mock.last_request().unwrap().body["tools"].as_array().unwrap().len(), 1);
     let round = json!({"model": "m", "tools": tools, "store": false, "input": [
         {"role": "user", "content": "weather?"},
         call,

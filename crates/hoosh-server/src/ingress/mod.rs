@@ -46,6 +46,18 @@ impl Dialect {
     }
 }
 
+/// `resp` with what the request carried that no target but the client's
+/// own vendor can run (e.g. `tools[web_search]`) named in
+/// `x-hoosh-ingress-dropped`.
+pub fn report_dropped(mut resp: Response, dropped: &[String]) -> Response {
+    if !dropped.is_empty()
+        && let Ok(v) = axum::http::HeaderValue::from_str(&dropped.join(","))
+    {
+        resp.headers_mut().insert("x-hoosh-ingress-dropped", v);
+    }
+    resp
+}
+
 /// Middleware: an error answer (one carrying the [`ErrorObject`] that
 /// `ApiError` keeps on it) on a non-OpenAI path gets its body rendered in
 /// that API's shape; status and headers stay.

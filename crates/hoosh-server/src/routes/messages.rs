@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use hoosh_core::ChunkStream;
 use hoosh_core::router::Need;
@@ -26,6 +26,7 @@ use crate::cache::ResponseCache;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, from_value, parse};
 use crate::ingress::anthropic::{self, Decoded, response, stream};
+use crate::ingress::report_dropped;
 use crate::pipeline::chat::{ChatCall, ChatFormat};
 use crate::pipeline::estimate;
 use crate::state::AppState;
@@ -38,17 +39,6 @@ pub struct AnthropicMessages {
     dropped: Vec<String>,
 }
 
-impl AnthropicMessages {
-    fn report(&self, mut resp: Response) -> Response {
-        if !self.dropped.is_empty()
-            && let Ok(v) = HeaderValue::from_str(&self.dropped.join(","))
-        {
-            resp.headers_mut().insert("x-hoosh-ingress-dropped", v);
-        }
-        resp
-    }
-}
-
 impl ChatFormat for AnthropicMessages {
     const ROUTE: &'static str = "messages";
 
@@ -56,12 +46,12 @@ impl ChatFormat for AnthropicMessages {
         match resp.native {
             // An Anthropic provider's own answer, untouched.
             Some(native) => Json(native.as_ref()).into_response(),
-            None => self.report(Json(response::encode(resp)).into_response()),
+            None => report_dropped(Json(response::encode(resp)).into_response(), &self.dropped),
         }
     }
 
     fn stream(&self, chunks: ChunkStream, req: &ChatCompletionRequest, keepalive: Duration) -> Response {
-        self.report(sse::response(stream::events(chunks, &req.model), keepalive))
+        report_dropped(sse::response(stream::events(chunks, &req.model), keepalive), &self.dropped)
     }
 }
 
@@ -94,11 +84,7 @@ pub async fn messages(
 /// admission — by the model's own tokenizer where one is known, else the
 /// same upper-bound estimate budgets reserve. Calls no provider and costs
 /// nothing; the model must be one the caller may use.
-pub async fn count_tokens(
-    State(_st): State<AppState>,
-    caller: Caller,
-    body: axum::body::Bytes,
-) -> Result<Json<Value>, ApiError> {
+pub async fn count_tokens(caller: Caller, body: axum::body::Bytes) -> Result<Json<Value>, ApiError> {
     caller.require(Scope::Inference)?;
     // The same body as a message, without `max_tokens`.
     let mut value: Value = parse(&body)?;

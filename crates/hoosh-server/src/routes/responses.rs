@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use hoosh_core::ChunkStream;
 use hoosh_governance::Scope;
@@ -22,6 +22,7 @@ use crate::auth::Caller;
 use crate::cache::ResponseCache;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
+use crate::ingress::report_dropped;
 use crate::ingress::responses::response::{self, Echo};
 use crate::ingress::responses::stored::{self, Keep};
 use crate::ingress::responses::{self as ingress, Decoded, Tools, stream};
@@ -37,17 +38,6 @@ pub struct OpenAiResponses {
     keep: Option<Keep>,
 }
 
-impl OpenAiResponses {
-    fn report(&self, mut resp: Response) -> Response {
-        if !self.dropped.is_empty()
-            && let Ok(v) = HeaderValue::from_str(&self.dropped.join(","))
-        {
-            resp.headers_mut().insert("x-hoosh-ingress-dropped", v);
-        }
-        resp
-    }
-}
-
 impl ChatFormat for OpenAiResponses {
     const ROUTE: &'static str = "responses";
 
@@ -56,7 +46,7 @@ impl ChatFormat for OpenAiResponses {
         if let Some(keep) = self.keep.clone() {
             keep.save(&object);
         }
-        self.report(Json(object).into_response())
+        report_dropped(Json(object).into_response(), &self.dropped)
     }
 
     fn stream(&self, chunks: ChunkStream, _req: &ChatCompletionRequest, keepalive: Duration) -> Response {
@@ -67,7 +57,7 @@ impl ChatFormat for OpenAiResponses {
                 keep.save(finished);
             }
         });
-        self.report(sse::response(events, keepalive))
+        report_dropped(sse::response(events, keepalive), &self.dropped)
     }
 }
 

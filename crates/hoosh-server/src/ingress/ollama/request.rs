@@ -27,13 +27,10 @@ use serde_json::{Map, Value};
 
 use crate::error::ApiError;
 
+/// What `/api/chat` and `/api/generate` share: output format, options,
+/// streaming (on unless `false`) and thinking.
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct ChatRequest {
-    pub model: String,
-    #[serde(default)]
-    pub messages: Vec<Message>,
-    #[serde(default)]
-    pub tools: Option<Vec<Value>>,
+pub struct Knobs {
     #[serde(default)]
     pub format: Option<Value>,
     #[serde(default)]
@@ -45,6 +42,17 @@ pub struct ChatRequest {
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
+pub struct ChatRequest {
+    pub model: String,
+    #[serde(default)]
+    pub messages: Vec<Message>,
+    #[serde(default)]
+    pub tools: Option<Vec<Value>>,
+    #[serde(flatten)]
+    pub knobs: Knobs,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct GenerateRequest {
     pub model: String,
     #[serde(default)]
@@ -53,14 +61,8 @@ pub struct GenerateRequest {
     pub system: Option<String>,
     #[serde(default)]
     pub images: Option<Vec<String>>,
-    #[serde(default)]
-    pub format: Option<Value>,
-    #[serde(default)]
-    pub options: Option<Map<String, Value>>,
-    #[serde(default)]
-    pub stream: Option<bool>,
-    #[serde(default)]
-    pub think: Option<Value>,
+    #[serde(flatten)]
+    pub knobs: Knobs,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -154,18 +156,13 @@ pub fn chat(req: ChatRequest) -> Result<ChatCompletionRequest, ApiError> {
         messages.push(msg);
     }
     let tools = tools(req.tools.as_deref().unwrap_or_default())?;
-    Ok(with_options(
-        ChatCompletionRequest {
-            model: req.model,
-            messages,
-            stream: req.stream.unwrap_or(true),
-            tools: (!tools.is_empty()).then_some(tools),
-            response_format: req.format.as_ref().and_then(response_format),
-            reasoning_effort: req.think.as_ref().and_then(effort),
-            ..ChatCompletionRequest::default()
-        },
-        req.options.as_ref(),
-    ))
+    let canonical = ChatCompletionRequest {
+        model: req.model,
+        messages,
+        tools: (!tools.is_empty()).then_some(tools),
+        ..ChatCompletionRequest::default()
+    };
+    Ok(with_knobs(canonical, &req.knobs))
 }
 
 pub fn generate(req: GenerateRequest) -> ChatCompletionRequest {
@@ -177,21 +174,14 @@ pub fn generate(req: GenerateRequest) -> ChatCompletionRequest {
         content: Some(content(&req.prompt, req.images.as_ref())),
         ..ChatMessage::text(Role::User, "")
     });
-    with_options(
-        ChatCompletionRequest {
-            model: req.model,
-            messages,
-            stream: req.stream.unwrap_or(true),
-            response_format: req.format.as_ref().and_then(response_format),
-            reasoning_effort: req.think.as_ref().and_then(effort),
-            ..ChatCompletionRequest::default()
-        },
-        req.options.as_ref(),
-    )
+    with_knobs(ChatCompletionRequest { model: req.model, messages, ..ChatCompletionRequest::default() }, &req.knobs)
 }
 
-fn with_options(mut req: ChatCompletionRequest, options: Option<&Map<String, Value>>) -> ChatCompletionRequest {
-    let Some(o) = options else { return req };
+fn with_knobs(mut req: ChatCompletionRequest, knobs: &Knobs) -> ChatCompletionRequest {
+    req.stream = knobs.stream.unwrap_or(true);
+    req.response_format = knobs.format.as_ref().and_then(response_format);
+    req.reasoning_effort = knobs.think.as_ref().and_then(effort);
+    let Some(o) = &knobs.options else { return req };
     let f = |k: &str| o.get(k).and_then(Value::as_f64);
     req.max_completion_tokens = o.get("num_predict").and_then(Value::as_i64).and_then(|n| u32::try_from(n).ok());
     req.temperature = f("temperature");

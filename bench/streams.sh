@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Concurrent streams: N governed streams through the gateway, against an
+# upstream (`loadgen drip`) that sends one chunk every 200 ms. How many stay
+# whole (end with data: [DONE]) and stall-free (no silence over 1 s, the
+# wait for the first byte included), the worst silence, and the gateway's
+# RSS at each N.
+#
+# Per N the gateway is started fresh (so VmHWM is that N's peak), with
+# [server] max_connections raised above N. `loadgen streams` opens the N
+# streams in batches of BATCH every BATCH_MS ms, then reads them all; with
+# CHUNKS chunks a stream lasts CHUNKS x 0.2 s, longer than the ramp, so all
+# N are open at once (peak open is reported). hoosh is governed as in
+# compare.sh (virtual key with budgets, RPM/TPM, concurrency cap; ledger,
+# audit, metrics on; cache off). The gateway runs on core GW_CORE; the drip
+# upstream and the client on LOAD_CORE. After each N the gateway is stopped
+# and its ledger rows counted (one per stream).
+#
+# Open files: the gateway holds 2 sockets per stream, the client and the
+# upstream 1 each; each is its own process with its own RLIMIT_NOFILE (the
+# loadgen subcommands raise their soft limit to the hard one; the gateway
+# inherits this shell's, raised here as far as the hard limit allows).
+#
+# Usage: [NS="1024 2048 4096 8192"] [GATEWAYS="hoosh noveum"] [CHUNKS=100]
+#        [BATCH=256] [BATCH_MS=100] [OUT=dir] bench/streams.sh
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+NS=${NS:-1024 2048 4096 8192}
+GATEWAYS=${GATEWAYS:-hoosh noveum}
+CHUNKS=${CHUNKS:-100}
+BATCH=${BATCH:-256}
+BATCH_MS=${BATCH_MS:-100}
+OUT=${OUT:-$ROOT/bench/results/streams-$(date -u +%Y%m%dT%H%M%SZ)}
+DRIP_PORT=${DRIP_PORT:-18095}
+GW_PORT=${GW_PORT:-18096}
+
+ensure_tools
+ensure_loadgen
+if [[ " $GATEWAYS " == *" noveum "* ]] && ! ensure_noveum; then
+  GATEWAYS=$(echo "$GATEWAYS" | sed 's/\bnoveum\b//')
+  log "noveum skipped: it did not build"
+fi
+ulimit -n "$(ulimit -Hn)"
+mkdir -p "$OUT"
+: > "$OUT/streams.jsonl"
+
+taskset -c "$LOAD_CORE" "$LOADGEN" drip --port "$DRIP_PORT" --interval-ms 200 --chunks "$CHUNKS" 2> "$WORK/drip.log" &
+STARTED_PIDS+=("$!")
+wait_http "http://127.0.0.1:$DRIP_PORT/v1/models"
+
+echo '{"model":"gpt-4o","messages":[{"role":"user","content":"Count slowly."}],"max_tokens":200,"stream":true}' > "$WORK/body.json"
+
+for gw in $GATEWAYS; do
+  for n in $NS; do
+    log "$gw: $n streams"
+    data=""
+    hdr=()
+    if [ "$gw" = hoosh ]; then
+      data=$WORK/data-$n
+      write_hoosh_config "$WORK/hoosh-$n.toml" "$GW_PORT" "http://127.0.0.1:$DRIP_PORT" governed off \
+        "max_connections = $((n + 1024))"
+      start_hoosh "$WORK/hoosh-$n.toml" "$data" "$GW_PORT"
+      hdr=(-H "Authorization: Bearer $BENCH_KEY")
+    else
+      # noveum's OPENAI_BASE_URL is the origin; it appends /v1/chat/completions.
+      start_noveum "$GW_PORT" "http://127.0.0.1:$DRIP_PORT" "$WORK/noveum-$n.log"
+      hdr=(-H "Authorization: Bearer sk-bench-not-a-real-key")
+    fi
+    sleep 0.5
+    idle=$(rss_kb "$GW_PID")
+    t0=$(cpu_ticks "$GW_PID")
+    taskset -c "$LOAD_CORE" "$LOADGEN" streams --url "http://127.0.0.1:$GW_PORT/v1/chat/completions" \
+      --body "$WORK/body.json" "${hdr[@]}" -n "$n" --batch "$BATCH" --batch-ms "$BATCH_MS" \
+      > "$OUT/$gw-$n.json" 2> "$OUT/$gw-$n.err" || true
+    t1=$(cpu_ticks "$GW_PID")
+    peak=$(hwm_kb "$GW_PID")
+    stop_pid "$GW_PID"
+    ledger=""
+    if [ -n "$data" ]; then
+      ledger=$(sqlite3 "$data/hoosh.db" 'select count(*) from ledger' 2> /dev/null || echo "?")
+    fi
+    if [ -s "$OUT/$gw-$n.json" ]; then
+      jq -c --arg gw "$gw" --argjson idle "$idle" --argjson peak "$peak" --arg ledger "$ledger" \
+        --argjson cpu_s "$(awk -v a="$t0" -v b="$t1" -v hz="$HZ" 'BEGIN { printf "%.2f", (b - a) / hz }')" \
+        '. + {gateway: $gw, idle_rss_kb: $idle, peak_rss_kb: $peak, cpu_s: $cpu_s, ledger_rows: $ledger}' \
+        "$OUT/$gw-$n.json" >> "$OUT/streams.jsonl"
+      log "  $(jq -c '{whole, stall_free, worst_gap_ms, errors, peak_open}' "$OUT/$gw-$n.json") peak RSS $((peak / 1024)) MB"
+    else
+      log "  loadgen streams failed: $(tail -2 "$OUT/$gw-$n.err")"
+    fi
+  done
+done
+
+{
+  echo "Concurrent streams, $(date -u +%Y-%m-%d), commit $(git -C "$ROOT" describe --always --dirty), $(nproc) cores;"
+  echo "upstream: loadgen drip, one chunk per 200 ms, $CHUNKS chunks ($((CHUNKS / 5)) s per stream);"
+  echo "ramp: $BATCH streams every $BATCH_MS ms; stall = a silence over 1 s (first byte included)."
+  echo
+  echo "| gateway | N | whole | stall-free | worst gap (ms) | worst TTFB (ms) | errors | peak open | RSS idle → peak (MB) | RSS per stream (KB) | CPU (s) | ledger rows |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+  jq -r '"| \(.gateway) | \(.streams) | \(.whole) | \(.stall_free) | \(.worst_gap_ms) | \(.worst_ttfb_ms) | \(.errors)"
+    + (if .errors > 0 then " (\(.error_kinds | to_entries | map("\(.key): \(.value)") | join(", ")))" else "" end)
+    + " | \(.peak_open) | \(.idle_rss_kb / 1024 | floor) → \(.peak_rss_kb / 1024 | floor)"
+    + " | \((.peak_rss_kb - .idle_rss_kb) / .streams | . * 10 | round / 10) | \(.cpu_s) | \(if .ledger_rows == "" then "–" else .ledger_rows end) |"' \
+    "$OUT/streams.jsonl"
+} | tee "$OUT/report.md"
+log "results in $OUT"

@@ -45,7 +45,8 @@ mkdir -p "$OUT"
 : > "$OUT/streams.jsonl"
 
 taskset -c "$LOAD_CORE" "$LOADGEN" drip --port "$DRIP_PORT" --interval-ms 200 --chunks "$CHUNKS" 2> "$WORK/drip.log" &
-STARTED_PIDS+=("$!")
+DRIP_PID=$!
+STARTED_PIDS+=("$DRIP_PID")
 wait_http "http://127.0.0.1:$DRIP_PORT/v1/models"
 
 echo '{"model":"gpt-4o","messages":[{"role":"user","content":"Count slowly."}],"max_tokens":200,"stream":true}' > "$WORK/body.json"
@@ -69,10 +70,16 @@ for gw in $GATEWAYS; do
     sleep 0.5
     idle=$(rss_kb "$GW_PID")
     t0=$(cpu_ticks "$GW_PID")
-    taskset -c "$LOAD_CORE" "$LOADGEN" streams --url "http://127.0.0.1:$GW_PORT/v1/chat/completions" \
+    d0=$(cpu_ticks "$DRIP_PID")
+    # The load side's CPU (drip + client, sharing LOAD_CORE) tells whether
+    # the gateway or the load side was the limit.
+    TIMEFORMAT='%U %S'
+    { time taskset -c "$LOAD_CORE" "$LOADGEN" streams --url "http://127.0.0.1:$GW_PORT/v1/chat/completions" \
       --body "$WORK/body.json" "${hdr[@]}" -n "$n" --batch "$BATCH" --batch-ms "$BATCH_MS" \
-      > "$OUT/$gw-$n.json" 2> "$OUT/$gw-$n.err" || true
+      > "$OUT/$gw-$n.json" 2> "$OUT/$gw-$n.err" || true; } 2> "$WORK/client-time"
     t1=$(cpu_ticks "$GW_PID")
+    d1=$(cpu_ticks "$DRIP_PID")
+    load_cpu=$(awk -v a="$d0" -v b="$d1" -v hz="$HZ" '{ printf "%.2f", (b - a) / hz + $1 + $2 }' "$WORK/client-time")
     peak=$(hwm_kb "$GW_PID")
     stop_pid "$GW_PID"
     ledger=""
@@ -80,9 +87,9 @@ for gw in $GATEWAYS; do
       ledger=$(sqlite3 "$data/hoosh.db" 'select count(*) from ledger' 2> /dev/null || echo "?")
     fi
     if [ -s "$OUT/$gw-$n.json" ]; then
-      jq -c --arg gw "$gw" --argjson idle "$idle" --argjson peak "$peak" --arg ledger "$ledger" \
+      jq -c --arg gw "$gw" --argjson idle "$idle" --argjson peak "$peak" --arg ledger "$ledger" --argjson load_cpu_s "$load_cpu" \
         --argjson cpu_s "$(awk -v a="$t0" -v b="$t1" -v hz="$HZ" 'BEGIN { printf "%.2f", (b - a) / hz }')" \
-        '. + {gateway: $gw, idle_rss_kb: $idle, peak_rss_kb: $peak, cpu_s: $cpu_s, ledger_rows: $ledger}' \
+        '. + {gateway: $gw, idle_rss_kb: $idle, peak_rss_kb: $peak, cpu_s: $cpu_s, load_cpu_s: $load_cpu_s, ledger_rows: $ledger}' \
         "$OUT/$gw-$n.json" >> "$OUT/streams.jsonl"
       log "  $(jq -c '{whole, stall_free, worst_gap_ms, errors, peak_open}' "$OUT/$gw-$n.json") peak RSS $((peak / 1024)) MB"
     else
@@ -96,12 +103,12 @@ done
   echo "upstream: loadgen drip, one chunk per 200 ms, $CHUNKS chunks ($((CHUNKS / 5)) s per stream);"
   echo "ramp: $BATCH streams every $BATCH_MS ms; stall = a silence over 1 s (first byte included)."
   echo
-  echo "| gateway | N | whole | stall-free | worst gap (ms) | worst TTFB (ms) | errors | peak open | RSS idle → peak (MB) | RSS per stream (KB) | CPU (s) | ledger rows |"
-  echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
-  jq -r '"| \(.gateway) | \(.streams) | \(.whole) | \(.stall_free) | \(.worst_gap_ms) | \(.worst_ttfb_ms) | \(.errors)"
+  echo "| gateway | N | whole | stall-free | longest silence per stream p50 / p99 / worst (ms) | worst TTFB (ms) | errors | peak open | RSS idle → peak (MB) | RSS per stream (KB) | gateway CPU (s) | load-side CPU (s) / run (s) | ledger rows |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+  jq -r '"| \(.gateway) | \(.streams) | \(.whole) | \(.stall_free) | \(.max_gap_per_stream_ms.p50 | round) / \(.max_gap_per_stream_ms.p99 | round) / \(.worst_gap_ms | round) | \(.worst_ttfb_ms | round) | \(.errors)"
     + (if .errors > 0 then " (\(.error_kinds | to_entries | map("\(.key): \(.value)") | join(", ")))" else "" end)
     + " | \(.peak_open) | \(.idle_rss_kb / 1024 | floor) → \(.peak_rss_kb / 1024 | floor)"
-    + " | \((.peak_rss_kb - .idle_rss_kb) / .streams | . * 10 | round / 10) | \(.cpu_s) | \(if .ledger_rows == "" then "–" else .ledger_rows end) |"' \
+    + " | \((.peak_rss_kb - .idle_rss_kb) / .streams | . * 10 | round / 10) | \(.cpu_s) | \(.load_cpu_s) / \(.elapsed_s | round) | \(if .ledger_rows == "" then "–" else .ledger_rows end) |"' \
     "$OUT/streams.jsonl"
 } | tee "$OUT/report.md"
 log "results in $OUT"

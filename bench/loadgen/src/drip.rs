@@ -105,10 +105,14 @@ fn json_response(status: StatusCode, v: &Value) -> Response<RespBody> {
     resp
 }
 
-/// A stream body that yields its next event when its timer fires.
+/// A stream body that yields its next event when its timer fires. The
+/// events are serialized once per stream, so a chunk costs the drip a clone
+/// and a write, and the load side stays cheap next to the gateway's work.
 struct Drip {
-    model: String,
     pace: Pace,
+    role: Bytes,
+    content: Bytes,
+    tail: Bytes,
     /// Events sent so far: 0 = none, 1 = the role chunk, 2..=chunks+1 the
     /// content chunks, chunks+2 the tail (finish, usage, [DONE]).
     sent: u32,
@@ -118,31 +122,36 @@ struct Drip {
 
 impl Drip {
     fn new(model: String, pace: Pace) -> Drip {
-        let start = Instant::now();
-        Drip { model, pace, sent: 0, start, sleep: Box::pin(tokio::time::sleep_until(start)) }
-    }
-
-    fn chunk(&self, delta: Value, finish: Option<&str>) -> String {
-        let c = json!({
-            "id": "chatcmpl-drip", "object": "chat.completion.chunk", "created": 1_700_000_000, "model": self.model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-        });
-        format!("data: {c}\n\n")
-    }
-
-    fn event(&self, n: u32) -> String {
-        let chunks = self.pace.chunks;
-        if n == 0 {
-            return self.chunk(json!({"role": "assistant", "content": ""}), None);
-        }
-        if n <= chunks {
-            return self.chunk(json!({"content": "tok "}), None);
-        }
+        let chunk = |delta: Value, finish: Option<&str>| {
+            let c = json!({
+                "id": "chatcmpl-drip", "object": "chat.completion.chunk", "created": 1_700_000_000, "model": model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            });
+            format!("data: {c}\n\n")
+        };
         let usage = json!({
-            "id": "chatcmpl-drip", "object": "chat.completion.chunk", "created": 1_700_000_000, "model": self.model,
-            "choices": [], "usage": {"prompt_tokens": 14, "completion_tokens": chunks, "total_tokens": 14 + chunks},
+            "id": "chatcmpl-drip", "object": "chat.completion.chunk", "created": 1_700_000_000, "model": model,
+            "choices": [],
+            "usage": {"prompt_tokens": 14, "completion_tokens": pace.chunks, "total_tokens": 14 + pace.chunks},
         });
-        format!("{}data: {usage}\n\ndata: [DONE]\n\n", self.chunk(json!({}), Some("stop")))
+        let start = Instant::now();
+        Drip {
+            pace,
+            role: Bytes::from(chunk(json!({"role": "assistant", "content": ""}), None)),
+            content: Bytes::from(chunk(json!({"content": "tok "}), None)),
+            tail: Bytes::from(format!("{}data: {usage}\n\ndata: [DONE]\n\n", chunk(json!({}), Some("stop")))),
+            sent: 0,
+            start,
+            sleep: Box::pin(tokio::time::sleep_until(start)),
+        }
+    }
+
+    fn event(&self, n: u32) -> Bytes {
+        match n {
+            0 => self.role.clone(),
+            n if n <= self.pace.chunks => self.content.clone(),
+            _ => self.tail.clone(),
+        }
     }
 }
 
@@ -158,14 +167,13 @@ impl Body for Drip {
         if self.sleep.as_mut().poll(cx).is_pending() {
             return Poll::Pending;
         }
-        let n = self.sent;
-        let event = self.event(n);
+        let event = self.event(self.sent);
         self.sent += 1;
         // Deadlines from the start, so a late wake-up does not push every
         // later chunk back.
         let next = self.start + self.pace.interval * self.sent;
         self.sleep.as_mut().reset(next);
-        Poll::Ready(Some(Ok(Frame::data(Bytes::from(event)))))
+        Poll::Ready(Some(Ok(Frame::data(event))))
     }
 
     fn is_end_stream(&self) -> bool {

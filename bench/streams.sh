@@ -15,6 +15,11 @@
 # upstream and the client on LOAD_CORE. After each N the gateway is stopped
 # and its ledger rows counted (one per stream).
 #
+# Every chunk costs a write in the drip, a read and a write in the gateway
+# and a read in the client: N = 8,192 is 41k chunks/s each way. On a small
+# machine the load side's core can run out before the gateway's; the
+# report gives the CPU both used, so a run limited by the load side shows.
+#
 # Open files: the gateway holds 2 sockets per stream, the client and the
 # upstream 1 each; each is its own process with its own RLIMIT_NOFILE (the
 # loadgen subcommands raise their soft limit to the hard one; the gateway
@@ -51,20 +56,22 @@ wait_http "http://127.0.0.1:$DRIP_PORT/v1/models"
 
 echo '{"model":"gpt-4o","messages":[{"role":"user","content":"Count slowly."}],"max_tokens":200,"stream":true}' > "$WORK/body.json"
 
+run=0
 for gw in $GATEWAYS; do
   for n in $NS; do
+    run=$((run + 1))
     log "$gw: $n streams"
     data=""
     hdr=()
     if [ "$gw" = hoosh ]; then
-      data=$WORK/data-$n
-      write_hoosh_config "$WORK/hoosh-$n.toml" "$GW_PORT" "http://127.0.0.1:$DRIP_PORT" governed off \
+      data=$WORK/data-$run
+      write_hoosh_config "$WORK/hoosh-$run.toml" "$GW_PORT" "http://127.0.0.1:$DRIP_PORT" governed off \
         "max_connections = $((n + 1024))"
-      start_hoosh "$WORK/hoosh-$n.toml" "$data" "$GW_PORT"
+      start_hoosh "$WORK/hoosh-$run.toml" "$data" "$GW_PORT"
       hdr=(-H "Authorization: Bearer $BENCH_KEY")
     else
       # noveum's OPENAI_BASE_URL is the origin; it appends /v1/chat/completions.
-      start_noveum "$GW_PORT" "http://127.0.0.1:$DRIP_PORT" "$WORK/noveum-$n.log"
+      start_noveum "$GW_PORT" "http://127.0.0.1:$DRIP_PORT" "$WORK/noveum-$run.log"
       hdr=(-H "Authorization: Bearer sk-bench-not-a-real-key")
     fi
     sleep 0.5
@@ -76,7 +83,7 @@ for gw in $GATEWAYS; do
     TIMEFORMAT='%U %S'
     { time taskset -c "$LOAD_CORE" "$LOADGEN" streams --url "http://127.0.0.1:$GW_PORT/v1/chat/completions" \
       --body "$WORK/body.json" "${hdr[@]}" -n "$n" --batch "$BATCH" --batch-ms "$BATCH_MS" \
-      > "$OUT/$gw-$n.json" 2> "$OUT/$gw-$n.err" || true; } 2> "$WORK/client-time"
+      > "$OUT/$run-$gw-$n.json" 2> "$OUT/$run-$gw-$n.err" || true; } 2> "$WORK/client-time"
     t1=$(cpu_ticks "$GW_PID")
     d1=$(cpu_ticks "$DRIP_PID")
     load_cpu=$(awk -v a="$d0" -v b="$d1" -v hz="$HZ" '{ printf "%.2f", (b - a) / hz + $1 + $2 }' "$WORK/client-time")
@@ -86,14 +93,14 @@ for gw in $GATEWAYS; do
     if [ -n "$data" ]; then
       ledger=$(sqlite3 "$data/hoosh.db" 'select count(*) from ledger' 2> /dev/null || echo "?")
     fi
-    if [ -s "$OUT/$gw-$n.json" ]; then
+    if [ -s "$OUT/$run-$gw-$n.json" ]; then
       jq -c --arg gw "$gw" --argjson idle "$idle" --argjson peak "$peak" --arg ledger "$ledger" --argjson load_cpu_s "$load_cpu" \
         --argjson cpu_s "$(awk -v a="$t0" -v b="$t1" -v hz="$HZ" 'BEGIN { printf "%.2f", (b - a) / hz }')" \
         '. + {gateway: $gw, idle_rss_kb: $idle, peak_rss_kb: $peak, cpu_s: $cpu_s, load_cpu_s: $load_cpu_s, ledger_rows: $ledger}' \
-        "$OUT/$gw-$n.json" >> "$OUT/streams.jsonl"
-      log "  $(jq -c '{whole, stall_free, worst_gap_ms, errors, peak_open}' "$OUT/$gw-$n.json") peak RSS $((peak / 1024)) MB"
+        "$OUT/$run-$gw-$n.json" >> "$OUT/streams.jsonl"
+      log "  $(jq -c '{whole, stall_free, worst_gap_ms, errors, peak_open}' "$OUT/$run-$gw-$n.json") peak RSS $((peak / 1024)) MB"
     else
-      log "  loadgen streams failed: $(tail -2 "$OUT/$gw-$n.err")"
+      log "  loadgen streams failed: $(tail -2 "$OUT/$run-$gw-$n.err")"
     fi
   done
 done

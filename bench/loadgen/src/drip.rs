@@ -34,10 +34,7 @@ struct Pace {
 
 pub async fn run(args: &Args) -> Result<(), String> {
     let nofile = crate::limits::raise_open_files();
-    let pace = Pace {
-        interval: Duration::from_millis(args.num("interval-ms", 200)?),
-        chunks: args.num("chunks", 50)?,
-    };
+    let pace = Pace { interval: Duration::from_millis(args.num("interval-ms", 200)?), chunks: args.num("chunks", 50)? };
     let bind = args.get("bind").unwrap_or("127.0.0.1");
     let port: u16 = args.num("port", 0)?;
     let listener = TcpListener::bind((bind, port)).await.map_err(|e| format!("bind {bind}:{port}: {e}"))?;
@@ -70,7 +67,8 @@ pub async fn run(args: &Args) -> Result<(), String> {
 async fn handle(req: Request<Incoming>, pace: Pace) -> Result<Response<RespBody>, Infallible> {
     let path = req.uri().path().to_string();
     if req.method() == Method::GET && path.ends_with("/models") {
-        let list = json!({"object": "list", "data": [{"id": "gpt-4o", "object": "model", "created": 0, "owned_by": "drip"}]});
+        let list =
+            json!({"object": "list", "data": [{"id": "gpt-4o", "object": "model", "created": 0, "owned_by": "drip"}]});
         return Ok(json_response(StatusCode::OK, &list));
     }
     if req.method() != Method::POST || !path.ends_with("/chat/completions") {

@@ -86,9 +86,8 @@ impl Target {
     pub async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, String> {
         let tcp = TcpStream::connect(&self.authority).await.map_err(|e| format!("connect: {}", e.kind()))?;
         let _ = tcp.set_nodelay(true);
-        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-            .await
-            .map_err(|e| format!("handshake: {e}"))?;
+        let (sender, conn) =
+            hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await.map_err(|e| format!("handshake: {e}"))?;
         tokio::spawn(async move {
             let _ = conn.await;
         });

@@ -4,6 +4,7 @@ use std::fmt;
 
 use hoosh_core::Secret;
 use hoosh_core::params::ParamSupport;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::presets::Preset;
 
@@ -39,6 +40,19 @@ impl fmt::Debug for AdapterConfig {
 impl AdapterConfig {
     pub fn param_support(&self) -> ParamSupport {
         ParamSupport { unsupported: self.preset.unsupported.to_vec(), passes_extra: self.preset.passes_extra }
+    }
+
+    /// The configured extra headers, parsed once (the registry checked
+    /// them when the config was resolved, so none is skipped in practice).
+    pub fn header_map(&self) -> HeaderMap {
+        let mut map = HeaderMap::with_capacity(self.headers.len() + 1);
+        for (k, v) in &self.headers {
+            if let (Ok(k), Ok(mut v)) = (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v)) {
+                v.set_sensitive(true);
+                map.append(k, v);
+            }
+        }
+        map
     }
 
     /// Adds the configured extra headers to a request.

@@ -36,12 +36,16 @@ pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
 /// retried, and billed twice).
 /// `TCP_NODELAY` is set: without it a streamed response on a reused
 /// connection can stall on Nagle's algorithm for tens of milliseconds.
+/// Redirects are not followed: an API answers its endpoint, and a redirect
+/// is an error to report (with its status), not a hop to take with the
+/// request's body and credentials.
 pub fn client(cfg: &ProviderConfig) -> Result<reqwest::Client, ProviderError> {
     let longest = cfg.total_timeout_secs.max(cfg.first_byte_timeout_secs).max(cfg.idle_timeout_secs);
     reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(cfg.connect_timeout_secs))
         .read_timeout(Duration::from_secs(longest))
         .tcp_nodelay(true)
+        .redirect(reqwest::redirect::Policy::none())
         .pool_idle_timeout(Duration::from_secs(90))
         .pool_max_idle_per_host(64)
         .user_agent(concat!("hoosh/", env!("CARGO_PKG_VERSION")))

@@ -55,6 +55,7 @@ pub fn resolve(cfg: &ProviderConfig) -> Result<Resolved, ConfigError> {
         headers.retain(|(hk, _)| !hk.eq_ignore_ascii_case(k));
         headers.push((k.clone(), v.clone()));
     }
+    check_headers(&cfg.name, &headers, api_key.as_ref())?;
     let http = crate::http::client(cfg)
         .map_err(|e| ConfigError::Invalid(format!("provider `{}`: {}", cfg.name, e.message)))?;
     let adapter = AdapterConfig {
@@ -68,6 +69,27 @@ pub fn resolve(cfg: &ProviderConfig) -> Result<Resolved, ConfigError> {
     };
     let models = cfg.models.clone().unwrap_or_else(|| preset.models.iter().map(|m| (*m).to_owned()).collect());
     Ok(Resolved { adapter, models, placement: cfg.placement.unwrap_or(preset.placement), config: cfg.clone() })
+}
+
+/// Every extra header and the API key must fit in an HTTP header, so that a
+/// mistake is a config error at load, not a failure on every call.
+fn check_headers(provider: &str, headers: &[(String, String)], api_key: Option<&Secret>) -> Result<(), ConfigError> {
+    for (k, v) in headers {
+        if reqwest::header::HeaderName::from_bytes(k.as_bytes()).is_err() {
+            return Err(ConfigError::Invalid(format!("provider `{provider}`: `{k}` is not a valid HTTP header name")));
+        }
+        if reqwest::header::HeaderValue::from_str(v).is_err() {
+            return Err(ConfigError::Invalid(format!(
+                "provider `{provider}`: the value of header `{k}` holds characters an HTTP header cannot carry"
+            )));
+        }
+    }
+    if api_key.is_some_and(|k| reqwest::header::HeaderValue::from_str(k.expose()).is_err()) {
+        return Err(ConfigError::Invalid(format!(
+            "provider `{provider}`: the API key holds characters an HTTP header cannot carry (a stray newline?)"
+        )));
+    }
+    Ok(())
 }
 
 /// The adapter for a resolved provider.
@@ -188,6 +210,19 @@ mod tests {
         assert_eq!(found[0].base_url.as_deref(), Some("http://127.0.0.1:9/v1"));
         assert_eq!(found[0].api_key_env.as_deref(), Some("OPENAI_API_KEY"));
         assert_eq!(found[2].base_url.as_deref(), Some("http://127.0.0.1:11434"));
+    }
+
+    #[test]
+    fn a_header_or_key_no_http_header_can_carry_is_a_config_error() {
+        let resolved = |name: &str, value: &str| {
+            let mut p = ProviderConfig::new("x", "openai");
+            p.base_url = Some("http://127.0.0.1:9/v1".into());
+            p.headers.insert(name.into(), value.into());
+            resolve(&p).map(|_| ()).map_err(|e| e.to_string())
+        };
+        assert_eq!(resolved("x-team", "blue"), Ok(()));
+        assert!(resolved("x-team", "blue\r\nx-admin: 1").unwrap_err().contains("`x-team`"));
+        assert!(resolved("bad header", "v").unwrap_err().contains("not a valid HTTP header name"));
     }
 
     #[test]

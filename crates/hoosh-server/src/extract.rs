@@ -36,7 +36,13 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
 }
 
 /// Parses a JSON body, naming the path of the first offending field.
+///
+/// A body that parses is read once, without path tracking (which costs an
+/// allocation per key); only a failing one is read again to name the field.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if let Ok(value) = serde_json::from_slice(bytes) {
+        return Ok(value);
+    }
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::invalid("The request body is empty; expected a JSON object.", None));
     }
@@ -51,6 +57,9 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 /// Reads an already parsed JSON value as `T`, naming the path of the first
 /// offending field as [`parse`] does (for a body also kept as it came).
 pub fn from_value<T: DeserializeOwned>(value: &serde_json::Value) -> Result<T, ApiError> {
+    if let Ok(v) = T::deserialize(value) {
+        return Ok(v);
+    }
     serde_path_to_error::deserialize(value).map_err(field_error)
 }
 

@@ -63,7 +63,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
 pub use error::ApiError;
@@ -72,7 +72,8 @@ pub use state::AppState;
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The gateway's router. Layers, outermost first:
-/// 1. `SetRequestId`: keep the caller's `x-request-id` or assign a UUID;
+/// 1. `SetRequestId`: keep the caller's `x-request-id` or assign a UUIDv7
+///    (time-ordered, so the ledger's request-id index grows at its end);
 /// 2. `Trace`: one span per request, tagged with that id;
 /// 3. `PropagateRequestId`: echo the id on every response, errors included;
 /// 4. `Cors`: the configured origins (any, by default: auth is by bearer
@@ -143,8 +144,21 @@ pub fn app(state: AppState) -> Router {
             tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id,
                 trace_id = tracing::field::Empty)
         }))
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, TimeOrderedIds))
         .layer(CatchPanicLayer::custom(panicked))
+}
+
+/// Request ids for requests that bring none: UUIDv7 from a thread-local
+/// generator (no system call per id).
+#[derive(Clone, Copy)]
+struct TimeOrderedIds;
+
+impl MakeRequestId for TimeOrderedIds {
+    fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<RequestId> {
+        let mut buf = uuid::Uuid::encode_buffer();
+        let id = uuid::Uuid::now_v7().hyphenated().encode_lower(&mut buf);
+        axum::http::HeaderValue::from_str(id).ok().map(RequestId::new)
+    }
 }
 
 /// A handler panicked: log it, count it, answer 500 for this request only.

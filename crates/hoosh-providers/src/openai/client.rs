@@ -7,6 +7,7 @@ use hoosh_core::params::{DroppedParams, ParamSupport};
 use hoosh_core::{Capabilities, ChunkStream, EmbedRequest, EmbedResponse, ErrorKind, Provider, ProviderError};
 use hoosh_types::openai::{ChatCompletionRequest, ChatCompletionResponse};
 use hoosh_types::unix_now;
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 
 use super::{audio, convert, wire};
 use crate::adapter::AdapterConfig;
@@ -20,12 +21,41 @@ const AZURE_DEFAULT_API_VERSION: &str = "2024-10-21";
 pub struct OpenAiProvider {
     cfg: AdapterConfig,
     support: ParamSupport,
+    /// The auth and extra headers, parsed once.
+    headers: HeaderMap,
+    /// `chat/completions`, parsed once (`None` for Azure, whose URL names
+    /// the deployment).
+    chat_url: Option<reqwest::Url>,
 }
 
 impl OpenAiProvider {
     pub fn new(cfg: AdapterConfig) -> Self {
         let support = cfg.param_support();
-        OpenAiProvider { cfg, support }
+        let mut headers = cfg.header_map();
+        if let Some(key) = &cfg.api_key {
+            let (name, value) = match cfg.preset.auth {
+                Auth::Bearer => (AUTHORIZATION, format!("Bearer {}", key.expose())),
+                Auth::AzureApiKey => (HeaderName::from_static("api-key"), key.expose().to_owned()),
+            };
+            // The registry refused a key that cannot be a header value.
+            if let Ok(mut value) = HeaderValue::from_str(&value) {
+                value.set_sensitive(true);
+                headers.insert(name, value);
+            }
+        }
+        let chat_url = match cfg.preset.auth {
+            Auth::Bearer => reqwest::Url::parse(&format!("{}/chat/completions", cfg.base_url)).ok(),
+            Auth::AzureApiKey => None,
+        };
+        OpenAiProvider { cfg, support, headers, chat_url }
+    }
+
+    /// The chat completions endpoint for `model`.
+    fn chat_request(&self, model: &str) -> reqwest::RequestBuilder {
+        match &self.chat_url {
+            Some(url) => self.cfg.http.post(url.clone()).headers(self.headers.clone()),
+            None => self.request(reqwest::Method::POST, self.url("chat/completions", model)),
+        }
     }
 
     fn url(&self, endpoint: &str, model: &str) -> String {
@@ -40,14 +70,7 @@ impl OpenAiProvider {
     }
 
     fn request(&self, method: reqwest::Method, url: String) -> reqwest::RequestBuilder {
-        let mut req = self.cfg.http.request(method, url);
-        if let Some(key) = &self.cfg.api_key {
-            req = match self.cfg.preset.auth {
-                Auth::Bearer => req.bearer_auth(key.expose()),
-                Auth::AzureApiKey => req.header("api-key", key.expose()),
-            };
-        }
-        self.cfg.with_headers(req)
+        self.cfg.http.request(method, url).headers(self.headers.clone())
     }
 
     /// The `Unsupported` error for an audio endpoint this preset lacks.
@@ -88,9 +111,7 @@ impl Provider for OpenAiProvider {
         dropped: &DroppedParams,
     ) -> Result<ChatCompletionResponse, ProviderError> {
         let body = convert::chat_body(req, dropped, self.cfg.preset, false);
-        let resp =
-            http::send(self.request(reqwest::Method::POST, self.url("chat/completions", &req.model)).json(&body))
-                .await?;
+        let resp = http::send(self.chat_request(&req.model).json(&body)).await?;
         let w: wire::ChatResponse = http::json(resp).await?;
         Ok(convert::chat_response(w, &req.model))
     }
@@ -101,9 +122,7 @@ impl Provider for OpenAiProvider {
         dropped: &DroppedParams,
     ) -> Result<ChunkStream, ProviderError> {
         let body = convert::chat_body(req, dropped, self.cfg.preset, true);
-        let resp =
-            http::send(self.request(reqwest::Method::POST, self.url("chat/completions", &req.model)).json(&body))
-                .await?;
+        let resp = http::send(self.chat_request(&req.model).json(&body)).await?;
         let model = req.model.clone();
         let fallback_id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
         let created = unix_now();

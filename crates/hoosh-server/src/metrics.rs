@@ -54,7 +54,10 @@ fn handle() -> Option<&'static PrometheusHandle> {
         .get_or_init(|| {
             let builder = PrometheusBuilder::new().set_buckets_for_metric(Matcher::Suffix("_seconds".into()), BUCKETS);
             match builder.and_then(|b| b.install_recorder()) {
-                Ok(h) => Some(h),
+                Ok(h) => {
+                    start_upkeep(h.clone());
+                    Some(h)
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "metrics recorder not installed; /metrics will be empty");
                     None
@@ -62,6 +65,24 @@ fn handle() -> Option<&'static PrometheusHandle> {
             }
         })
         .as_ref()
+}
+
+/// How often histogram samples are folded into their buckets.
+const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The recorder keeps every histogram sample until something drains it: a
+/// scrape does, and so does this thread, so memory stays flat on a server
+/// nobody scrapes (without it, ~40 bytes per request, forever).
+fn start_upkeep(handle: PrometheusHandle) {
+    let spawned = std::thread::Builder::new().name("hoosh-metrics".into()).spawn(move || {
+        loop {
+            std::thread::sleep(UPKEEP_INTERVAL);
+            handle.run_upkeep();
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "metrics upkeep thread not started; histograms drain only when scraped");
+    }
 }
 
 /// Installs the recorder (idempotent); call before serving.

@@ -6,9 +6,10 @@
 //!
 //! Layout: [`cli`] holds one file per command family; [`settings`] turns
 //! flags, env vars and the config file into a validated config;
-//! [`logging`] sets up tracing.
+//! [`logging`] sets up tracing; [`limits`] raises the open-file limit.
 
 mod cli;
+mod limits;
 mod logging;
 mod settings;
 

@@ -35,6 +35,7 @@ pub struct ServeArgs {
 
 pub async fn run(args: ServeArgs) -> Result<ExitCode> {
     logging::init(args.log_format);
+    crate::limits::raise_open_files();
     let (config, source) = load(&args)?;
     let ip: IpAddr = config
         .server

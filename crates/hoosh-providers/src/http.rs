@@ -291,6 +291,32 @@ fn httpdate_to_unix(s: &str) -> Option<u64> {
 mod tests {
     use super::*;
 
+    /// An upstream answering 307 to another host: the error comes back with
+    /// its status, and the other host never sees the request (nor the key).
+    #[tokio::test]
+    async fn a_redirect_is_reported_not_followed() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let elsewhere = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let target = format!("http://{}/steal", elsewhere.local_addr().unwrap());
+        let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/v1/chat/completions", upstream.local_addr().unwrap());
+        tokio::spawn(async move {
+            let (mut sock, _) = upstream.accept().await.unwrap();
+            let mut buf = vec![0u8; 4096];
+            let _ = sock.read(&mut buf).await;
+            let head = format!("HTTP/1.1 307 Temporary Redirect\r\nLocation: {target}\r\nContent-Length: 0\r\n\r\n");
+            sock.write_all(head.as_bytes()).await.unwrap();
+        });
+        let client = client(&ProviderConfig::new("x", "openai")).unwrap();
+        let call = send(client.post(url).bearer_auth("sk-secret").body("{}"));
+        // Followed, the call would wait on the other host, which never answers.
+        let err =
+            tokio::time::timeout(Duration::from_secs(5), call).await.expect("the redirect was followed").unwrap_err();
+        assert_eq!(err.status, Some(307));
+        let followed = tokio::time::timeout(Duration::from_millis(300), elsewhere.accept()).await;
+        assert!(followed.is_err(), "the redirect was followed");
+    }
+
     #[test]
     fn messages_from_vendor_error_shapes() {
         assert_eq!(error_message(br#"{"error":{"message":"bad model","type":"x"}}"#, 400), "bad model");

@@ -56,10 +56,7 @@ impl AdapterConfig {
     }
 
     /// Adds the configured extra headers to a request.
-    pub fn with_headers(&self, mut req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        for (k, v) in &self.headers {
-            req = req.header(k, v);
-        }
-        req
+    pub fn with_headers(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        req.headers(self.header_map())
     }
 }

@@ -82,7 +82,7 @@ impl Default for AuditOptions {
     fn default() -> Self {
         AuditOptions {
             max_batch: 1000,
-            poll_interval: Duration::from_millis(5),
+            poll_interval: Duration::from_millis(20),
             checkpoint_every: 1000,
             initial_backoff: Duration::from_millis(50),
             max_backoff: Duration::from_secs(5),

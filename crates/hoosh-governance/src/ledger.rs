@@ -144,7 +144,7 @@ impl Default for LedgerOptions {
     fn default() -> Self {
         LedgerOptions {
             max_batch: 1000,
-            linger: Duration::from_millis(5),
+            linger: Duration::from_millis(20),
             initial_backoff: Duration::from_millis(50),
             max_backoff: Duration::from_secs(5),
             attempts_when_closing: 5,

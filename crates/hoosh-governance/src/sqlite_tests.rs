@@ -301,9 +301,10 @@ fn check_migrated(version: i64) {
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
-        for index in ["ledger_ts", "ledger_key_ts", "ledger_team_ts", "ledger_request_id"] {
+        for index in ["ledger_ts", "ledger_key_ts", "ledger_team_ts"] {
             assert!(indexes.iter().any(|i| i == index), "{index} missing from {indexes:?}");
         }
+        assert!(!indexes.iter().any(|i| i == "ledger_request_id"), "dropped in version 5: {indexes:?}");
         let keys: i64 = conn.query_row("SELECT COUNT(*) FROM keys", [], |r| r.get(0)).unwrap();
         assert_eq!(keys, 1, "other tables are untouched");
     }
@@ -350,6 +351,31 @@ fn a_version_2_database_is_migrated_in_place() {
 #[test]
 fn a_version_1_database_is_migrated_in_place_and_gains_audio_ms() {
     check_migrated(1);
+}
+
+#[test]
+fn a_version_4_database_loses_the_request_id_index_and_keeps_its_rows() {
+    let dir = TempDir::new("migrate-v4");
+    {
+        let store = SqliteStore::open(dir.db()).unwrap();
+        store.append_usage(&[UsageRecord { id: "row-1".into(), ..usage("same", T0, None, None) }]).unwrap();
+        store.append_usage(&[UsageRecord { id: "row-2".into(), ..usage("same", T0 + 1, None, None) }]).unwrap();
+    }
+    // Put the file back as version 4 left it: the index there, user_version 4.
+    let conn = rusqlite::Connection::open(dir.db()).unwrap();
+    conn.execute_batch("CREATE INDEX ledger_request_id ON ledger (request_id); PRAGMA user_version = 4;").unwrap();
+    drop(conn);
+
+    let store = SqliteStore::open(dir.db()).unwrap();
+    let conn = rusqlite::Connection::open(dir.db()).unwrap();
+    let index: i64 = conn
+        .query_row("SELECT COUNT(*) FROM sqlite_master WHERE name = 'ledger_request_id'", [], |r| r.get(0))
+        .unwrap();
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+    assert_eq!((index, version), (0, SCHEMA_VERSION));
+    let mut ids = Vec::new();
+    store.usage_rows(0, i64::MAX, &mut |r| ids.push((r.id.clone(), r.request_id.clone()))).unwrap();
+    assert_eq!(ids, [("row-1".to_string(), "same".to_string()), ("row-2".to_string(), "same".to_string())]);
 }
 
 #[test]

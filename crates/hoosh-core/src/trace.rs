@@ -15,7 +15,6 @@
 //! upstream, so the trace tree stays connected: caller → gateway → attempt →
 //! upstream. Without a sink nothing is recorded.
 
-use std::fmt::Write as _;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -127,20 +126,31 @@ impl TraceContext {
     }
 
     pub fn trace_id_hex(&self) -> String {
-        self.trace_id.iter().fold(String::with_capacity(32), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
+        let mut s = String::with_capacity(32);
+        push_hex(&mut s, &self.trace_id);
+        s
     }
 
     /// The `traceparent` header value.
     pub fn header_value(&self) -> String {
-        let mut s = format!("00-{}-", self.trace_id_hex());
-        for b in self.parent_id {
-            let _ = write!(s, "{b:02x}");
-        }
-        let _ = write!(s, "-{:02x}", self.flags);
+        let mut s = String::with_capacity(55);
+        s.push_str("00-");
+        push_hex(&mut s, &self.trace_id);
+        s.push('-');
+        push_hex(&mut s, &self.parent_id);
+        s.push('-');
+        push_hex(&mut s, &[self.flags]);
         s
+    }
+}
+
+/// Appends `bytes` as lowercase hex (one per request and upstream call:
+/// without `fmt` machinery).
+fn push_hex(s: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 0x0f)]));
     }
 }
 

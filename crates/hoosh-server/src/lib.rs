@@ -73,7 +73,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The gateway's router. Layers, outermost first:
 /// 1. `SetRequestId`: keep the caller's `x-request-id` or assign a UUIDv7
-///    (time-ordered, so the ledger's request-id index grows at its end);
+///    (time-ordered, so ledger rows and audit entries sort by it);
 /// 2. `Trace`: one span per request, tagged with that id;
 /// 3. `PropagateRequestId`: echo the id on every response, errors included;
 /// 4. `Cors`: the configured origins (any, by default: auth is by bearer

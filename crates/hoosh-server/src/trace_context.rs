@@ -21,16 +21,25 @@ use hoosh_core::trace::{self, AttrValue, SpanKind, SpanRecord, SpanSink, TraceCo
 
 use crate::state::AppState;
 
+/// The trace id on the request's log span, when that span is logged at all
+/// (formatting it for a disabled span cost ~1 % of a proxied request).
+fn tag_span(ctx: &TraceContext) {
+    let span = tracing::Span::current();
+    if !span.is_disabled() {
+        span.record("trace_id", ctx.trace_id_hex());
+    }
+}
+
 pub async fn propagate(State(st): State<AppState>, req: Request, next: Next) -> Response {
     let caller = req.headers().get("traceparent").and_then(|v| v.to_str().ok()).and_then(TraceContext::parse);
     let Some(sink) = st.otlp.clone() else {
         let ctx = caller.unwrap_or_else(TraceContext::root);
-        tracing::Span::current().record("trace_id", ctx.trace_id_hex());
+        tag_span(&ctx);
         return trace::scope(ctx, next.run(req)).await;
     };
     let base = caller.unwrap_or_else(TraceContext::root);
     let ctx = TraceContext { parent_id: trace::new_span_id(), ..base };
-    tracing::Span::current().record("trace_id", ctx.trace_id_hex());
+    tag_span(&ctx);
     let method = req.method().to_string();
     let route = req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
     let mut attributes =

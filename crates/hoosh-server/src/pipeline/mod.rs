@@ -34,6 +34,7 @@ pub mod meter;
 pub mod served;
 
 use std::future::Future;
+use std::pin::Pin;
 
 use axum::http::HeaderMap;
 use axum::response::Response;
@@ -142,11 +143,13 @@ pub async fn run<E: Endpoint>(st: &AppState, caller: &Caller, mut ep: E) -> Resu
     let job = Job { st: st.clone(), live: live.clone(), candidates, meter, key, estimate };
     let (ep, result) = if bills {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let call = async move {
+        // Boxed where it is made: the call's state is several KB, and the
+        // task-local scope, the span and the task cell would each copy it.
+        let call: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(async move {
             let result = job.execute(&ep, || tx.is_closed()).await;
             // A client that left drops the reply here: a stream settles as 499.
             let _ = tx.send((ep, result));
-        };
+        });
         st.tasks.spawn(hoosh_core::trace::carry(call).instrument(tracing::Span::current()));
         rx.await.map_err(|_| ApiError::Internal("the provider call ended without an answer".into()))?
     } else {
@@ -178,7 +181,9 @@ impl Job {
         client_gone: impl Fn() -> bool,
     ) -> Result<(Reply<E::Output>, ServedBy), ApiError> {
         let Job { st, live, candidates, mut meter, key, estimate } = self;
-        let out = match ep.execute(&live.executor, &candidates).await {
+        // Boxed: the provider call's state would otherwise sit inline in
+        // this future, copied with it.
+        let out = match Box::pin(ep.execute(&live.executor, &candidates)).await {
             Ok(out) => out,
             Err(f) => return Err(meter.fail(f)),
         };

@@ -1,6 +1,8 @@
 //! The gateway's own per-request work, without the network: decode a chat
-//! request, validate it, pick candidates among 20 providers, plan the
-//! parameters, and encode a response and a stream chunk.
+//! request, validate it, pick candidates among 50 providers, match a model
+//! glob, look up a price and cost an answer, plan the parameters, encode a
+//! response, and relay one stream chunk (upstream SSE bytes → parsed chunk →
+//! the client's SSE event).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::hint::black_box;
@@ -8,7 +10,9 @@ use std::hint::black_box;
 use criterion::{Criterion, criterion_group, criterion_main};
 use hoosh_core::config::{Config, ProviderConfig};
 use hoosh_core::params::{self, UnsupportedParamAction};
+use hoosh_core::pricing::{Pricing, Tokens};
 use hoosh_core::router::Need;
+use hoosh_providers::sse::SseParser;
 use hoosh_server::AppState;
 use hoosh_types::openai::{
     ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse, Choice, Delta, FinishReason, ResponseMessage,
@@ -25,7 +29,7 @@ const REQUEST: &str = r#"{"model":"gpt-4o","messages":[
 
 fn state() -> AppState {
     let mut providers = Vec::new();
-    for i in 0..19 {
+    for i in 0..49 {
         let mut p = ProviderConfig::new(format!("p{i}"), "openai-compatible");
         p.base_url = Some(format!("http://127.0.0.1:{}/v1", 10_000 + i));
         p.models = Some(vec![format!("model-{i}-*"), "llama*".into()]);
@@ -69,8 +73,28 @@ fn bench(c: &mut Criterion) {
         b.iter(|| hoosh_server::extract::parse::<ChatCompletionRequest>(black_box(bytes)).unwrap())
     });
     c.bench_function("validate", |b| b.iter(|| hoosh_server::validate::chat(black_box(&req)).unwrap()));
-    c.bench_function("route_20_providers", |b| {
+    c.bench_function("route_50_providers", |b| {
         b.iter(|| live.router.candidates(black_box("gpt-4o"), Need::Chat).unwrap())
+    });
+    let glob = glob::Pattern::new("claude-3-5-sonnet-*").unwrap();
+    c.bench_function("glob_match", |b| b.iter(|| glob.matches(black_box("claude-3-5-sonnet-20241022"))));
+    let pricing = Pricing::shipped();
+    let tokens = Tokens { prompt: 1_200, cached_read: 400, completion: 180, ..Tokens::default() };
+    c.bench_function("cost (price lookup + bill)", |b| {
+        b.iter(|| pricing.lookup(black_box("openai"), black_box("gpt-4o-mini")).map(|p| p.cost_nanos(tokens)))
+    });
+    c.bench_function("cost (unpriced model: every row tried)", |b| {
+        b.iter(|| pricing.lookup(black_box("nginx"), black_box("house-model")).is_none())
+    });
+    let upstream = format!("data: {}\n\n", serde_json::to_string(&chunk).unwrap());
+    c.bench_function("sse_chunk_relay", |b| {
+        let mut parser = SseParser::default();
+        b.iter(|| {
+            parser.push(black_box(upstream.as_bytes()));
+            let event = parser.next_event().unwrap().unwrap();
+            let parsed: ChatCompletionChunk = serde_json::from_str(&event.data).unwrap();
+            hoosh_server::sse::render_chat(parsed).unwrap()
+        })
     });
     c.bench_function("param_plan", |b| {
         let support = live.router.entries()[0].provider.param_support().clone();

@@ -22,7 +22,7 @@ use hoosh_core::trace::{self, AttrValue, SpanKind, SpanRecord, SpanSink, TraceCo
 use crate::state::AppState;
 
 /// The trace id on the request's log span, when that span is logged at all
-/// (formatting it for a disabled span cost ~1 % of a proxied request).
+/// (formatting it for a disabled span was ~0.7 % of a proxied request).
 fn tag_span(ctx: &TraceContext) {
     let span = tracing::Span::current();
     if !span.is_disabled() {

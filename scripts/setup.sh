@@ -11,6 +11,8 @@ command -v cmake >/dev/null || need+=(cmake)
 command -v clang >/dev/null || need+=(clang)
 ls /usr/lib/llvm-*/lib/libclang.so >/dev/null 2>&1 || need+=(libclang-dev)
 command -v c++ >/dev/null || need+=(g++)
+# jemalloc (the binary's allocator) builds with make and a C compiler.
+command -v make >/dev/null || need+=(make)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"

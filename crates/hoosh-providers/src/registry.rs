@@ -10,6 +10,7 @@ use hoosh_core::config::{BreakerConfig, Config, ConfigError, ProviderConfig};
 use hoosh_core::router::{ProviderEntry, Timeouts};
 use hoosh_core::stats::ProviderStats;
 use hoosh_core::{Placement, Provider, Secret};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::adapter::AdapterConfig;
 use crate::presets::{self, Family};
@@ -55,7 +56,8 @@ pub fn resolve(cfg: &ProviderConfig) -> Result<Resolved, ConfigError> {
         headers.retain(|(hk, _)| !hk.eq_ignore_ascii_case(k));
         headers.push((k.clone(), v.clone()));
     }
-    check_headers(&cfg.name, &headers, api_key.as_ref())?;
+    let headers = parse_headers(&cfg.name, &headers)?;
+    check_api_key(&cfg.name, api_key.as_ref())?;
     let http = crate::http::client(cfg)
         .map_err(|e| ConfigError::Invalid(format!("provider `{}`: {}", cfg.name, e.message)))?;
     let adapter = AdapterConfig {
@@ -71,20 +73,29 @@ pub fn resolve(cfg: &ProviderConfig) -> Result<Resolved, ConfigError> {
     Ok(Resolved { adapter, models, placement: cfg.placement.unwrap_or(preset.placement), config: cfg.clone() })
 }
 
-/// Every extra header and the API key must fit in an HTTP header, so that a
-/// mistake is a config error at load, not a failure on every call.
-fn check_headers(provider: &str, headers: &[(String, String)], api_key: Option<&Secret>) -> Result<(), ConfigError> {
+/// The extra headers as the adapters send them, each value marked sensitive.
+/// A name or value no HTTP header can carry is a config error at load, not
+/// a failure on every call.
+pub fn parse_headers(provider: &str, headers: &[(String, String)]) -> Result<HeaderMap, ConfigError> {
+    let mut map = HeaderMap::with_capacity(headers.len() + 1);
     for (k, v) in headers {
-        if reqwest::header::HeaderName::from_bytes(k.as_bytes()).is_err() {
-            return Err(ConfigError::Invalid(format!("provider `{provider}`: `{k}` is not a valid HTTP header name")));
-        }
-        if reqwest::header::HeaderValue::from_str(v).is_err() {
-            return Err(ConfigError::Invalid(format!(
+        let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| {
+            ConfigError::Invalid(format!("provider `{provider}`: `{k}` is not a valid HTTP header name"))
+        })?;
+        let mut value = HeaderValue::from_str(v).map_err(|_| {
+            ConfigError::Invalid(format!(
                 "provider `{provider}`: the value of header `{k}` holds characters an HTTP header cannot carry"
-            )));
-        }
+            ))
+        })?;
+        value.set_sensitive(true);
+        map.append(name, value);
     }
-    if api_key.is_some_and(|k| reqwest::header::HeaderValue::from_str(k.expose()).is_err()) {
+    Ok(map)
+}
+
+/// The API key must fit in an HTTP header too.
+fn check_api_key(provider: &str, api_key: Option<&Secret>) -> Result<(), ConfigError> {
+    if api_key.is_some_and(|k| HeaderValue::from_str(k.expose()).is_err()) {
         return Err(ConfigError::Invalid(format!(
             "provider `{provider}`: the API key holds characters an HTTP header cannot carry (a stray newline?)"
         )));
@@ -271,7 +282,8 @@ mod tests {
             assert_eq!(resolved.adapter.api_key.as_ref().map(Secret::expose), Some(KEY), "{kind}: key still usable");
             for shown in [format!("{resolved:?}"), format!("{resolved:#?}"), format!("{:?}", resolved.adapter)] {
                 assert!(!shown.contains("DO-NOT-PRINT") && !shown.contains("cHJveHk"), "{kind}: {shown}");
-                assert!(shown.contains("Secret([redacted])") && shown.contains("Proxy-Authorization"), "{shown}");
+                // Header names are shown as sent: HTTP/1 names lowercased.
+                assert!(shown.contains("Secret([redacted])") && shown.contains("proxy-authorization"), "{shown}");
             }
             config.providers.push(p);
         }

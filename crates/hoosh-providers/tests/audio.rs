@@ -28,7 +28,7 @@ fn provider(kind: &str, mock: &MockServer) -> OpenAiProvider {
         preset,
         base_url,
         api_key: Some(Secret::new("sk-audio")),
-        headers: Vec::new(),
+        headers: reqwest::header::HeaderMap::new(),
         api_version: None,
         http: reqwest::Client::new(),
     })

@@ -26,7 +26,7 @@ fn config(mock: &MockServer, api_key: Option<&str>) -> AdapterConfig {
         preset: crate::presets::find("anthropic").unwrap(),
         base_url: mock.url(),
         api_key: api_key.map(Secret::new),
-        headers: vec![("anthropic-beta".into(), "mock-beta-1".into())],
+        headers: crate::registry::parse_headers("mock", &[("anthropic-beta".into(), "mock-beta-1".into())]).unwrap(),
         api_version: None,
         http: reqwest::Client::new(),
     }

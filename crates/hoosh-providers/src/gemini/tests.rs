@@ -20,7 +20,7 @@ fn provider_with_key(mock: &MockServer, key: Option<&str>) -> GeminiProvider {
         preset: crate::presets::find("gemini").unwrap(),
         base_url: mock.url(),
         api_key: key.map(Secret::new),
-        headers: Vec::new(),
+        headers: reqwest::header::HeaderMap::new(),
         api_version: None,
         http: reqwest::Client::new(),
     })

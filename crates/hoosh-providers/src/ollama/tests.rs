@@ -24,7 +24,7 @@ async fn setup() -> (MockServer, OllamaProvider) {
         preset: crate::presets::find("ollama").unwrap(),
         base_url: mock.url(),
         api_key: None,
-        headers: Vec::new(),
+        headers: reqwest::header::HeaderMap::new(),
         api_version: None,
         http: reqwest::Client::new(),
     };

@@ -31,7 +31,7 @@ pub struct OpenAiProvider {
 impl OpenAiProvider {
     pub fn new(cfg: AdapterConfig) -> Self {
         let support = cfg.param_support();
-        let mut headers = cfg.header_map();
+        let mut headers = cfg.headers.clone();
         if let Some(key) = &cfg.api_key {
             let (name, value) = match cfg.preset.auth {
                 Auth::Bearer => (AUTHORIZATION, format!("Bearer {}", key.expose())),

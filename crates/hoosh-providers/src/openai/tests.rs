@@ -18,7 +18,11 @@ fn provider(kind: &str, base_url: String, key: Option<&str>) -> OpenAiProvider {
         preset,
         base_url,
         api_key: key.map(Secret::new),
-        headers: preset.headers.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+        headers: crate::registry::parse_headers(
+            kind,
+            &preset.headers.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect::<Vec<_>>(),
+        )
+        .unwrap(),
         api_version: None,
         http: reqwest::Client::new(),
     })
@@ -57,7 +61,7 @@ async fn azure_uses_deployment_urls_api_version_and_api_key_header() {
         preset,
         base_url: mock.url(),
         api_key: Some(Secret::new("azure-key")),
-        headers: Vec::new(),
+        headers: reqwest::header::HeaderMap::new(),
         api_version: Some("2024-06-01".into()),
         http: reqwest::Client::new(),
     });

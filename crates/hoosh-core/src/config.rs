@@ -74,6 +74,9 @@ pub struct Config {
     /// model the table lacks, a price for one provider only).
     #[serde(default)]
     pub pricing: Vec<crate::pricing::Price>,
+    /// Where shared state lives: this process, or Redis + PostgreSQL.
+    #[serde(default)]
+    pub state: crate::state_config::StateConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -596,6 +599,7 @@ impl Config {
     /// to check (the price table), so the program runs on exactly what was
     /// validated and never resolves anything twice or falls back.
     pub fn validate(&self) -> Result<Resolved, ConfigError> {
+        self.state.validate().map_err(ConfigError::Invalid)?;
         if self.audio.max_upload_bytes < 1024 || self.audio.max_duration_secs == 0 || self.audio.max_speech_chars == 0 {
             return Err(ConfigError::Invalid(
                 "audio: max_upload_bytes must be at least 1024, max_duration_secs and max_speech_chars at least 1"

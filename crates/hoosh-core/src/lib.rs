@@ -21,6 +21,8 @@
 //!   before the first byte of a response exists.
 //! - [`pricing`]: the shipped price table (USD per million tokens).
 //! - [`convert`]: legacy text completions expressed as chat and back.
+//! - [`state_config`]: `[state]`: embedded (SQLite, in-process) or cluster
+//!   (Redis + PostgreSQL shared by several instances).
 //! - [`secret`]: [`Secret`] and [`SecretHeaders`]: credentials that never print.
 //! - [`trace`]: W3C `traceparent` of the request being served, propagated
 //!   to every upstream call.
@@ -39,6 +41,7 @@ pub mod pricing;
 pub mod provider;
 pub mod router;
 pub mod secret;
+pub mod state_config;
 pub mod stats;
 pub mod strategy;
 pub mod trace;

@@ -22,13 +22,14 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
-use crate::budget::{Amount, BudgetExceeded, BudgetGuard, BudgetSpec, Budgets, PoolId, Remaining};
+use crate::budget::{Amount, BudgetExceeded, BudgetGuard, BudgetSpec, Budgets, PoolId, Remaining, usd_to_nanos};
 use crate::clock::{Clock, SystemClock};
 use crate::concurrency::{Concurrency, ConcurrencyLimited, ConcurrencyPermit};
 use crate::keys::{AdminError, KeyRing, validate_budget};
 use crate::ledger::{Ledger, LedgerOptions, UsageRecord};
 use crate::principal::{Limits, Principal};
 use crate::ratelimit::{Limit, LimitKey, RateKind, RateLimited, RateLimiter, RateReport, Taken};
+use crate::shared::{SharedAsk, SharedPool, SharedRate, SharedSettle};
 use crate::store::{Store, StoreError, install_budget};
 use crate::teams::Teams;
 
@@ -339,7 +340,55 @@ impl Governance {
             admitted_at: now,
             draft: None,
             actual: Amount::ZERO,
+            dollar_exempt: req.dollar_exempt,
+            shared: None,
         })
+    }
+
+    /// What `admission` holds here, as the charges to make on the state
+    /// shared with other instances: the same pools (with their caps and
+    /// current windows), amounts and rate charges (see [`crate::shared`]).
+    pub fn shared_ask(&self, admission: &Admission, now: i64) -> SharedAsk {
+        let mut pools = Vec::new();
+        let (mut amount, mut at_risk) = (Amount::ZERO, Amount::ZERO);
+        if let Some(r) = admission.budget.as_ref().and_then(|g| g.reservation()) {
+            (amount, at_risk) = (r.amount(), r.at_risk());
+            for pool in r.pools() {
+                let Some(status) = self.budgets.snapshot(pool, now) else { continue };
+                let window_start = r.window_start(pool).unwrap_or(status.window_start);
+                pools.push(SharedPool {
+                    id: pool.clone(),
+                    cap_tokens: status.spec.tokens,
+                    cap_nanos: if admission.dollar_exempt { None } else { status.spec.usd.map(usd_to_nanos) },
+                    window_start,
+                    window_end: status.spec.period.next_reset(window_start),
+                });
+            }
+        }
+        let rates = admission
+            .taken
+            .iter()
+            .map(|t| SharedRate {
+                key: t.key.as_str().to_string(),
+                kind: t.limit.kind,
+                count: t.limit.count,
+                period_ms: t.limit.period_ms,
+                burst: t.limit.burst,
+                cost: t.cost,
+            })
+            .collect();
+        SharedAsk { lease: admission.id.clone(), pools, amount, at_risk, rates }
+    }
+
+    /// Reads keys, teams and the global budget again from the store: another
+    /// instance changed them (cluster mode). Local usage is kept.
+    pub fn reload_shared(&self) -> Result<(), GovError> {
+        self.teams.load()?;
+        self.keys.load()?;
+        let global = self.store.load_budgets()?.into_iter().find(|(p, _)| *p == PoolId::Global).map(|(_, s)| s);
+        let now = self.clock.now_ms();
+        install_budget(&self.budgets, self.store.as_ref(), PoolId::Global, global, now)?;
+        Ok(())
     }
 
     /// Whether `principal` could be admitted for the smallest request on
@@ -395,6 +444,11 @@ pub struct Admission {
     /// The latest usage the server told us about, for the 499 row.
     draft: Option<UsageRecord>,
     actual: Amount,
+    /// Dollars are neither checked nor held (a free local model).
+    dollar_exempt: bool,
+    /// The charges held on state shared with other instances, who settles
+    /// them, and whether the shared store granted them (see [`crate::shared`]).
+    shared: Option<(Arc<dyn SharedSettle>, SharedAsk, bool)>,
 }
 
 impl std::fmt::Debug for Admission {
@@ -468,9 +522,28 @@ impl Admission {
         self.ledger.append(row);
     }
 
+    /// Hands the charges made on shared state to `sink`, which is told the
+    /// actual cost when this admission settles. `held`: the shared store
+    /// granted them (`false`: admitted on local state alone).
+    pub fn attach_shared(&mut self, sink: Arc<dyn SharedSettle>, ask: SharedAsk, held: bool) {
+        self.shared = Some((sink, ask, held));
+    }
+
+    /// Replaces the headroom reported to the client (the shared store's,
+    /// which sees every instance).
+    pub fn set_remaining(&mut self, remaining: Remaining) {
+        self.remaining = remaining;
+    }
+
+    /// Replaces the rate report (the shared store's).
+    pub fn set_rate_status(&mut self, rate: RateReport) {
+        self.rate = rate;
+    }
+
     /// Takes the admission back as if it never happened: rate charges
-    /// refunded, reservations released, slots freed, no ledger row.
-    fn withdraw(mut self, now: i64) {
+    /// refunded, reservations released, slots freed, no ledger row. For a
+    /// request the shared store refused after this instance admitted it.
+    pub fn withdraw(mut self, now: i64) {
         self.limiter.refund(&std::mem::take(&mut self.taken), now);
         self.actual = Amount::ZERO;
         self.settle(Amount::ZERO, now);
@@ -497,6 +570,9 @@ impl Admission {
             self.limiter.correct(&t.key, t.cost, actual.tokens, now);
         }
         self.permit.take();
+        if let Some((sink, ask, held)) = self.shared.take() {
+            sink.settle(ask, held, actual);
+        }
     }
 
     /// The ledger row of a request that never finished: the last draft

@@ -31,6 +31,8 @@
 //!   [`ensure_private_dir`] is shared by everything kept there.
 //! - [`gate`]: [`Governance`] ties it together; [`Admission`] is one admitted
 //!   request, finished (or dropped) exactly once.
+//! - [`shared`]: the seam to state shared by several instances: what an
+//!   admission asks of it ([`SharedAsk`]) and who settles it ([`SharedSettle`]).
 //! - [`clock`]: [`Clock`], [`SystemClock`], [`ManualClock`].
 
 pub mod budget;
@@ -47,6 +49,7 @@ pub mod principal;
 pub mod private_fs;
 pub mod ratelimit;
 pub mod responses;
+pub mod shared;
 pub mod sqlite;
 pub mod store;
 pub mod teams;
@@ -69,6 +72,7 @@ pub use principal::{KeyPatch, KeyRecord, Limits, NewKey, Principal, Scope, Team}
 pub use private_fs::ensure_private_dir;
 pub use ratelimit::{Limit, LimitKey, RateKind, RateLimited, RateLimiter, RateReport, RateStatus, Taken, format_reset};
 pub use responses::StoredResponse;
+pub use shared::{SharedAsk, SharedPool, SharedRate, SharedSettle};
 pub use sqlite::SqliteStore;
 pub use store::{GroupBy, Store, StoreError, UsageAggregate};
 pub use teams::Teams;

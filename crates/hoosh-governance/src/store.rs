@@ -17,6 +17,9 @@ use crate::responses::StoredResponse;
 pub enum StoreError {
     #[error("database: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// A database server (PostgreSQL) refused or could not be reached.
+    #[error("database: {0}")]
+    Remote(String),
     /// Creating the database file or setting its mode (the message names the path).
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -98,7 +101,7 @@ pub(crate) fn check_row_ids(rows: &[UsageRecord]) -> Result<(), StoreError> {
 }
 
 /// Whether a ledger row counts against `pool`.
-pub(crate) fn charges(pool: &PoolId, row: &UsageRecord) -> bool {
+pub fn charges(pool: &PoolId, row: &UsageRecord) -> bool {
     match pool {
         PoolId::Global => true,
         PoolId::Team(name) => row.team.as_deref() == Some(name),

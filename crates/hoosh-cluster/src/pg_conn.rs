@@ -1,0 +1,131 @@
+//! One PostgreSQL connection owned by one thread. The synchronous
+//! `postgres` client runs its own small runtime and must not be called
+//! from an async task, while [`hoosh_governance::Store`] is synchronous and
+//! called from anywhere (admin handlers, the ledger's writer thread): so
+//! each call is handed to the connection's thread and its caller waits for
+//! the answer. A broken connection is dropped and made again on the next
+//! call.
+
+use std::str::FromStr;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use postgres::{Client, NoTls};
+
+/// How long a connection attempt may take before PostgreSQL counts as down.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Why a call failed: PostgreSQL was not reachable (worth spilling and
+/// retrying), or it answered with an error.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PgFail {
+    #[error("PostgreSQL is unreachable: {0}")]
+    Unreachable(String),
+    #[error("PostgreSQL: {0}")]
+    Refused(String),
+}
+
+impl PgFail {
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, PgFail::Unreachable(_))
+    }
+}
+
+impl From<PgFail> for hoosh_governance::StoreError {
+    fn from(e: PgFail) -> Self {
+        hoosh_governance::StoreError::Remote(e.to_string())
+    }
+}
+
+type Job = Box<dyn FnOnce(&mut Session) + Send>;
+
+/// The connection as its thread holds it.
+pub struct Session {
+    config: postgres::Config,
+    client: Option<Client>,
+}
+
+impl Session {
+    /// Runs `f` on the connection, connecting first if needed; a failure
+    /// that leaves the connection closed is reported as unreachable.
+    pub fn with<T>(&mut self, f: impl FnOnce(&mut Client) -> Result<T, postgres::Error>) -> Result<T, PgFail> {
+        if self.client.as_ref().is_none_or(Client::is_closed) {
+            self.client = None;
+            let client = self.config.connect(NoTls).map_err(|e| PgFail::Unreachable(describe(&e)))?;
+            self.client = Some(client);
+        }
+        let Some(client) = self.client.as_mut() else {
+            return Err(PgFail::Unreachable("no connection".into()));
+        };
+        match f(client) {
+            Ok(v) => Ok(v),
+            Err(e) if e.is_closed() || client.is_closed() || e.as_db_error().is_none() => {
+                self.client = None;
+                Err(PgFail::Unreachable(describe(&e)))
+            }
+            Err(e) => Err(PgFail::Refused(describe(&e))),
+        }
+    }
+}
+
+/// The error with its database detail (postgres's `Display` alone says "db error").
+fn describe(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{}: {}", db.code().code(), db.message()),
+        None => {
+            let source = std::error::Error::source(e).map(|s| format!(": {s}")).unwrap_or_default();
+            format!("{e}{source}")
+        }
+    }
+}
+
+/// A handle to a connection thread.
+pub struct PgConn {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl std::fmt::Debug for PgConn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgConn").finish_non_exhaustive()
+    }
+}
+
+impl PgConn {
+    /// Starts the thread; connects lazily (a down server is not an error yet).
+    pub fn start(url: &str, name: &str) -> Result<PgConn, PgFail> {
+        let mut config = postgres::Config::from_str(url).map_err(|e| PgFail::Refused(format!("postgres_url: {e}")))?;
+        config.connect_timeout(CONNECT_TIMEOUT).application_name("hoosh");
+        let (jobs, rx) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name(format!("hoosh-pg-{name}"))
+            .spawn(move || {
+                let mut session = Session { config, client: None };
+                while let Ok(job) = rx.recv() {
+                    job(&mut session);
+                }
+            })
+            .map_err(|e| PgFail::Refused(format!("starting a database thread: {e}")))?;
+        Ok(PgConn { jobs })
+    }
+
+    /// Runs `f` on the connection's thread and waits for its answer.
+    pub fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Client) -> Result<T, postgres::Error> + Send + 'static,
+    ) -> Result<T, PgFail> {
+        self.session(move |s| s.with(f))
+    }
+
+    /// Runs `f` with the session itself (several statements that may each fail).
+    pub fn session<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Session) -> Result<T, PgFail> + Send + 'static,
+    ) -> Result<T, PgFail> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        let job: Job = Box::new(move |session| {
+            let _ = tx.send(f(session));
+        });
+        self.jobs.send(job).map_err(|_| PgFail::Unreachable("the database thread stopped".into()))?;
+        rx.recv().map_err(|_| PgFail::Unreachable("the database thread stopped".into()))?
+    }
+}

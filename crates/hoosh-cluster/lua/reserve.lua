@@ -13,35 +13,14 @@
 -- used part in us}, {1, pool} when a pool's window has no usage yet (the
 -- caller seeds it from the ledger and calls again), {2, rate, retry ms,
 -- too large}, or {3, pool, 1 tokens | 2 usd, contended}.
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local now = now_ms()
 local prefix, id, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local want_t, want_n = tonumber(ARGV[4]), tonumber(ARGV[5])
 local risk_t, risk_n = tonumber(ARGV[6]), tonumber(ARGV[7])
 local npools, nrates = tonumber(ARGV[8]), tonumber(ARGV[9])
 
-local function int(x) return string.format('%d', x) end
-local function num(v) return tonumber(v or '0') or 0 end
-
 -- Leases whose instance stopped renewing them give their hold back first.
-local function release(lease_id)
-  local key = prefix .. 'lease:' .. lease_id
-  local f = redis.call('HMGET', key, 'pools', 't', 'n', 'rt', 'rn')
-  if f[1] then
-    for res in string.gmatch(f[1], '[^\n]+') do
-      redis.call('HINCRBY', res, 't', int(-num(f[2])))
-      redis.call('HINCRBY', res, 'n', int(-num(f[3])))
-      redis.call('HINCRBY', res, 'open', -1)
-      redis.call('HINCRBY', res, 'rt', int(-num(f[4])))
-      redis.call('HINCRBY', res, 'rn', int(-num(f[5])))
-    end
-  end
-  redis.call('DEL', key)
-  redis.call('ZREM', KEYS[1], lease_id)
-end
-for _, expired in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, 256)) do
-  release(expired)
-end
+reclaim(prefix, KEYS[1], now)
 
 -- Rates first (GCRA, in ms; the same key twice counts the earlier first).
 local tats, news, refusal = {}, {}, nil

@@ -9,27 +9,12 @@
 -- hash for the current window; then per token rate: its TAT key.
 -- ARGV: prefix, lease id, pools, rates, tokens, nanos; per rate: count,
 -- period ms, tokens to add (negative: a refund).
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local now = now_ms()
 local prefix, id = ARGV[1], ARGV[2]
 local npools, nrates = tonumber(ARGV[3]), tonumber(ARGV[4])
 local t, n = ARGV[5], ARGV[6]
 
-local function int(x) return string.format('%d', x) end
-local function num(v) return tonumber(v or '0') or 0 end
-
-local f = redis.call('HMGET', KEYS[2], 'pools', 't', 'n', 'rt', 'rn')
-if f[1] then
-  for res in string.gmatch(f[1], '[^\n]+') do
-    redis.call('HINCRBY', res, 't', int(-num(f[2])))
-    redis.call('HINCRBY', res, 'n', int(-num(f[3])))
-    redis.call('HINCRBY', res, 'open', -1)
-    redis.call('HINCRBY', res, 'rt', int(-num(f[4])))
-    redis.call('HINCRBY', res, 'rn', int(-num(f[5])))
-  end
-  redis.call('DEL', KEYS[2])
-end
-redis.call('ZREM', KEYS[1], id)
+release(prefix, KEYS[1], id)
 
 for i = 1, npools do
   local used_key = KEYS[2 + i]

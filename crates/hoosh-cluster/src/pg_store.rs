@@ -39,6 +39,9 @@ pub struct PgStore {
     spill: Mutex<Spill>,
     /// Written on each ledger row (which instance served it).
     instance: String,
+    /// Called after a key, team or budget definition was written: the other
+    /// instances are told to read them again.
+    on_change: std::sync::OnceLock<Box<dyn Fn() + Send + Sync>>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -82,13 +85,31 @@ impl PgStore {
             }
         }
         let spill = Spill::open(&options.spill_path)?;
-        let store = Arc::new(PgStore { writer, reader, spill: Mutex::new(spill), instance: options.instance });
+        let store = Arc::new(PgStore {
+            writer,
+            reader,
+            spill: Mutex::new(spill),
+            instance: options.instance,
+            on_change: std::sync::OnceLock::new(),
+        });
         let weak = Arc::downgrade(&store);
         std::thread::Builder::new()
             .name("hoosh-pg-replay".into())
             .spawn(move || replay_loop(weak))
             .map_err(StoreError::Io)?;
         Ok(store)
+    }
+
+    /// Sets what runs after every change to keys, teams or budget
+    /// definitions (once; later calls are ignored).
+    pub fn set_on_change(&self, f: Box<dyn Fn() + Send + Sync>) {
+        let _ = self.on_change.set(f);
+    }
+
+    fn changed(&self) {
+        if let Some(f) = self.on_change.get() {
+            f();
+        }
     }
 
     /// Rows waiting in the spill file.
@@ -227,12 +248,15 @@ impl Store for PgStore {
                 &[&id, &hash, &json],
             )
         })?;
+        self.changed();
         Ok(())
     }
 
     fn delete_key(&self, id: &str) -> Result<bool, StoreError> {
         let id = id.to_string();
-        Ok(self.writer.run(move |c| c.execute("DELETE FROM keys WHERE id = $1", &[&id]))? > 0)
+        let deleted = self.writer.run(move |c| c.execute("DELETE FROM keys WHERE id = $1", &[&id]))? > 0;
+        self.changed();
+        Ok(deleted)
     }
 
     fn load_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
@@ -250,12 +274,15 @@ impl Store for PgStore {
                 &[&name, &json],
             )
         })?;
+        self.changed();
         Ok(())
     }
 
     fn delete_team(&self, name: &str) -> Result<bool, StoreError> {
         let name = name.to_string();
-        Ok(self.writer.run(move |c| c.execute("DELETE FROM teams WHERE name = $1", &[&name]))? > 0)
+        let deleted = self.writer.run(move |c| c.execute("DELETE FROM teams WHERE name = $1", &[&name]))? > 0;
+        self.changed();
+        Ok(deleted)
     }
 
     fn load_teams(&self) -> Result<Vec<Team>, StoreError> {
@@ -278,6 +305,7 @@ impl Store for PgStore {
             ),
             None => c.execute("DELETE FROM budgets WHERE pool = $1", &[&pool]),
         })?;
+        self.changed();
         Ok(())
     }
 

@@ -119,10 +119,10 @@ impl RedisState {
             prefix: format!("{namespace}:{{h}}:"),
             ttl_ms: u64::try_from(lease_ttl.as_millis()).unwrap_or(u64::MAX),
             scripts: Scripts {
-                reserve: Script::new(include_str!("../lua/reserve.lua")),
-                settle: Script::new(include_str!("../lua/settle.lua")),
+                reserve: lease_script(include_str!("../lua/reserve.lua")),
+                settle: lease_script(include_str!("../lua/settle.lua")),
                 seed: Script::new(include_str!("../lua/seed.lua")),
-                renew: Script::new(include_str!("../lua/renew.lua")),
+                renew: lease_script(include_str!("../lua/renew.lua")),
             },
             live: Mutex::new(HashSet::new()),
             settles: tx,
@@ -317,6 +317,11 @@ impl SharedSettle for RedisState {
 
 const DAY_MS: i64 = 86_400_000;
 
+/// A script that works on leases: the shared helpers, then its body.
+fn lease_script(body: &str) -> Script {
+    Script::new(&format!("{}\n{body}", include_str!("../lua/common.lua")))
+}
+
 fn wall_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -448,7 +453,8 @@ impl RedisState {
     }
 }
 
-/// Renews this instance's leases three times per TTL.
+/// Renews this instance's leases three times per TTL, and reclaims the
+/// expired leases of instances that stopped.
 async fn renew_loop(state: std::sync::Weak<Inner>) {
     loop {
         let period = match state.upgrade() {
@@ -459,9 +465,11 @@ async fn renew_loop(state: std::sync::Weak<Inner>) {
         let Some(inner) = state.upgrade() else { return };
         let ids: Vec<String> = inner.live.lock().iter().cloned().collect();
         let handle = RedisState(inner);
-        for chunk in ids.chunks(512) {
+        // At least one call, even with nothing to renew: it also reclaims expired leases.
+        let chunks: Vec<&[String]> = if ids.is_empty() { vec![&[]] } else { ids.chunks(512).collect() };
+        for chunk in chunks {
             let mut call = handle.0.scripts.renew.prepare_invoke();
-            call.key(handle.key("leases")).arg(handle.0.ttl_ms);
+            call.key(handle.key("leases")).arg(&handle.0.prefix).arg(handle.0.ttl_ms);
             for id in chunk {
                 call.arg(id);
             }

@@ -89,7 +89,7 @@ fn records_written_by_one_instance_are_read_by_another() {
 fn rows_written_while_postgres_is_unreachable_are_spilled_and_replayed_once_in_order() {
     let url = common::fresh_database();
     let target = url.split('@').nth(1).unwrap().split('/').next().unwrap().to_string();
-    let relay = common::Relay::start(&target);
+    let relay = hoosh_testkit::relay::Relay::start(&target).unwrap();
     let relayed = url.replacen(&target, &format!("127.0.0.1:{}", relay.port), 1);
     let dir = tempfile::tempdir().unwrap();
     let store = open(&relayed, dir.path(), "a");

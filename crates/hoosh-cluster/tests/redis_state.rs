@@ -173,7 +173,7 @@ async fn a_window_without_usage_is_seeded_from_the_ledger_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_redis_is_reported_not_mistaken_for_a_refusal() {
-    let relay = common::Relay::start("127.0.0.1:6379");
+    let relay = hoosh_testkit::relay::Relay::start("127.0.0.1:6379").unwrap();
     let url = format!("redis://127.0.0.1:{}/0", relay.port);
     let ns = common::unique("t");
     let state = RedisState::connect(&url, &ns, Duration::from_secs(10), no_history()).await.unwrap();

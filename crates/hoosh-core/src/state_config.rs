@@ -45,6 +45,9 @@ pub struct StateConfig {
     /// How long a budget reservation outlives its instance's last renewal:
     /// a crashed instance's reservations are released after this.
     pub lease_ttl_ms: u64,
+    /// Prefix of every Redis key and of the pub/sub channel: clusters that
+    /// share one Redis use different namespaces.
+    pub namespace: String,
 }
 
 impl Default for StateConfig {
@@ -56,6 +59,7 @@ impl Default for StateConfig {
             on_redis_down: OnRedisDown::Closed,
             migrate_on_start: true,
             lease_ttl_ms: 15_000,
+            namespace: "hoosh".into(),
         }
     }
 }
@@ -79,6 +83,14 @@ impl StateConfig {
             Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => {}
             Some(_) => return Err("state.postgres_url must start with postgres:// or postgresql://".into()),
             None => return Err("state.backend = \"cluster\" needs state.postgres_url".into()),
+        }
+        if self.namespace.is_empty()
+            || !self.namespace.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        {
+            return Err(format!(
+                "state.namespace `{}` must be non-empty ASCII letters, digits, `_`, `-` or `.`",
+                self.namespace
+            ));
         }
         if !(1_000..=600_000).contains(&self.lease_ttl_ms) {
             return Err(format!("state.lease_ttl_ms must be between 1000 and 600000, not {}", self.lease_ttl_ms));

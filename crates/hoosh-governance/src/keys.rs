@@ -122,8 +122,10 @@ impl KeyRing {
     /// Loads every stored key into the index and registers key budgets
     /// (their usage is rebuilt by the caller, which knows the ledger).
     pub fn load(&self) -> Result<usize, StoreError> {
-        let records = self.store.load_keys()?;
+        // Held across the read: a create or revoke between reading the
+        // store and replacing the index would otherwise be undone.
         let _w = self.write.lock();
+        let records = self.store.load_keys()?;
         let mut index = Index::default();
         for record in records {
             self.budgets.set(PoolId::Key(record.id.clone()), record.budget);

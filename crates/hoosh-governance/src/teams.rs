@@ -32,8 +32,9 @@ impl Teams {
 
     /// Loads every stored team and registers team budgets (usage is rebuilt by the caller).
     pub fn load(&self) -> Result<usize, StoreError> {
-        let loaded = self.store.load_teams()?;
+        // Held across the read (see `KeyRing::load`).
         let _w = self.write.lock();
+        let loaded = self.store.load_teams()?;
         let mut teams = HashMap::with_capacity(loaded.len());
         for team in loaded {
             self.budgets.set(PoolId::Team(team.name.clone()), team.budget);

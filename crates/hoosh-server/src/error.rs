@@ -42,6 +42,10 @@ pub enum ApiError {
     /// 503 with `Retry-After`: a bounded queue (the usage ledger's, the audit
     /// chain's) is full; the request was refused before it did anything.
     Overloaded { message: String, retry_after: Duration },
+    /// 503: the state shared with other instances (Redis) cannot be reached
+    /// and `state.on_redis_down = "closed"`: refused rather than risk an
+    /// overspend.
+    SharedStateDown(String),
     /// 401: no key, or one that does not authenticate.
     Unauthorized { message: String, code: &'static str },
     /// 403: a valid key that may not do this.
@@ -133,6 +137,19 @@ impl ApiError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 obj(message.clone(), "server_error", None, Some("overloaded")),
                 Some(*retry_after),
+            ),
+            ApiError::SharedStateDown(detail) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                obj(
+                    format!(
+                        "The gateway cannot reach the state it shares with its other instances ({detail}), so it \
+                         cannot enforce budgets and rate limits; it refuses rather than overspend. Retry shortly."
+                    ),
+                    "server_error",
+                    None,
+                    Some("state_unavailable"),
+                ),
+                Some(Duration::from_secs(1)),
             ),
             ApiError::Unavailable(message) => {
                 (StatusCode::SERVICE_UNAVAILABLE, obj(message.clone(), "server_error", None, Some("unavailable")), None)

@@ -29,8 +29,10 @@ pub struct Gov {
     pub inner: Arc<Governance>,
     /// No keys and no admin key: every caller is let in as `anonymous`.
     open: AtomicBool,
-    /// Where the ledger lives (`None` = memory).
+    /// Where the ledger lives (`None` = memory, or PostgreSQL in a cluster).
     pub db_path: Option<PathBuf>,
+    /// The shared state of a cluster (`[state] backend = "cluster"`).
+    cluster: std::sync::OnceLock<Arc<crate::cluster::Cluster>>,
 }
 
 impl std::fmt::Debug for Gov {
@@ -46,7 +48,17 @@ impl Gov {
         #[allow(clippy::expect_used)]
         let inner = Governance::open(Arc::new(MemoryStore::new()), None, SystemClock.now_ms())
             .expect("empty in-memory governance");
-        Gov { inner: Arc::new(inner), open: AtomicBool::new(false), db_path: None }
+        Gov { inner: Arc::new(inner), open: AtomicBool::new(false), db_path: None, cluster: Default::default() }
+    }
+
+    /// The cluster this instance belongs to, if any.
+    pub fn cluster(&self) -> Option<&Arc<crate::cluster::Cluster>> {
+        self.cluster.get()
+    }
+
+    /// Joins a cluster (once, at start).
+    pub fn set_cluster(&self, cluster: crate::cluster::Cluster) {
+        let _ = self.cluster.set(Arc::new(cluster));
     }
 
     /// Running open: no keys and no admin key, every caller is `anonymous`.
@@ -260,7 +272,7 @@ pub fn open_with_clock(
     .map_err(|e| e.to_string())?;
     plan.apply(&gov)?;
     let open = gov.keys().is_empty() && plan.master.is_none();
-    Ok(Gov { inner: Arc::new(gov), open: AtomicBool::new(open), db_path })
+    Ok(Gov { inner: Arc::new(gov), open: AtomicBool::new(open), db_path, cluster: Default::default() })
 }
 
 /// Per-provider request limits, checked before every call to a provider (a

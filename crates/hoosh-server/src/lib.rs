@@ -17,6 +17,9 @@
 //!   the [`pipeline::Endpoint`] trait each kind of work implements.
 //! - [`cache`]: the exact-match response cache (blocking and streamed).
 //! - [`governance`]: `[governance]` config → the live keys/budgets/ledger.
+//! - [`cluster`]: `[state] backend = "cluster"`: governance on PostgreSQL,
+//!   admissions held on the Redis counters every instance shares, and
+//!   record changes announced to the other instances.
 //! - [`metrics`]: Prometheus metrics, recorded where things happen and
 //!   scraped at `GET /metrics`.
 //! - [`error`]: [`ApiError`], the single mapping of errors to HTTP.
@@ -36,6 +39,7 @@
 pub mod audit;
 pub mod auth;
 pub mod cache;
+pub mod cluster;
 pub mod edge;
 pub mod error;
 pub mod extract;

@@ -52,7 +52,11 @@ fn handle() -> Option<&'static PrometheusHandle> {
     static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            let builder = PrometheusBuilder::new().set_buckets_for_metric(Matcher::Suffix("_seconds".into()), BUCKETS);
+            let mut builder =
+                PrometheusBuilder::new().set_buckets_for_metric(Matcher::Suffix("_seconds".into()), BUCKETS);
+            if let Some(instance) = INSTANCE.get() {
+                builder = builder.map(|b| b.add_global_label("instance", instance));
+            }
             match builder.and_then(|b| b.install_recorder()) {
                 Ok(h) => {
                     start_upkeep(h.clone());
@@ -83,6 +87,15 @@ fn start_upkeep(handle: PrometheusHandle) {
     if let Err(e) = spawned {
         tracing::warn!(error = %e, "metrics upkeep thread not started; histograms drain only when scraped");
     }
+}
+
+/// The `instance` label on every series (`hoosh serve --instance-id`).
+static INSTANCE: OnceLock<String> = OnceLock::new();
+
+/// Names this process in every series; call before [`init`] (later calls
+/// and calls after the recorder exists change nothing).
+pub fn set_instance(id: &str) {
+    let _ = INSTANCE.set(id.to_owned());
 }
 
 /// Installs the recorder (idempotent); call before serving.

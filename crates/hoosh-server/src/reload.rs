@@ -63,7 +63,33 @@ pub async fn reload(st: &AppState, trigger: &str, actor: Option<&str>) -> Result
         }
     }
     st.audit.record(d);
+    // One operator's reload is every instance's (they read their own files).
+    if let Some(cluster) = st.gov.cluster()
+        && result.is_ok()
+        && trigger != CLUSTER_TRIGGER
+    {
+        cluster.bus.publish(hoosh_cluster::Event::ReloadConfig).await;
+    }
     result
+}
+
+/// The `trigger` of a reload another instance of the cluster asked for.
+pub const CLUSTER_TRIGGER: &str = "cluster";
+
+/// Reloads whenever another instance of the cluster reloaded (until `cancel`).
+pub fn spawn_on_cluster_request(st: &AppState, tracker: &TaskTracker, cancel: CancellationToken) {
+    let Some(cluster) = st.gov.cluster() else { return };
+    let (st, asked) = (st.clone(), Arc::clone(&cluster.reload_requested));
+    tracker.spawn(async move {
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = asked.notified() => {}
+            }
+            tracing::info!("another instance reloaded its config; reloading");
+            let _ = reload(&st, CLUSTER_TRIGGER, None).await;
+        }
+    });
 }
 
 async fn apply(st: &AppState) -> Result<ReloadReport, String> {
@@ -113,6 +139,10 @@ fn keep_restart_only_sections(old: &Config, new: &mut Config) -> Vec<&'static st
     if new.telemetry != old.telemetry {
         names.push("telemetry");
         new.telemetry = old.telemetry.clone();
+    }
+    if new.state != old.state {
+        names.push("state");
+        new.state = old.state.clone();
     }
     let (o, n) = (&old.governance, &mut new.governance);
     if n.data_dir != o.data_dir || n.in_memory != o.in_memory {

@@ -43,12 +43,14 @@ pub async fn run(
         cancel.clone(),
     );
     crate::reload::spawn_on_sighup(&state, &tracker, cancel.clone());
+    crate::reload::spawn_on_cluster_request(&state, &tracker, cancel.clone());
     if let Some(export) = state.otlp_pending.lock().unwrap_or_else(|p| p.into_inner()).take() {
         export.spawn(&tracker, cancel.clone());
     }
     drop(live);
 
     let gov = state.gov.inner.clone();
+    let cluster = state.gov.cluster().cloned();
     let audit = state.audit.clone();
     let app = crate::app(state);
     let signalled = CancellationToken::new();
@@ -73,6 +75,12 @@ pub async fn run(
             grace_secs = grace.as_secs(),
             "provider calls still running after the grace period; stopping without their ledger rows"
         );
+    }
+    // Their shared counters too (a lease not settled expires anyway).
+    if let Some(cluster) = cluster
+        && !cluster.redis.drain(grace).await
+    {
+        tracing::warn!(pending = cluster.redis.pending_settles(), "shared settles not sent; their leases expire");
     }
     // Every request has settled (or was dropped and settled on drop): write
     // the ledger's last rows before returning.

@@ -11,7 +11,8 @@
 //! module per vendor: [`openai`] (with its audio endpoints in [`audio`]),
 //! [`anthropic`], [`ollama`], [`gemini`]; and [`faulty`], an upstream on a
 //! raw socket that misbehaves below HTTP (resets, lies about lengths, never
-//! answers, never ends).
+//! answers, never ends); and [`relay`], a TCP relay a test can cut to take
+//! a real database "down" for one client.
 
 pub mod anthropic;
 pub mod audio;
@@ -20,6 +21,7 @@ pub mod form;
 pub mod gemini;
 pub mod ollama;
 pub mod openai;
+pub mod relay;
 pub mod scenario;
 pub mod server;
 

@@ -30,6 +30,7 @@ use hoosh_governance::{AdmitRequest, Amount, Denied, UsageRecord};
 use super::estimate::Estimate;
 use super::meter::{Metered, cost, plain};
 use crate::auth::Caller;
+use crate::cluster::Refusal;
 use crate::error::ApiError;
 use crate::metrics;
 use crate::state::{AppState, Live};
@@ -83,6 +84,9 @@ fn denied_reason(d: &Denied) -> &'static str {
         Denied::Budget(_) => "budget",
     }
 }
+
+/// How often a request waiting near the end of a shared budget looks again.
+const SHARED_RECHECK: std::time::Duration = std::time::Duration::from_millis(25);
 
 /// Longest a request waits for its turn near the end of a budget.
 pub const CONTENDED_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -172,19 +176,41 @@ pub async fn admit(
         dollar_exempt,
     };
     let deadline = tokio::time::Instant::now() + CONTENDED_WAIT;
+    let cluster = st.gov.cluster();
     let admitted = loop {
         // Registered before trying, so a settle in between is not missed.
         let settled = st.budget_settled.notified();
         tokio::pin!(settled);
         settled.as_mut().enable();
-        match st.gov.inner.admit(principal, req, st.now_ms()) {
-            Err(Denied::Budget(b)) if b.contended && tokio::time::Instant::now() < deadline => {
-                let _ = tokio::time::timeout_at(deadline, settled).await;
+        let now = st.now_ms();
+        let attempt = match (st.gov.inner.admit(principal, req, now), cluster) {
+            (Ok(admission), Some(cluster)) => cluster.hold(&st.gov.inner, admission, now).await,
+            (Ok(admission), None) => Ok(admission),
+            (Err(denied), _) => Err(Refusal::Denied(denied)),
+        };
+        match attempt {
+            Err(Refusal::Denied(Denied::Budget(b))) if b.contended && tokio::time::Instant::now() < deadline => {
+                // Another instance's settle is not announced here: look again soon.
+                let wake = match cluster {
+                    Some(_) => tokio::time::Instant::now() + SHARED_RECHECK,
+                    None => deadline,
+                };
+                let _ = tokio::time::timeout_at(wake.min(deadline), settled).await;
             }
             other => break other,
         }
     };
-    let mut admission = admitted.inspect_err(|d| refused(st, caller, requested, denied_reason(d)))?;
+    let mut admission = match admitted {
+        Ok(admission) => admission,
+        Err(Refusal::Denied(d)) => {
+            refused(st, caller, requested, denied_reason(&d));
+            return Err(d.into());
+        }
+        Err(Refusal::Unavailable(detail)) => {
+            refused(st, caller, requested, "state_unavailable");
+            return Err(ApiError::SharedStateDown(detail));
+        }
+    };
     drop(served);
 
     // Until settled, a drop (client gone mid-call) charges the prompt — it

@@ -31,6 +31,10 @@ pub struct ServeArgs {
     /// Serve without any API key on a non-loopback address.
     #[arg(long)]
     pub allow_unauthenticated: bool,
+    /// This instance's name in logs, metrics (`instance` label) and ledger
+    /// rows (default: hostname-pid).
+    #[arg(long, env = "HOOSH_INSTANCE_ID")]
+    pub instance_id: Option<String>,
 }
 
 pub async fn run(args: ServeArgs) -> Result<ExitCode> {
@@ -42,8 +46,24 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
         .bind
         .parse()
         .with_context(|| format!("server.bind `{}` is not an IP address", config.server.bind))?;
-    let gov = hoosh_server::governance::open(&config.governance, args.data_dir.as_deref())
-        .map_err(|e| anyhow::anyhow!("governance: {e}"))?;
+    let instance = args.instance_id.clone().unwrap_or_else(hoosh_server::cluster::default_instance_id);
+    hoosh_server::metrics::set_instance(&instance);
+    let gov = if config.state.is_cluster() {
+        let gov = hoosh_server::cluster::open(&config, &instance, args.data_dir.as_deref())
+            .await
+            .map_err(|e| anyhow::anyhow!("cluster state: {e}"))?;
+        tracing::info!(
+            instance,
+            redis = config.state.redis_url.as_deref().unwrap_or_default(),
+            namespace = config.state.namespace,
+            on_redis_down = ?config.state.on_redis_down,
+            "cluster state: keys, budgets and the ledger in PostgreSQL, shared counters in Redis"
+        );
+        gov
+    } else {
+        hoosh_server::governance::open(&config.governance, args.data_dir.as_deref())
+            .map_err(|e| anyhow::anyhow!("governance: {e}"))?
+    };
     if gov.is_open() {
         if !ip.is_loopback() && !args.allow_unauthenticated {
             anyhow::bail!(
@@ -56,6 +76,7 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
     }
     match &gov.db_path {
         Some(p) => tracing::info!(ledger = %p.display(), "usage ledger"),
+        None if gov.cluster().is_some() => tracing::info!("usage ledger in PostgreSQL"),
         None => tracing::warn!("usage ledger kept in memory (governance.in_memory): nothing survives a restart"),
     }
     let mut entries = registry::build_entries(&config)?;
@@ -93,7 +114,7 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
     let addr = std::net::SocketAddr::new(ip, config.server.port);
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
-    tracing::info!(%source, "hoosh {} listening on http://{local}", env!("CARGO_PKG_VERSION"));
+    tracing::info!(%source, instance, "hoosh {} listening on http://{local}", env!("CARGO_PKG_VERSION"));
     // Scripts that start hoosh on port 0 read the chosen address from stdout.
     println!("hoosh listening on http://{local}");
     let audit = if config.audit.enabled {

@@ -1,0 +1,173 @@
+//! `[state] backend = "cluster"`: this instance as one of several sharing
+//! Redis and PostgreSQL. Opening puts governance on the PostgreSQL store,
+//! connects the Redis counters and the pub/sub bus, and ties them together:
+//! a key, team or budget written here is announced to the other instances,
+//! which read the records again; a budget window Redis has not seen is
+//! seeded from the ledger.
+//!
+//! On the request path, [`Cluster::hold`] is the shared half of the admit
+//! phase: what this instance admitted is charged again on the shared
+//! counters, which may still refuse it (another instance took the budget).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hoosh_cluster::{Bus, Event, PgOptions, PgStore, RedisState, SeedSource};
+use hoosh_core::config::Config;
+use hoosh_core::state_config::OnRedisDown;
+use hoosh_governance::{Admission, Denied, Governance, SharedSettle, Store};
+use tokio::sync::Notify;
+
+use crate::governance::{self, Gov};
+
+/// The file, in the data directory, where ledger rows wait while
+/// PostgreSQL is unreachable.
+pub const SPILL_FILE: &str = "ledger-spill.jsonl";
+
+/// This instance's handles on the shared state.
+pub struct Cluster {
+    pub instance: String,
+    pub redis: RedisState,
+    /// `redis` as what settles admissions (one allocation, shared).
+    sink: Arc<dyn SharedSettle>,
+    pub bus: Bus,
+    pub on_redis_down: OnRedisDown,
+    pub store: Arc<PgStore>,
+    /// Another instance asked every instance to reload its config.
+    pub reload_requested: Arc<Notify>,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster").field("instance", &self.instance).finish_non_exhaustive()
+    }
+}
+
+/// Why the shared half of admission refused.
+#[derive(Debug)]
+pub enum Refusal {
+    Denied(Denied),
+    /// Redis could not be asked and `on_redis_down = "closed"`.
+    Unavailable(String),
+}
+
+/// `hostname-pid`: the default `--instance-id`.
+pub fn default_instance_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "hoosh".into());
+    format!("{host}-{}", std::process::id())
+}
+
+/// Opens governance on the cluster's stores. Both must be reachable at start.
+pub async fn open(config: &Config, instance: &str, data_dir: Option<&Path>) -> Result<Gov, String> {
+    let state = &config.state;
+    let (Some(pg_url), Some(redis_url)) = (state.postgres_url.clone(), state.redis_url.clone()) else {
+        return Err("state.backend = \"cluster\" needs state.postgres_url and state.redis_url".into());
+    };
+    let dir = governance::data_dir(&config.governance, data_dir)?;
+    let options = PgOptions {
+        url: pg_url,
+        migrate: state.migrate_on_start,
+        spill_path: dir.join(SPILL_FILE),
+        instance: instance.to_owned(),
+    };
+    let store = tokio::task::spawn_blocking(move || PgStore::open(options))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("PostgreSQL: {e}"))?;
+    let shared: Arc<dyn Store> = store.clone();
+    let gov_cfg = config.governance.clone();
+    let gov = tokio::task::spawn_blocking(move || governance::open_with_store(&gov_cfg, shared, None))
+        .await
+        .map_err(|e| e.to_string())??;
+
+    let weak = Arc::downgrade(&gov.inner);
+    let seed: SeedSource = Arc::new(move |pool, from| {
+        let gov = weak.upgrade().ok_or("shutting down")?;
+        // Rows this instance has not committed yet must be in the sum.
+        gov.ledger().flush();
+        gov.store().usage_totals(pool, from).map_err(|e| e.to_string())
+    });
+    let ttl = Duration::from_millis(state.lease_ttl_ms);
+    let redis =
+        RedisState::connect(&redis_url, &state.namespace, ttl, seed).await.map_err(|e| format!("Redis: {e}"))?;
+
+    let reload_requested = Arc::new(Notify::new());
+    let weak = Arc::downgrade(&gov.inner);
+    let reload = Arc::clone(&reload_requested);
+    let on_event: Arc<dyn Fn(Event) + Send + Sync> = Arc::new(move |event| match event {
+        Event::RecordsChanged => {
+            let Some(gov) = weak.upgrade() else { return };
+            tokio::task::spawn_blocking(move || {
+                if let Err(e) = gov.reload_shared() {
+                    tracing::warn!(error = %e, "reading keys, teams and budgets from PostgreSQL");
+                }
+            });
+        }
+        Event::ReloadConfig => reload.notify_one(),
+    });
+    let bus = Bus::start(&redis_url, &state.namespace, instance, on_event).await.map_err(|e| format!("Redis: {e}"))?;
+    let announce = bus.clone();
+    let runtime = tokio::runtime::Handle::current();
+    store.set_on_change(Box::new(move || {
+        let bus = announce.clone();
+        runtime.spawn(async move { bus.publish(Event::RecordsChanged).await });
+    }));
+
+    let cluster = Cluster {
+        instance: instance.to_owned(),
+        sink: Arc::new(redis.clone()),
+        redis,
+        bus,
+        on_redis_down: state.on_redis_down,
+        store,
+        reload_requested,
+    };
+    gov.set_cluster(cluster);
+    Ok(gov)
+}
+
+impl Cluster {
+    /// Charges what `admission` holds here on the shared counters too. A
+    /// refusal withdraws the admission (nothing stays charged anywhere);
+    /// Redis out of reach refuses or, with `on_redis_down = "open"`, admits
+    /// on local state and adds the usage to the shared counters later.
+    pub async fn hold(&self, gov: &Governance, mut admission: Admission, now: i64) -> Result<Admission, Refusal> {
+        let ask = gov.shared_ask(&admission, now);
+        if ask.is_empty() {
+            return Ok(admission);
+        }
+        match self.redis.reserve(&ask).await {
+            Ok(Ok(granted)) => {
+                if !ask.pools.is_empty() {
+                    admission.set_remaining(granted.remaining);
+                }
+                if !ask.rates.is_empty() {
+                    admission.set_rate_status(granted.rates);
+                }
+                admission.attach_shared(Arc::clone(&self.sink), ask, true);
+                Ok(admission)
+            }
+            Ok(Err(denied)) => {
+                admission.withdraw(now);
+                Err(Refusal::Denied(denied))
+            }
+            Err(e) => match self.on_redis_down {
+                OnRedisDown::Closed => {
+                    admission.withdraw(now);
+                    Err(Refusal::Unavailable(e.0))
+                }
+                OnRedisDown::Open => {
+                    ::metrics::counter!("hoosh_shared_state_fallbacks_total").increment(1);
+                    admission.attach_shared(Arc::clone(&self.sink), ask, false);
+                    Ok(admission)
+                }
+            },
+        }
+    }
+}

@@ -1,0 +1,370 @@
+//! Several `hoosh serve` processes over one Redis and one PostgreSQL
+//! (`[state] backend = "cluster"`) behave as one gateway: one budget, one
+//! rate limit, one set of keys, one ledger — and they keep their promises
+//! when an instance is killed or a store goes away. Real binaries, a real
+//! Redis and PostgreSQL (a fresh database and Redis namespace per test),
+//! a mock vendor on port 0; outages are made with a TCP relay that is cut.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hoosh_testkit::relay::Relay;
+use serde_json::{Value, json};
+
+mod support;
+
+use support::Served;
+
+const MASTER: &str = "hk-cluster-test-master-0123456789abcdefghijklmnop";
+
+fn postgres_admin_url() -> String {
+    std::env::var("HOOSH_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+fn redis_url() -> String {
+    std::env::var("HOOSH_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into())
+}
+
+/// `host:port` of a URL like `scheme://[user@]host:port/...`.
+fn authority(url: &str) -> String {
+    let rest = url.split("://").nth(1).unwrap();
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
+    rest.split('/').next().unwrap().to_string()
+}
+
+/// Runs blocking client code on a thread of its own: the synchronous
+/// PostgreSQL client refuses to run inside the test's runtime.
+fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| s.spawn(f).join().unwrap())
+}
+
+/// A fresh database; its URL.
+fn fresh_database() -> String {
+    off_runtime(fresh_database_now)
+}
+
+fn fresh_database_now() -> String {
+    let name = format!("hoosh_c_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = postgres::Client::connect(&postgres_admin_url(), postgres::NoTls).unwrap();
+    admin.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
+    let base = postgres_admin_url();
+    format!("{}/{name}", base.rsplit_once('/').unwrap().0)
+}
+
+struct Cluster {
+    dir: std::path::PathBuf,
+    config: std::path::PathBuf,
+    pg: String,
+    namespace: String,
+}
+
+impl Cluster {
+    /// A config for instances sharing `pg` and `redis` (URLs as the instances see them).
+    fn new(mock_url: &str, pg: &str, redis: &str, pg_direct: &str) -> Cluster {
+        let dir = std::env::temp_dir().join(format!("hoosh-cluster-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let namespace = format!("t{}", uuid::Uuid::new_v4().simple());
+        let config = dir.join("hoosh.toml");
+        std::fs::write(
+            &config,
+            format!(
+                r#"
+[local]
+enabled = false
+[[providers]]
+name = "up"
+type = "openai"
+base_url = "{mock_url}/v1"
+models = ["*"]
+[governance]
+master_key_env = "HOOSH_CLUSTER_TEST_MASTER"
+[cache]
+enabled = false
+[state]
+backend = "cluster"
+redis_url = "{redis}"
+postgres_url = "{pg}"
+namespace = "{namespace}"
+lease_ttl_ms = 2000
+"#
+            ),
+        )
+        .unwrap();
+        Cluster { dir, config, pg: pg_direct.to_string(), namespace }
+    }
+
+    fn start(&self, name: &str) -> Served {
+        let data = self.dir.join(name);
+        Served::start_with(
+            self.config.to_str().unwrap(),
+            &["--data-dir", data.to_str().unwrap(), "--instance-id", name],
+            &[("HOOSH_CLUSTER_TEST_MASTER", MASTER)],
+        )
+    }
+
+    /// `(rows, tokens)` in the shared ledger for `key_id` with `status`.
+    fn ledger(&self, key_id: &str, status: i32) -> (i64, i64) {
+        off_runtime(|| self.ledger_now(key_id, status))
+    }
+
+    fn ledger_now(&self, key_id: &str, status: i32) -> (i64, i64) {
+        let mut c = postgres::Client::connect(&self.pg, postgres::NoTls).unwrap();
+        let row = c
+            .query_one(
+                "SELECT COUNT(*)::int8, COALESCE(SUM(prompt_tokens + completion_tokens), 0)::int8
+                 FROM ledger WHERE key_id = $1 AND status = $2",
+                &[&key_id, &status],
+            )
+            .unwrap();
+        (row.get(0), row.get(1))
+    }
+
+    fn ledger_request_ids(&self) -> Vec<String> {
+        off_runtime(|| {
+            let mut c = postgres::Client::connect(&self.pg, postgres::NoTls).unwrap();
+            c.query("SELECT request_id FROM ledger", &[]).unwrap().iter().map(|r| r.get(0)).collect()
+        })
+    }
+
+    /// Leases open in Redis, and the reservations held in `key_id`'s pool.
+    fn holds(&self, key_id: &str) -> (i64, i64) {
+        let client = redis::Client::open(redis_url()).unwrap();
+        let mut conn = client.get_connection().unwrap();
+        let leases = redis::cmd("ZCARD").arg(format!("{}:{{h}}:leases", self.namespace)).query(&mut conn).unwrap();
+        let open: Option<i64> = redis::cmd("HGET")
+            .arg(format!("{}:{{h}}:res:key:{key_id}", self.namespace))
+            .arg("open")
+            .query(&mut conn)
+            .unwrap();
+        (leases, open.unwrap_or(0))
+    }
+}
+
+async fn create_key(url: &str, body: Value) -> (String, String) {
+    let r =
+        reqwest::Client::new().post(format!("{url}/admin/keys")).bearer_auth(MASTER).json(&body).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    let v: Value = r.json().await.unwrap();
+    (v["id"].as_str().unwrap().to_owned(), v["key"].as_str().unwrap().to_owned())
+}
+
+fn chat_body() -> Value {
+    // The mock counts 10 prompt + 5 completion tokens for this model.
+    json!({"model": "mock-usage-10-5", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]})
+}
+
+async fn chat(client: &reqwest::Client, url: &str, key: &str, request_id: &str) -> (u16, Value) {
+    let r = client
+        .post(format!("{url}/v1/chat/completions"))
+        .bearer_auth(key)
+        .header("x-request-id", request_id)
+        .json(&chat_body())
+        .send()
+        .await;
+    match r {
+        Ok(r) => {
+            let status = r.status().as_u16();
+            (status, r.json().await.unwrap_or(Value::Null))
+        }
+        Err(_) => (0, Value::Null),
+    }
+}
+
+/// Polls until `f` holds (or panics after `limit`); returns how long it took.
+async fn within(limit: Duration, what: &str, mut f: impl AsyncFnMut() -> bool) -> Duration {
+    let started = Instant::now();
+    loop {
+        if f().await {
+            return started.elapsed();
+        }
+        assert!(started.elapsed() < limit, "{what}: not within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_instances_share_one_budget_one_rate_limit_and_one_set_of_keys() {
+    let mock = hoosh_testkit::openai::start().await;
+    let pg = fresh_database();
+    let cluster = Cluster::new(&mock.url(), &pg, &redis_url(), &pg);
+    let (a, b) = (cluster.start("a"), cluster.start("b"));
+    let client = reqwest::Client::new();
+
+    // A key made on one instance works on the other.
+    let (budget_id, budget_key) = create_key(&a.url, json!({"name": "budget", "budget": {"tokens": 1500}})).await;
+    let took = within(Duration::from_secs(1), "a key made on a works on b", async || {
+        chat(&client, &b.url, &budget_key, "probe").await.0 == 200
+    })
+    .await;
+    println!("key visible on b after {took:?}");
+
+    // 600 at once, alternating instances, for a budget of 100 answers (15 tokens each; one spent on the probe).
+    let mut tasks = Vec::new();
+    for i in 0..600 {
+        let url = if i % 2 == 0 { a.url.clone() } else { b.url.clone() };
+        let (client, key) = (client.clone(), budget_key.clone());
+        tasks.push(tokio::spawn(async move { chat(&client, &url, &key, &format!("burst-{i}")).await }));
+    }
+    let mut answered = 1;
+    for t in tasks {
+        match t.await.unwrap() {
+            (200, _) => answered += 1,
+            (429, body) => assert!(body.to_string().contains("budget"), "{body}"),
+            (status, body) => panic!("{status}: {body}"),
+        }
+    }
+    println!("{answered} answers for a budget of 100");
+    assert!(answered <= 100, "{answered} answers for a budget of 100");
+    assert!(answered >= 90, "only {answered} answers for a budget of 100: reservations leaked");
+    // The ledger in PostgreSQL sums exactly to what was answered.
+    within(Duration::from_secs(5), "ledger rows of every answer", async || {
+        cluster.ledger(&budget_id, 200) == (answered, answered * 15)
+    })
+    .await;
+
+    // One RPM limit across both: 10 per minute, 30 tries alternating.
+    let (rate_id, rate_key) = create_key(&b.url, json!({"name": "rate", "rpm": 10})).await;
+    within(Duration::from_secs(1), "the rate key reaches a", async || {
+        client.get(format!("{}/v1/models", a.url)).bearer_auth(&rate_key).send().await.unwrap().status() == 200
+    })
+    .await;
+    let mut ok = 0;
+    for i in 0..30 {
+        let url = if i % 2 == 0 { &a.url } else { &b.url };
+        match chat(&client, url, &rate_key, &format!("rate-{i}")).await.0 {
+            200 => ok += 1,
+            429 => {}
+            other => panic!("{other}"),
+        }
+    }
+    assert_eq!(ok, 10, "an RPM of 10 across two instances");
+
+    // Revoked on a, refused by b within a second.
+    let r = client.delete(format!("{}/admin/keys/{rate_id}", a.url)).bearer_auth(MASTER).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let took = within(Duration::from_secs(1), "a key revoked on a is refused by b", async || {
+        client.get(format!("{}/v1/models", b.url)).bearer_auth(&rate_key).send().await.unwrap().status() == 401
+    })
+    .await;
+    println!("revocation reached b after {took:?}");
+    a.terminate();
+    b.terminate();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_killed_instance_loses_no_acknowledged_row_and_its_leases_expire() {
+    let mock = hoosh_testkit::openai::start().await;
+    let pg = fresh_database();
+    let cluster = Cluster::new(&mock.url(), &pg, &redis_url(), &pg);
+    let (mut a, b) = (cluster.start("a"), cluster.start("b"));
+    let (key_id, key) = create_key(&a.url, json!({"name": "load", "budget": {"tokens": 100000000}})).await;
+    let client = reqwest::Client::new();
+    within(Duration::from_secs(1), "key on b", async || chat(&client, &b.url, &key, "probe").await.0 == 200).await;
+
+    // 8 clients on each instance; each remembers the ids it got a 200 for.
+    let acked: Arc<Mutex<Vec<String>>> = Arc::default();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for c in 0..16 {
+        let url = if c % 2 == 0 { a.url.clone() } else { b.url.clone() };
+        let (client, key, acked, stop) = (client.clone(), key.clone(), acked.clone(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let id = format!("c{c}-{i}");
+                if chat(&client, &url, &key, &id).await.0 == 200 {
+                    acked.lock().unwrap().push(id);
+                }
+                i += 1;
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    a.child.kill().unwrap(); // SIGKILL
+    a.child.wait().unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let acked: HashSet<String> = acked.lock().unwrap().iter().cloned().collect();
+    assert!(acked.iter().any(|id| id.starts_with("c0-")), "a answered nothing before the kill");
+
+    // a's holds were still open when it died…
+    let (leases, open) = cluster.holds(&key_id);
+    println!("at the kill: {leases} leases, {open} reservations open");
+    // …and come back once its leases expire (TTL 2 s), reclaimed by b's
+    // renewal loop with no request needed; b's own were settled.
+    let took = within(Duration::from_secs(5), "the killed instance's leases expire", async || {
+        cluster.holds(&key_id) == (0, 0)
+    })
+    .await;
+    println!("released {took:?} after the kill");
+    assert_eq!(chat(&client, &b.url, &key, "after").await.0, 200);
+
+    // Every acknowledged request is in the shared ledger (a committed its
+    // rows within its 20 ms linger, before answering the next ones).
+    let in_ledger: HashSet<String> = cluster.ledger_request_ids().into_iter().collect();
+    let missing: Vec<&String> = acked.iter().filter(|id| !in_ledger.contains(*id)).collect();
+    // A 200 the kill caught in the linger window may be missing: at most 20 ms of a's answers.
+    println!("{} acknowledged, {} missing from the ledger", acked.len(), missing.len());
+    assert!(missing.iter().all(|id| !id.starts_with("c1-") && !id.starts_with("c3-")), "b lost rows: {missing:?}");
+    assert!(missing.len() <= 8, "{missing:?}");
+    let (rows, _) = cluster.ledger(&key_id, 200);
+    assert!(rows as usize >= acked.len() - missing.len());
+    b.terminate();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_and_postgres_outages_behave_as_configured() {
+    let mock = hoosh_testkit::openai::start().await;
+    let pg = fresh_database();
+    let (pg_relay, redis_relay) =
+        (Relay::start(&authority(&pg)).unwrap(), Relay::start(&authority(&redis_url())).unwrap());
+    let (pg_via, redis_via) =
+        (pg_relay.url(&pg, &authority(&pg)), redis_relay.url(&redis_url(), &authority(&redis_url())));
+    let cluster = Cluster::new(&mock.url(), &pg_via, &redis_via, &pg);
+    let a = cluster.start("a");
+    let (key_id, key) = create_key(&a.url, json!({"name": "k", "budget": {"tokens": 100000000}})).await;
+    let client = reqwest::Client::new();
+    assert_eq!(chat(&client, &a.url, &key, "before").await.0, 200);
+
+    // Redis away, on_redis_down = closed: a clear 503, never an unchecked answer.
+    redis_relay.cut();
+    let (status, body) = chat(&client, &a.url, &key, "redis-down").await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "state_unavailable", "{body}");
+    redis_relay.restore();
+    within(Duration::from_secs(5), "answers again once Redis is back", async || {
+        chat(&client, &a.url, &key, "redis-back").await.0 == 200
+    })
+    .await;
+
+    // PostgreSQL away for a while: keys are served from memory, rows spill
+    // to the local file, and all of them arrive once it is back.
+    pg_relay.cut();
+    let mut acked = Vec::new();
+    for i in 0..40 {
+        let id = format!("pg-down-{i}");
+        let (status, body) = chat(&client, &a.url, &key, &id).await;
+        assert_eq!(status, 200, "{body}");
+        acked.push(id);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    pg_relay.restore();
+    within(Duration::from_secs(10), "spilled rows replayed", async || {
+        let ids = cluster.ledger_request_ids();
+        acked.iter().all(|id| ids.contains(id))
+    })
+    .await;
+    // Exactly once each.
+    let ids = cluster.ledger_request_ids();
+    for id in &acked {
+        assert_eq!(ids.iter().filter(|i| *i == id).count(), 1, "{id}");
+    }
+    let (rows, tokens) = cluster.ledger(&key_id, 200);
+    assert_eq!(tokens, rows * 15);
+    a.terminate();
+}

@@ -158,7 +158,13 @@ enum Msg {
     Flush(SyncSender<()>),
     /// Commit everything, reply, and stop.
     Close(SyncSender<()>),
+    /// Call once everything queued before this marker is committed; unlike
+    /// `Flush` it does not end the batch (many wait on one commit).
+    Notify(Committed),
 }
+
+/// Run when the rows appended before it are committed (see [`Ledger::on_committed`]).
+pub type Committed = Box<dyn FnOnce() + Send>;
 
 /// Sees each batch of rows on the writer thread, before it is written.
 pub type LedgerTap = Box<dyn Fn(&[UsageRecord]) + Send + Sync>;
@@ -221,6 +227,15 @@ impl Ledger {
         }
     }
 
+    /// Calls `then` once every row appended before this call is committed
+    /// (at once if the writer is gone). Never blocks: a request can answer
+    /// its client only after its row is durable, without a thread waiting.
+    pub fn on_committed(&self, then: Committed) {
+        if let Err(mpsc::SendError(Msg::Notify(then))) = self.tx.send(Msg::Notify(then)) {
+            then();
+        }
+    }
+
     /// Rows appended but not yet committed.
     pub fn queue_depth(&self) -> u64 {
         self.depth.load(Ordering::Relaxed)
@@ -279,12 +294,14 @@ impl Writer {
                 std::thread::sleep(self.options.linger);
             }
             let mut next = Some(first);
+            let mut notify: Vec<Committed> = Vec::new();
             let mut reply = None;
             let mut stop = false;
             while let Some(msg) = next.take() {
                 match msg {
                     Msg::Row(row) => batch.push(*row),
                     Msg::Flush(r) => reply = Some(r),
+                    Msg::Notify(then) => notify.push(then),
                     Msg::Close(r) => {
                         reply = Some(r);
                         stop = true;
@@ -298,12 +315,17 @@ impl Writer {
             if stop {
                 // Rows that raced with close are still in the queue; write them too.
                 while let Ok(msg) = self.rx.try_recv() {
-                    if let Msg::Row(row) = msg {
-                        batch.push(*row);
+                    match msg {
+                        Msg::Row(row) => batch.push(*row),
+                        Msg::Notify(then) => notify.push(then),
+                        Msg::Flush(_) | Msg::Close(_) => {}
                     }
                 }
             }
             self.commit(&mut batch);
+            for then in notify {
+                then();
+            }
             if let Some(r) = reply {
                 let _ = r.send(());
             }
@@ -396,6 +418,32 @@ mod tests {
         assert_eq!(rows[2], kept, "an id and a request id that fit are left alone");
         assert!(rows[..2].iter().all(|r| r.id.len() == 36) && rows[0].id != rows[1].id);
         ledger.close();
+    }
+
+    #[test]
+    fn on_committed_runs_only_once_the_rows_before_it_are_stored_and_many_share_a_commit() {
+        let store = Arc::new(MemoryStore::new());
+        let ledger = Ledger::open(store.clone());
+        let (tx, rx) = std::sync::mpsc::channel();
+        for i in 0..50 {
+            ledger.append(row(&format!("r{i}"), i));
+            let (store, tx) = (store.clone(), tx.clone());
+            // Each waiter sees its own row (and every earlier one) stored.
+            ledger.on_committed(Box::new(move || {
+                let mut n = 0;
+                store.usage_rows(i64::MIN, i64::MAX, &mut |_| n += 1).unwrap();
+                let _ = tx.send((i, n));
+            }));
+        }
+        for _ in 0..50 {
+            let (i, stored) = rx.recv_timeout(std::time::Duration::from_secs(5)).unwrap();
+            assert!(stored > i as usize, "waiter {i} ran with {stored} rows stored");
+        }
+        ledger.close();
+        // After close, a waiter is not left hanging.
+        let (tx, rx) = std::sync::mpsc::channel();
+        ledger.on_committed(Box::new(move || tx.send(()).unwrap()));
+        rx.recv_timeout(std::time::Duration::from_secs(1)).unwrap();
     }
 
     #[test]

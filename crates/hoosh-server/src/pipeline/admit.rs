@@ -257,6 +257,8 @@ pub async fn admit(
         clock: Arc::clone(st.gov.inner.clock()),
         abandoned: Vec::new(),
         media,
+        ack_after_commit: (cluster.is_some() && live.config.state.ack_after_commit)
+            .then(|| Arc::clone(st.gov.inner.ledger())),
     };
     Ok(Admitted { meter, candidates, headers })
 }

@@ -13,6 +13,7 @@
 //! Every path produces one ledger row (which the audit chain also records)
 //! and one `hoosh_requests_total` sample.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -24,7 +25,7 @@ use hoosh_core::Placement;
 use hoosh_core::executor::{Abandoned, Failure};
 use hoosh_core::pricing::{Price, Tokens};
 use hoosh_core::router::ProviderEntry;
-use hoosh_governance::{Admission, Amount, Clock, Outcome, UsageRecord};
+use hoosh_governance::{Admission, Amount, Clock, Ledger, Outcome, UsageRecord};
 use hoosh_types::openai::{ChatCompletionChunk, Usage};
 
 use super::estimate::Media;
@@ -97,6 +98,8 @@ pub struct Metered {
     /// Audio in (speech-to-text) and characters in (text-to-speech): known
     /// up front, billed as they are.
     pub(super) media: Media,
+    /// The ledger to wait on before answering (`state.ack_after_commit`).
+    pub(super) ack_after_commit: Option<Arc<Ledger>>,
 }
 
 impl std::fmt::Debug for Metered {
@@ -173,24 +176,33 @@ impl Metered {
 
     /// Settles a request that got its whole answer (`served`) or failed
     /// (`None`: nothing billable came back). Returns what it cost.
-    pub fn settle(self, served: Option<Served<'_>>, status: u16) -> Cost {
+    pub fn settle(self, served: Option<Served<'_>>, status: u16) -> (Cost, Committed) {
         if let Some(s) = &served {
             self.calibrate(s);
         }
         let (row, actual) = self.row(served.as_ref(), status, None);
         self.report(&row);
         let cost = Cost::from(row.cost_nanos);
-        self.finish(actual, row);
-        cost
+        (cost, self.finish(actual, row))
     }
 
     /// Ends the admission with `actual`, counting any overrun of the reservation.
-    fn finish(self, actual: Amount, row: UsageRecord) {
+    fn finish(self, actual: Amount, row: UsageRecord) -> Committed {
         let reserved = self.admission.estimated().tokens;
         if actual.tokens > reserved {
             metrics::record_overrun(row.provider.as_deref().unwrap_or("none"), actual.tokens - reserved);
         }
         self.admission.finish(Outcome { actual, usage: row });
+        match self.ack_after_commit {
+            Some(ledger) => {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                ledger.on_committed(Box::new(move || {
+                    let _ = tx.send(());
+                }));
+                Committed(Some(rx))
+            }
+            None => Committed(None),
+        }
     }
 
     /// Learns what the provider counted for the prompt.
@@ -236,7 +248,7 @@ impl Metered {
         let price = self.live.router.pricing().lookup(entry.name(), &model).cloned();
         let mut meter = StreamMeter { metered: self, entry, model, price, completion: 0, usage: None, ttft_ms: None };
         meter.record();
-        Box::pin(MeteredStream { inner, meter: Some(meter) })
+        Box::pin(MeteredStream { inner, meter: Some(meter), committing: None })
     }
 }
 
@@ -283,7 +295,7 @@ impl StreamMeter {
         }
     }
 
-    fn end(self, status: u16) {
+    fn end(self, status: u16) -> Committed {
         let usage = self.usage_so_far();
         let served = Served { entry: &self.entry, model: &self.model, usage };
         if self.usage.is_some() {
@@ -291,7 +303,21 @@ impl StreamMeter {
         }
         let (row, actual) = self.metered.row(Some(&served), status, self.ttft_ms);
         self.metered.report(&row);
-        self.metered.finish(actual, row);
+        self.metered.finish(actual, row)
+    }
+}
+
+/// When a settled request's ledger row is committed, if the answer must
+/// wait for that (`state.ack_after_commit` in a cluster).
+#[derive(Debug)]
+pub struct Committed(Option<tokio::sync::oneshot::Receiver<()>>);
+
+impl Committed {
+    /// Waits for the commit (at once when nothing needs to).
+    pub async fn wait(self) {
+        if let Some(rx) = self.0 {
+            let _ = rx.await;
+        }
     }
 }
 
@@ -325,6 +351,8 @@ fn output_tokens(chunk: &ChatCompletionChunk) -> u64 {
 struct MeteredStream {
     inner: ChunkStream,
     meter: Option<StreamMeter>,
+    /// The stream has ended; its end is passed on once the row is committed.
+    committing: Option<tokio::sync::oneshot::Receiver<()>>,
 }
 
 /// The client went away mid-stream: the admission inside settles on its own
@@ -347,6 +375,15 @@ impl Stream for MeteredStream {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
+        if let Some(rx) = this.committing.as_mut() {
+            return match Pin::new(rx).poll(cx) {
+                Poll::Ready(_) => {
+                    this.committing = None;
+                    Poll::Ready(None)
+                }
+                Poll::Pending => Poll::Pending,
+            };
+        }
         let next = this.inner.as_mut().poll_next(cx);
         match &next {
             Poll::Ready(Some(Ok(chunk))) => {
@@ -358,12 +395,13 @@ impl Stream for MeteredStream {
             // error event; the ledger says 502.
             Poll::Ready(Some(Err(_))) => {
                 if let Some(m) = this.meter.take() {
-                    m.end(502);
+                    drop(m.end(502));
                 }
             }
             Poll::Ready(None) => {
-                if let Some(m) = this.meter.take() {
-                    m.end(200);
+                if let Some(Committed(Some(rx))) = this.meter.take().map(|m| m.end(200)) {
+                    this.committing = Some(rx);
+                    return self.poll_next(cx);
                 }
             }
             Poll::Pending => {}

@@ -194,12 +194,14 @@ impl Job {
             Reply::Whole(v) => {
                 let usage = ep.usage(&v, &estimate);
                 let status = if client_gone() { hoosh_governance::gate::CLIENT_CLOSED } else { 200 };
-                served.cost = Some(meter.settle(Some(Served { entry: &entry, model: &model, usage }), status));
+                let (cost, committed) = meter.settle(Some(Served { entry: &entry, model: &model, usage }), status);
+                served.cost = Some(cost);
                 if let Some(k) = key
                     && let Some(answer) = ep.cacheable_answer(&v)
                 {
                     st.cache.put(k, answer);
                 }
+                committed.wait().await;
                 Ok((Reply::Whole(v), served))
             }
             Reply::Stream(s) => {

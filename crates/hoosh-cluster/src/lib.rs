@@ -26,4 +26,4 @@ pub mod spill;
 pub use bus::{Bus, Event};
 pub use pg_conn::{PgConn, PgFail};
 pub use pg_store::{PgOptions, PgStore};
-pub use redis_state::{Granted, RedisState, SeedSource, Unavailable};
+pub use redis_state::{Granted, RedisState, SeedSource, Unavailable, probe};

@@ -103,6 +103,21 @@ pub(crate) async fn connect(url: &str) -> Result<ConnectionManager, Unavailable>
     ConnectionManager::new_with_config(client, config).await.map_err(|e| Unavailable(e.to_string()))
 }
 
+/// One round trip to the Redis at `url`, and its version: for `hoosh state check`.
+pub async fn probe(url: &str) -> Result<(Duration, String), Unavailable> {
+    let mut conn = connect(url).await?;
+    let started = std::time::Instant::now();
+    let _: String = redis::cmd("PING").query_async(&mut conn).await.map_err(|e| Unavailable(e.to_string()))?;
+    let rtt = started.elapsed();
+    let info: String =
+        redis::cmd("INFO").arg("server").query_async(&mut conn).await.map_err(|e| Unavailable(e.to_string()))?;
+    let version = info
+        .lines()
+        .find_map(|l| l.strip_prefix("redis_version:"))
+        .map_or_else(|| "unknown".to_string(), |v| v.trim().to_string());
+    Ok((rtt, version))
+}
+
 impl RedisState {
     /// Connects, and starts the settle and lease-renewal tasks (on the
     /// current runtime). `namespace` separates clusters sharing one Redis.
@@ -223,18 +238,6 @@ impl RedisState {
         let reply: Result<String, _> = redis::cmd("PING").query_async(&mut conn).await;
         self.observe(reply)?;
         Ok(started.elapsed())
-    }
-
-    /// Redis's version string.
-    pub async fn version(&self) -> Result<String, Unavailable> {
-        let mut conn = self.0.conn.clone();
-        let info: Result<String, _> = redis::cmd("INFO").arg("server").query_async(&mut conn).await;
-        let info = self.observe(info)?;
-        Ok(info
-            .lines()
-            .find_map(|l| l.strip_prefix("redis_version:"))
-            .map(|v| v.trim().to_string())
-            .unwrap_or_else(|| "unknown".into()))
     }
 
     /// Whether the last call reached Redis.

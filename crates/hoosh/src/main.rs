@@ -91,6 +91,18 @@ enum Command {
     },
     /// Requests, tokens and cost by key, team, model or provider (needs an admin or read_usage key).
     Usage(cli::usage::UsageArgs),
+    /// Apply the PostgreSQL migrations of a cluster config's `[state]` (also
+    /// done at start unless `state.migrate_on_start = false`).
+    Migrate {
+        /// Config file (default: zero-config from the environment).
+        #[arg(short, long, env = "HOOSH_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Shared state (`[state]`): health and versions of Redis and PostgreSQL.
+    State {
+        #[command(subcommand)]
+        command: cli::state::StateCommand,
+    },
     /// Configuration tools.
     Config {
         #[command(subcommand)]
@@ -137,6 +149,10 @@ fn main() -> ExitCode {
             Command::Usage(args) => cli::usage::run(args).await,
             Command::Audit { command } => cli::audit::run(command),
             Command::Config { command: ConfigCommand::Check { file } } => cli::inspect::check(&file),
+            Command::Migrate { config } => cli::state::migrate(config.as_deref()),
+            Command::State { command: cli::state::StateCommand::Check { config } } => {
+                cli::state::check(config.as_deref()).await
+            }
             Command::Info { config } => cli::inspect::info(config.as_deref()),
         }
     });

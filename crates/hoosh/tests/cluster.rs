@@ -56,6 +56,8 @@ fn fresh_database_now() -> String {
 struct Cluster {
     dir: std::path::PathBuf,
     config: std::path::PathBuf,
+    /// The instances' config, for variants (`config_variant`).
+    text: String,
     pg: String,
     namespace: String,
 }
@@ -67,10 +69,8 @@ impl Cluster {
         std::fs::create_dir_all(&dir).unwrap();
         let namespace = format!("t{}", uuid::Uuid::new_v4().simple());
         let config = dir.join("hoosh.toml");
-        std::fs::write(
-            &config,
-            format!(
-                r#"
+        let text = format!(
+            r#"
 [local]
 enabled = false
 [[providers]]
@@ -89,16 +89,26 @@ postgres_url = "{pg}"
 namespace = "{namespace}"
 lease_ttl_ms = 2000
 "#
-            ),
-        )
-        .unwrap();
-        Cluster { dir, config, pg: pg_direct.to_string(), namespace }
+        );
+        std::fs::write(&config, &text).unwrap();
+        Cluster { dir, config, text, pg: pg_direct.to_string(), namespace }
+    }
+
+    /// The same config with `from` replaced by `to`, as a file of its own.
+    fn config_variant(&self, name: &str, from: &str, to: &str) -> std::path::PathBuf {
+        let path = self.dir.join(format!("{name}.toml"));
+        std::fs::write(&path, self.text.replacen(from, to, 1)).unwrap();
+        path
     }
 
     fn start(&self, name: &str) -> Served {
+        self.start_as(name, &self.config)
+    }
+
+    fn start_as(&self, name: &str, config: &std::path::Path) -> Served {
         let data = self.dir.join(name);
         Served::start_with(
-            self.config.to_str().unwrap(),
+            config.to_str().unwrap(),
             &["--data-dir", data.to_str().unwrap(), "--instance-id", name],
             &[("HOOSH_CLUSTER_TEST_MASTER", MASTER)],
         )
@@ -376,4 +386,77 @@ async fn redis_and_postgres_outages_behave_as_configured() {
     let (rows, tokens) = cluster.ledger(&key_id, 200);
     assert_eq!(tokens, rows * 15);
     a.terminate();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn on_redis_down_open_admits_from_local_state_and_adds_that_usage_to_the_shared_budget_later() {
+    let mock = hoosh_testkit::openai::start().await;
+    let pg = fresh_database();
+    let redis_relay = Relay::start(&authority(&redis_url())).unwrap();
+    let cluster = Cluster::new(&mock.url(), &pg, &redis_url(), &pg);
+    // a reaches Redis through the relay and admits on its own while it is away; b always reaches it.
+    let redis_via = redis_relay.url(&redis_url(), &authority(&redis_url()));
+    let open = cluster.config_variant(
+        "open",
+        &format!("redis_url = \"{}\"", redis_url()),
+        &format!("redis_url = \"{redis_via}\"\non_redis_down = \"open\""),
+    );
+    let (a, b) = (cluster.start_as("a", &open), cluster.start("b"));
+    let client = reqwest::Client::new();
+    // 20 answers of 15 tokens.
+    let (_, key) = create_key(&b.url, json!({"name": "k", "budget": {"tokens": 300}})).await;
+    within(Duration::from_secs(1), "key on a", async || chat(&client, &a.url, &key, "probe").await.0 == 200).await;
+
+    redis_relay.cut();
+    for i in 0..9 {
+        let (status, body) = chat(&client, &a.url, &key, &format!("open-{i}")).await;
+        assert_eq!(status, 200, "admitted from local state while Redis is away: {body}");
+    }
+    redis_relay.restore();
+    // Once a's queued settles reach Redis, b (which never saw those requests) counts them.
+    let mut more = 0;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for i in 0..20 {
+        if chat(&client, &b.url, &key, &format!("after-{i}")).await.0 == 200 {
+            more += 1;
+        }
+    }
+    assert_eq!(more, 10, "20 answers in all: 1 probe + 9 while Redis was away + 10");
+    a.terminate();
+    b.terminate();
+}
+
+#[test]
+fn migrate_and_state_check_report_the_shared_state() {
+    let pg = fresh_database();
+    let dir = std::env::temp_dir().join(format!("hoosh-state-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |name: &str, redis: &str| {
+        let path = dir.join(name);
+        std::fs::write(
+            &path,
+            format!(
+                "[local]\nenabled = false\n[state]\nbackend = \"cluster\"\nredis_url = \"{redis}\"\npostgres_url = \"{pg}\"\n"
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let good = write("good.toml", &redis_url());
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(support::BIN).args(args).output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let (ok, out) = run(&["state", "check", "--config", good.to_str().unwrap()]);
+    assert!(!ok && out.contains("behind: run `hoosh migrate`"), "{out}");
+    let (ok, out) = run(&["migrate", "--config", good.to_str().unwrap()]);
+    assert!(ok && out.contains("applied V1__governance"), "{out}");
+    let (ok, out) = run(&["migrate", "--config", good.to_str().unwrap()]);
+    assert!(ok && out.contains("up to date"), "{out}");
+    let (ok, out) = run(&["state", "check", "--config", good.to_str().unwrap()]);
+    assert!(ok && out.contains("up to date") && out.contains("redis:") && out.contains("reachable"), "{out}");
+    // A Redis that is not there fails the check and says which.
+    let bad = write("bad.toml", "redis://127.0.0.1:1/0");
+    let (ok, out) = run(&["state", "check", "--config", bad.to_str().unwrap()]);
+    assert!(!ok && out.contains("redis: redis://127.0.0.1:1/0 UNREACHABLE"), "{out}");
 }

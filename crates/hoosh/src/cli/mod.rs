@@ -9,4 +9,5 @@ pub mod inspect;
 pub mod keys;
 pub mod pull;
 pub mod serve;
+pub mod state;
 pub mod usage;

@@ -231,6 +231,34 @@ impl RedisState {
         Ok(())
     }
 
+    /// The shared response cache's answer under `digest`, if any.
+    pub async fn cache_get(&self, digest: &[u8; 32]) -> Result<Option<Vec<u8>>, Unavailable> {
+        let mut conn = self.0.conn.clone();
+        let found: redis::RedisResult<Option<Vec<u8>>> =
+            redis::cmd("GET").arg(self.cache_key(digest)).query_async(&mut conn).await;
+        self.observe(found)
+    }
+
+    /// Stores an answer in the shared response cache for `ttl`.
+    pub async fn cache_put(&self, digest: &[u8; 32], answer: Vec<u8>, ttl: Duration) -> Result<(), Unavailable> {
+        let mut conn = self.0.conn.clone();
+        let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let stored: redis::RedisResult<()> =
+            redis::cmd("SET").arg(self.cache_key(digest)).arg(answer).arg("PX").arg(ms).query_async(&mut conn).await;
+        self.observe(stored)
+    }
+
+    /// `{ns}:cache:` and the raw digest (outside the lease hash tag: cache
+    /// entries may spread over a Redis cluster's slots).
+    fn cache_key(&self, digest: &[u8; 32]) -> Vec<u8> {
+        let ns = self.0.prefix.trim_end_matches("{h}:");
+        let mut key = Vec::with_capacity(ns.len() + 6 + 32);
+        key.extend_from_slice(ns.as_bytes());
+        key.extend_from_slice(b"cache:");
+        key.extend_from_slice(digest);
+        key
+    }
+
     /// Round trip to Redis (for `hoosh state check` and readiness).
     pub async fn ping(&self) -> Result<Duration, Unavailable> {
         let started = std::time::Instant::now();

@@ -11,6 +11,13 @@
 //! opts in with `x-hoosh-cache: true`; `x-hoosh-cache: false`, or a key whose
 //! metadata says `"cache": false`, bypasses it. Entries live `ttl_secs`; the
 //! least recently used go first beyond `max_entries` or `max_bytes`.
+//!
+//! In a cluster (`[state] backend = "cluster"`) a second tier in Redis is
+//! shared by every instance: a put is also sent there (with the same TTL),
+//! and a local miss asks it ([`crate::cluster::Cluster::cache_get`]). Keys
+//! are the same digests, so the scope holds across instances too. Answers
+//! that carry a native body (an Anthropic passthrough) stay local: that
+//! body is never serialized.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -25,7 +32,7 @@ use hoosh_types::openai::{ChatCompletionChunk, ChatCompletionRequest, ChatComple
 use sha2::{Digest, Sha256};
 
 /// A cached answer.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub enum Answer {
     Whole(ChatCompletionResponse),
     Stream(Vec<ChatCompletionChunk>),
@@ -48,7 +55,12 @@ struct Inner {
 pub struct ResponseCache {
     cfg: CacheConfig,
     inner: Mutex<Inner>,
+    /// Also stores each answer put here in the shared tier (cluster).
+    shared_put: std::sync::OnceLock<SharedPut>,
 }
+
+/// Sends an answer to the shared tier: its key, its JSON, how long it lives.
+pub type SharedPut = Box<dyn Fn([u8; 32], Vec<u8>, Duration) + Send + Sync>;
 
 /// What the cache decided for a request (`x-hoosh-cache`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,9 +80,19 @@ impl Verdict {
     }
 }
 
+impl Answer {
+    /// Whether it carries a client API's own body (never serialized).
+    fn has_native(&self) -> bool {
+        match self {
+            Answer::Whole(r) => r.native.is_some(),
+            Answer::Stream(chunks) => chunks.iter().any(|c| c.native.is_some()),
+        }
+    }
+}
+
 impl ResponseCache {
     pub fn new(cfg: CacheConfig) -> Self {
-        ResponseCache { cfg, inner: Mutex::new(Inner::default()) }
+        ResponseCache { cfg, inner: Mutex::new(Inner::default()), shared_put: std::sync::OnceLock::new() }
     }
 
     /// The caller's choice in `x-hoosh-cache`: `Some(true)` opts a sampled
@@ -151,7 +173,20 @@ impl ResponseCache {
         }
     }
 
+    /// Stores `answer` here and, in a cluster, in the shared tier.
     pub fn put(&self, key: [u8; 32], answer: Answer) {
+        if let Some(share) = self.shared_put.get()
+            && !answer.has_native()
+            && let Ok(json) = serde_json::to_vec(&answer)
+            && json.len() <= self.cfg.max_bytes
+        {
+            share(key, json, Duration::from_secs(self.cfg.ttl_secs));
+        }
+        self.put_local(key, answer);
+    }
+
+    /// Stores `answer` here only (one found in the shared tier, say).
+    pub fn put_local(&self, key: [u8; 32], answer: Answer) {
         let bytes = match &answer {
             Answer::Whole(r) => serde_json::to_vec(r).map_or(0, |v| v.len()),
             Answer::Stream(chunks) => chunks.iter().map(|c| serde_json::to_vec(c).map_or(0, |v| v.len())).sum(),
@@ -172,6 +207,11 @@ impl ResponseCache {
                 inner.bytes -= old.bytes;
             }
         }
+    }
+
+    /// Installs the shared tier's put (once).
+    pub fn set_shared_put(&self, put: SharedPut) {
+        let _ = self.shared_put.set(put);
     }
 
     /// Drops every answer past its TTL (housekeeping; lookups drop them too).

@@ -19,6 +19,7 @@ use hoosh_core::state_config::OnRedisDown;
 use hoosh_governance::{Admission, Denied, Governance, SharedSettle, Store};
 use tokio::sync::Notify;
 
+use crate::cache::{Answer, ResponseCache};
 use crate::governance::{self, Gov};
 
 /// The file, in the data directory, where ledger rows wait while
@@ -132,7 +133,29 @@ pub async fn open(config: &Config, instance: &str, data_dir: Option<&Path>) -> R
     Ok(gov)
 }
 
+/// Longest a request waits for the shared cache before going upstream.
+const CACHE_WAIT: Duration = Duration::from_millis(100);
+
 impl Cluster {
+    /// The shared cache's answer for `key` (a local miss asks here). Redis
+    /// slow or away is a miss, never an error.
+    pub async fn cache_get(&self, key: &[u8; 32]) -> Option<Answer> {
+        let found = tokio::time::timeout(CACHE_WAIT, self.redis.cache_get(key)).await.ok()?.ok()??;
+        serde_json::from_slice(&found).ok()
+    }
+
+    /// Makes `cache` send every answer it stores to the shared tier too.
+    pub fn share_cache(&self, cache: &ResponseCache) {
+        let redis = self.redis.clone();
+        let runtime = tokio::runtime::Handle::current();
+        cache.set_shared_put(Box::new(move |key, json, ttl| {
+            let redis = redis.clone();
+            runtime.spawn(async move {
+                let _ = redis.cache_put(&key, json, ttl).await;
+            });
+        }));
+    }
+
     /// Charges what `admission` holds here on the shared counters too. A
     /// refusal withdraws the admission (nothing stays charged anywhere);
     /// Redis out of reach refuses or, with `on_redis_down = "open"`, admits

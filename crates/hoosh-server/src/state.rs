@@ -147,6 +147,9 @@ impl AppState {
             gov.inner.ledger().set_tap(tap);
         }
         let cache = Arc::new(ResponseCache::new(config.cache.clone()));
+        if let Some(cluster) = gov.cluster() {
+            cluster.share_cache(&cache);
+        }
         let budget_settled = Arc::new(tokio::sync::Notify::new());
         let wake = Arc::clone(&budget_settled);
         gov.inner.budgets().set_on_settle(Arc::new(move || wake.notify_waiters()));

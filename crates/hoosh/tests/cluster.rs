@@ -460,3 +460,51 @@ fn migrate_and_state_check_report_the_shared_state() {
     let (ok, out) = run(&["state", "check", "--config", bad.to_str().unwrap()]);
     assert!(!ok && out.contains("redis: redis://127.0.0.1:1/0 UNREACHABLE"), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_deterministic_answer_cached_through_one_instance_is_a_hit_on_the_other() {
+    let mock = hoosh_testkit::openai::start().await;
+    let pg = fresh_database();
+    let cluster = Cluster::new(&mock.url(), &pg, &redis_url(), &pg);
+    let cached = cluster.config_variant("cached", "[cache]\nenabled = false", "[cache]\nenabled = true");
+    let (a, b) = (cluster.start_as("a", &cached), cluster.start_as("b", &cached));
+    let (_, key) = create_key(&a.url, json!({"name": "k"})).await;
+    let (_, other) = create_key(&a.url, json!({"name": "other"})).await;
+    let client = reqwest::Client::new();
+    let ask = async |url: &str, key: &str, question: &str| {
+        let body = json!({"model": "m", "temperature": 0, "messages": [{"role": "user", "content": question}]});
+        let r = client.post(format!("{url}/v1/chat/completions")).bearer_auth(key).json(&body).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let verdict = r.headers().get("x-hoosh-cache").map(|v| v.to_str().unwrap().to_owned());
+        let answer: Value = r.json().await.unwrap();
+        (verdict.unwrap_or_default(), answer["choices"][0]["message"]["content"].clone())
+    };
+    within(Duration::from_secs(1), "key on b", async || {
+        client.get(format!("{}/v1/models", b.url)).bearer_auth(&key).send().await.unwrap().status() == 200
+    })
+    .await;
+    let (first, answer) = ask(&a.url, &key, "what is 2+2?").await;
+    assert_eq!(first, "miss");
+    let upstream_calls = mock.call_count();
+    // The shared tier is written after the answer: give it a moment.
+    let (mut hit, mut misses) = (String::new(), 0);
+    for _ in 0..50 {
+        let (verdict, again) = ask(&b.url, &key, "what is 2+2?").await;
+        if verdict != "hit" {
+            misses += 1;
+        }
+        if verdict == "hit" {
+            assert_eq!(again, answer);
+            hit = verdict;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(hit, "hit", "the answer cached through a is not a hit on b");
+    // The scope holds across instances: another key is not served a's answer.
+    let (verdict, _) = ask(&b.url, &other, "what is 2+2?").await;
+    assert_eq!(verdict, "miss");
+    // Only the misses reached the vendor: b's before the shared entry landed, and the other key's.
+    println!("b missed {misses} time(s) before the hit");
+    assert_eq!(mock.call_count(), upstream_calls + misses + 1, "a hit reached the vendor");
+}

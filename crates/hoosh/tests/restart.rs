@@ -64,7 +64,8 @@ async fn budgets_and_ledger_agree_after_kill_9() {
     let _alone = ONE_AT_A_TIME.lock().await;
     let mock = hoosh_testkit::openai::start().await;
     let (dir, config) = data_dir_and_config(&mock.url());
-    let Served { mut child, url } = start(&config, &dir);
+    let mut served = start(&config, &dir);
+    let (child, url) = (&mut served.child, served.url.clone());
 
     // 16 clients loop until the gateway dies; each remembers the request
     // ids it got a complete 200 for, and when.
@@ -102,7 +103,8 @@ async fn budgets_and_ledger_agree_after_kill_9() {
     assert!(done.len() > 50, "the load ran: {} requests", done.len());
 
     // Start again on the same data directory.
-    let Served { mut child, url } = start(&config, &dir);
+    let mut served = start(&config, &dir);
+    let (child, url) = (&mut served.child, served.url.clone());
     let budgets: Value =
         client.get(format!("{url}/v1/budgets")).bearer_auth(KEY).send().await.unwrap().json().await.unwrap();
     let used = budgets["data"][0]["used_tokens"].as_u64().unwrap();
@@ -187,7 +189,8 @@ async fn one_request_id_for_every_request_still_counts_every_request_after_a_res
     }
     assert!(served.terminate().success(), "a graceful stop flushes the ledger");
 
-    let Served { mut child, url } = start(&config, &dir);
+    let mut served = start(&config, &dir);
+    let (child, url) = (&mut served.child, served.url.clone());
     let budgets: Value =
         client.get(format!("{url}/v1/budgets")).bearer_auth(KEY).send().await.unwrap().json().await.unwrap();
     let store = SqliteStore::open(dir.join("hoosh.db")).unwrap();

@@ -127,7 +127,15 @@ pub async fn run<E: Endpoint>(st: &AppState, caller: &Caller, mut ep: E) -> Resu
 
     // cache
     let key = ep.cache_key(st, &caller.principal);
-    if let Some(reply) = key.as_ref().and_then(|k| st.cache.get(k)).and_then(|a| ep.replay_cached(&a)) {
+    let mut cached = key.as_ref().and_then(|k| st.cache.get(k));
+    if cached.is_none()
+        && let (Some(k), Some(cluster)) = (key.as_ref(), st.gov.cluster())
+        && let Some(answer) = cluster.cache_get(k).await
+    {
+        st.cache.put_local(*k, answer.clone());
+        cached = Some(std::sync::Arc::new(answer));
+    }
+    if let Some(reply) = cached.and_then(|a| ep.replay_cached(&a)) {
         meter.settle_cache_hit();
         crate::metrics::record_cache(Verdict::Hit.as_str());
         let served = ServedBy { cache: Some(Verdict::Hit), ..ServedBy::default() };

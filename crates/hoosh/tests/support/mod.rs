@@ -40,6 +40,10 @@ impl Served {
     }
 
     pub fn terminate(mut self) -> std::process::ExitStatus {
+        self.stop()
+    }
+
+    fn stop(&mut self) -> std::process::ExitStatus {
         Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
         for _ in 0..100 {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -49,5 +53,16 @@ impl Served {
         }
         self.child.kill().unwrap();
         panic!("hoosh did not stop within 5 s of SIGTERM");
+    }
+}
+
+/// A test that fails before `terminate` must not leave its gateway running
+/// (holding its port, data directory and database connections).
+impl Drop for Served {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }

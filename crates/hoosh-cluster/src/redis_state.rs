@@ -259,6 +259,50 @@ impl RedisState {
         key
     }
 
+    /// Tells the other instances `provider`'s circuit opened here, for `open_for`.
+    pub async fn circuit_opened(&self, provider: &str, instance: &str, open_for: Duration) -> Result<(), Unavailable> {
+        let mut conn = self.0.conn.clone();
+        let ms = u64::try_from(open_for.as_millis()).unwrap_or(u64::MAX).max(1);
+        let set: redis::RedisResult<()> = redis::cmd("SET")
+            .arg(self.circuit_key(provider))
+            .arg(instance)
+            .arg("PX")
+            .arg(ms)
+            .query_async(&mut conn)
+            .await;
+        self.observe(set)
+    }
+
+    /// For each of `providers`, how long its circuit stays open by another
+    /// instance's account (`None`: not open, or open only by `instance`'s own).
+    pub async fn circuits_open(
+        &self,
+        providers: &[&str],
+        instance: &str,
+    ) -> Result<Vec<Option<Duration>>, Unavailable> {
+        if providers.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for p in providers {
+            pipe.cmd("GET").arg(self.circuit_key(p)).cmd("PTTL").arg(self.circuit_key(p));
+        }
+        let mut conn = self.0.conn.clone();
+        let replies: redis::RedisResult<Vec<(Option<String>, i64)>> = pipe.query_async(&mut conn).await;
+        let replies = self.observe(replies)?;
+        Ok(replies
+            .into_iter()
+            .map(|(by, ms)| match by {
+                Some(by) if by != instance => u64::try_from(ms).ok().filter(|ms| *ms > 0).map(Duration::from_millis),
+                _ => None,
+            })
+            .collect())
+    }
+
+    fn circuit_key(&self, provider: &str) -> String {
+        format!("{}circuit:{provider}", self.0.prefix.trim_end_matches("{h}:"))
+    }
+
     /// Round trip to Redis (for `hoosh state check` and readiness).
     pub async fn ping(&self) -> Result<Duration, Unavailable> {
         let started = std::time::Instant::now();

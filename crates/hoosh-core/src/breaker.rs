@@ -111,6 +111,20 @@ impl Breaker {
         }
     }
 
+    /// Opens because another instance of a cluster saw this provider fail:
+    /// open for `remaining` (at most the configured open period), then
+    /// half-open as usual. A circuit already open stays as it is.
+    pub fn trip_remote(&mut self, remaining: Duration) {
+        if self.state() == CircuitState::Open {
+            return;
+        }
+        let open_for = Duration::from_secs(self.cfg.open_secs);
+        let already = open_for.saturating_sub(remaining);
+        self.state = CircuitState::Open;
+        self.opened_at = Some(Instant::now().checked_sub(already).unwrap_or_else(Instant::now));
+        self.probe_in_flight = false;
+    }
+
     /// A call that took the half-open probe but ended without a verdict
     /// (e.g. a refused parameter) gives the probe back.
     pub fn release_probe(&mut self) {
@@ -154,6 +168,25 @@ mod tests {
 
     fn cfg() -> BreakerConfig {
         BreakerConfig { consecutive_failures: 3, failure_rate: 0.5, window: 10, min_calls: 6, open_secs: 30 }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_remote_trip_opens_for_what_is_left_then_half_opens() {
+        tokio::time::advance(Duration::from_secs(100)).await;
+        let mut b = Breaker::new(cfg());
+        b.trip_remote(Duration::from_secs(10));
+        assert_eq!(b.state(), CircuitState::Open);
+        assert!(!b.try_acquire());
+        tokio::time::advance(Duration::from_secs(9)).await;
+        assert_eq!(b.state(), CircuitState::Open);
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(b.state(), CircuitState::HalfOpen, "open only for what the other instance had left");
+        // Already open: another trip does not extend it.
+        b.record_failure();
+        assert_eq!(b.state(), CircuitState::Open);
+        b.trip_remote(Duration::from_secs(1));
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert_eq!(b.state(), CircuitState::Open, "the local open period stands");
     }
 
     #[tokio::test(start_paused = true)]

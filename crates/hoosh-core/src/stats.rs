@@ -26,6 +26,9 @@ pub struct ProviderStats {
     failures: AtomicU64,
     last_error: Mutex<Option<String>>,
     breaker: Mutex<Breaker>,
+    /// How many times this instance's own calls opened the circuit (a
+    /// cluster tells the other instances when it grows).
+    opened_here: AtomicU64,
 }
 
 /// A point-in-time view for `/v1/providers`.
@@ -71,6 +74,7 @@ impl ProviderStats {
             failures: AtomicU64::new(0),
             last_error: Mutex::new(None),
             breaker: Mutex::new(Breaker::new(breaker)),
+            opened_here: AtomicU64::new(0),
         }
     }
 
@@ -126,7 +130,11 @@ impl ProviderStats {
         *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(format!("{}: {message}", kind.as_str()));
         let mut b = self.breaker();
         if kind.is_provider_fault() {
+            let was = b.state();
             b.record_failure();
+            if was != CircuitState::Open && b.state() == CircuitState::Open {
+                self.opened_here.fetch_add(1, Ordering::Relaxed);
+            }
         } else {
             b.release_probe();
         }
@@ -134,6 +142,16 @@ impl ProviderStats {
 
     pub fn try_acquire(&self) -> bool {
         self.breaker().try_acquire()
+    }
+
+    /// How many times calls from this instance opened the circuit.
+    pub fn opened_here(&self) -> u64 {
+        self.opened_here.load(Ordering::Relaxed)
+    }
+
+    /// Opens the circuit for `remaining`: another instance saw it fail.
+    pub fn trip_remote(&self, remaining: Duration) {
+        self.breaker().trip_remote(remaining);
     }
 
     /// Whether routing should prefer this provider now (healthy, circuit not open).

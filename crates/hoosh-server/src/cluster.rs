@@ -9,6 +9,7 @@
 //! phase: what this instance admitted is charged again on the shared
 //! counters, which may still refuse it (another instance took the budget).
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,9 +19,12 @@ use hoosh_core::config::Config;
 use hoosh_core::state_config::OnRedisDown;
 use hoosh_governance::{Admission, Denied, Governance, SharedSettle, Store};
 use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::cache::{Answer, ResponseCache};
 use crate::governance::{self, Gov};
+use crate::state::AppState;
 
 /// The file, in the data directory, where ledger rows wait while
 /// PostgreSQL is unreachable.
@@ -131,6 +135,46 @@ pub async fn open(config: &Config, instance: &str, data_dir: Option<&Path>) -> R
     };
     gov.set_cluster(cluster);
     Ok(gov)
+}
+
+/// How often circuit state is exchanged with the other instances.
+const CIRCUIT_SYNC: Duration = Duration::from_millis(500);
+
+/// Shares circuit breakers with the other instances until `cancel`: a
+/// circuit this instance opens is announced (a Redis key that lives for the
+/// open period), and one another instance opened is opened here for what
+/// is left of it — so a failing provider is skipped cluster-wide, not
+/// re-discovered by each instance's own failures.
+pub fn spawn_circuit_sync(st: &AppState, tracker: &TaskTracker, cancel: CancellationToken) {
+    let Some(cluster) = st.gov.cluster().cloned() else { return };
+    let st = st.clone();
+    tracker.spawn(async move {
+        let mut announced: HashMap<String, u64> = HashMap::new();
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep(CIRCUIT_SYNC) => {}
+            }
+            let live = st.live();
+            let open_for = Duration::from_secs(live.config.circuit_breaker.open_secs);
+            let entries = live.router.entries();
+            for e in entries {
+                let opened = e.stats.opened_here();
+                let seen = announced.entry(e.name().to_owned()).or_insert(0);
+                if opened > *seen {
+                    *seen = opened;
+                    let _ = cluster.redis.circuit_opened(e.name(), &cluster.instance, open_for).await;
+                }
+            }
+            let names: Vec<&str> = entries.iter().map(|e| e.name()).collect();
+            let Ok(open) = cluster.redis.circuits_open(&names, &cluster.instance).await else { continue };
+            for (e, remaining) in entries.iter().zip(open) {
+                if let Some(remaining) = remaining {
+                    e.stats.trip_remote(remaining.min(open_for));
+                }
+            }
+        }
+    });
 }
 
 /// Longest a request waits for the shared cache before going upstream.

@@ -44,6 +44,7 @@ pub async fn run(
     );
     crate::reload::spawn_on_sighup(&state, &tracker, cancel.clone());
     crate::reload::spawn_on_cluster_request(&state, &tracker, cancel.clone());
+    crate::cluster::spawn_circuit_sync(&state, &tracker, cancel.clone());
     if let Some(export) = state.otlp_pending.lock().unwrap_or_else(|p| p.into_inner()).take() {
         export.spawn(&tracker, cancel.clone());
     }

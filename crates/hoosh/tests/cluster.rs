@@ -508,3 +508,44 @@ async fn a_deterministic_answer_cached_through_one_instance_is_a_hit_on_the_othe
     println!("b missed {misses} time(s) before the hit");
     assert_eq!(mock.call_count(), upstream_calls + misses + 1, "a hit reached the vendor");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_circuit_opened_by_one_instance_is_open_on_the_other() {
+    let (mock, backup) = (hoosh_testkit::openai::start().await, hoosh_testkit::openai::start().await);
+    let pg = fresh_database();
+    let cluster = Cluster::new(&mock.url(), &pg, &redis_url(), &pg);
+    // `up` first, `backup` (another vendor) after it; two failures open a circuit.
+    let breaker = cluster.config_variant(
+        "breaker",
+        "[governance]",
+        &format!(
+            "[[providers]]\nname = \"backup\"\ntype = \"openai\"\nbase_url = \"{}/v1\"\nmodels = [\"*\"]\n\
+             [circuit_breaker]\nconsecutive_failures = 2\nopen_secs = 30\n[routing]\nmax_retries = 0\n[governance]",
+            backup.url()
+        ),
+    );
+    let (a, b) = (cluster.start_as("a", &breaker), cluster.start_as("b", &breaker));
+    let (_, key) = create_key(&a.url, json!({"name": "k"})).await;
+    let client = reqwest::Client::new();
+    let circuit = async |url: &str| -> String {
+        let v: Value =
+            client.get(format!("{url}/v1/providers")).bearer_auth(&key).send().await.unwrap().json().await.unwrap();
+        let up = v["data"].as_array().unwrap().iter().find(|p| p["name"] == "up").cloned().unwrap();
+        up["circuit"].as_str().unwrap_or_default().to_owned()
+    };
+    within(Duration::from_secs(1), "key on b", async || circuit(&b.url).await == "closed").await;
+    // `up` fails twice through a (addressed by name: no failover): a opens its circuit…
+    for i in 0..2 {
+        let (status, _) = chat_with(&client, &a.url, &key, &format!("f{i}"), "up/mock-error-503").await;
+        assert!(status >= 500, "{status}");
+    }
+    assert_eq!(circuit(&a.url).await, "open");
+    // …and b, which never saw `up` fail, opens it too and goes to `backup` first.
+    let took =
+        within(Duration::from_secs(3), "b learns the circuit is open", async || circuit(&b.url).await == "open").await;
+    println!("circuit open on b {took:?} after a opened it");
+    let (up_calls, backup_calls) = (mock.call_count(), backup.call_count());
+    let (status, body) = chat(&client, &b.url, &key, "routed-around").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!((mock.call_count(), backup.call_count()), (up_calls, backup_calls + 1), "b called `up`");
+}

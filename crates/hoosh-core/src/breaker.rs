@@ -181,12 +181,16 @@ mod tests {
         assert_eq!(b.state(), CircuitState::Open);
         tokio::time::advance(Duration::from_secs(1)).await;
         assert_eq!(b.state(), CircuitState::HalfOpen, "open only for what the other instance had left");
-        // Already open: another trip does not extend it.
+        // The probe fails: open again, locally, for the full period; a
+        // remote trip does not shorten it.
+        assert!(b.try_acquire());
         b.record_failure();
         assert_eq!(b.state(), CircuitState::Open);
         b.trip_remote(Duration::from_secs(1));
         tokio::time::advance(Duration::from_secs(2)).await;
         assert_eq!(b.state(), CircuitState::Open, "the local open period stands");
+        tokio::time::advance(Duration::from_secs(28)).await;
+        assert_eq!(b.state(), CircuitState::HalfOpen);
     }
 
     #[tokio::test(start_paused = true)]

@@ -60,6 +60,16 @@ pub struct Audit {
     /// `audit.lock`, exclusively locked while this process writes the chain
     /// (released when the file is closed, also by a crash).
     _writer_lock: Option<std::fs::File>,
+    /// `hoosh serve --instance-id`, written into every entry the gateway records.
+    instance: Option<Arc<str>>,
+}
+
+/// `draft` with `data.instance` set (when this process has a name).
+fn stamp(mut draft: Draft, instance: Option<&str>) -> Draft {
+    if let Some(id) = instance {
+        draft.data.insert("instance".into(), serde_json::Value::String(id.to_owned()));
+    }
+    draft
 }
 
 /// The lock file beside `audit.db`: one writer per chain.
@@ -104,7 +114,14 @@ impl Audit {
             auth_failures: FailureLimiter::new(0, 0),
             db_path: None,
             _writer_lock: None,
+            instance: None,
         }
+    }
+
+    /// Names this instance in every entry it records (`data.instance`).
+    pub fn with_instance(mut self, instance: &str) -> Audit {
+        self.instance = Some(Arc::from(instance));
+        self
     }
 
     /// Opens (or resumes) the chain in `data_dir`. When the stored chain
@@ -180,6 +197,7 @@ impl Audit {
             auth_failures: FailureLimiter::new(cfg.max_auth_failures_per_sec, cfg.max_auth_failures_per_source_per_min),
             db_path: Some(path),
             _writer_lock: Some(lock),
+            instance: None,
         })
     }
 
@@ -201,7 +219,7 @@ impl Audit {
 
     pub fn record(&self, draft: Draft) {
         if let Some(log) = &self.log {
-            log.record(draft);
+            log.record(stamp(draft, self.instance.as_deref()));
         }
     }
 
@@ -219,9 +237,10 @@ impl Audit {
     /// The tap the ledger writer calls with each batch: one `inference` entry per row.
     pub fn ledger_tap(&self) -> Option<hoosh_governance::LedgerTap> {
         let log = Arc::clone(self.log.as_ref()?);
+        let instance = self.instance.clone();
         Some(Box::new(move |rows: &[UsageRecord]| {
             for row in rows {
-                log.record(inference(row));
+                log.record(stamp(inference(row), instance.as_deref()));
             }
         }))
     }

@@ -262,6 +262,11 @@ async fn two_instances_share_one_budget_one_rate_limit_and_one_set_of_keys() {
     })
     .await;
     println!("revocation reached b after {took:?}");
+    // Each instance's entries name it (the chain itself is per instance for now).
+    let entries: Value =
+        client.get(format!("{}/admin/audit", b.url)).bearer_auth(MASTER).send().await.unwrap().json().await.unwrap();
+    let named = entries["data"].as_array().unwrap().iter().filter(|e| e["data"]["instance"] == "b").count();
+    assert!(named > 0, "{entries}");
     a.terminate();
     b.terminate();
 }

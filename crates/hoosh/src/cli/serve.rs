@@ -120,7 +120,9 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
     let audit = if config.audit.enabled {
         let dir = hoosh_server::governance::data_dir(&config.governance, args.data_dir.as_deref())
             .map_err(|e| anyhow::anyhow!("audit: {e}"))?;
-        let audit = hoosh_server::audit::Audit::open(&config.audit, &dir).map_err(|e| anyhow::anyhow!("audit: {e}"))?;
+        let audit = hoosh_server::audit::Audit::open(&config.audit, &dir)
+            .map_err(|e| anyhow::anyhow!("audit: {e}"))?
+            .with_instance(&instance);
         tracing::info!(chain = %dir.join(hoosh_server::audit::AUDIT_DB_FILE).display(), "audit chain");
         audit
     } else {

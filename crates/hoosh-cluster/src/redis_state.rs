@@ -24,8 +24,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use hoosh_governance::{
-    Amount, BudgetExceeded, BudgetLimit, Denied, LimitKey, PoolId, RateKind, RateLimited, RateReport, RateStatus,
-    Remaining, SharedAsk, SharedPool, SharedSettle, nanos_to_usd,
+    Amount, BudgetExceeded, BudgetLimit, Denied, LimitKey, PoolCounts, PoolId, RateKind, RateLimited, RateReport,
+    RateStatus, Remaining, SharedAsk, SharedPool, SharedSettle, nanos_to_usd,
 };
 use parking_lot::Mutex;
 use redis::Script;
@@ -257,6 +257,39 @@ impl RedisState {
         key.extend_from_slice(b"cache:");
         key.extend_from_slice(digest);
         key
+    }
+
+    /// The cluster's counters of each `(pool, window start)`; `None` for a
+    /// window no instance has used yet (its usage is still only in the ledger).
+    pub async fn pool_counts(&self, pools: &[(PoolId, i64)]) -> Result<Vec<Option<PoolCounts>>, Unavailable> {
+        if pools.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for (pool, window_start) in pools {
+            pipe.cmd("HMGET").arg(self.used_key(pool, *window_start)).arg("t").arg("n");
+            pipe.cmd("HMGET").arg(self.key(&format!("res:{pool}"))).arg(&["t", "n", "open", "rt", "rn"][..]);
+        }
+        let mut conn = self.0.conn.clone();
+        type Used = (Option<u64>, Option<u64>);
+        type Held = (Option<u64>, Option<u64>, Option<u64>, Option<u64>, Option<u64>);
+        let replies: redis::RedisResult<Vec<(Used, Held)>> = pipe.query_async(&mut conn).await;
+        let replies = self.observe(replies)?;
+        Ok(replies
+            .into_iter()
+            .map(|((t, n), (rt, rn, open, art, arn))| {
+                let (Some(t), Some(n)) = (t, n) else { return None };
+                Some(PoolCounts {
+                    used_tokens: t,
+                    used_nanos: n,
+                    reserved_tokens: rt.unwrap_or(0),
+                    reserved_nanos: rn.unwrap_or(0),
+                    open: open.unwrap_or(0),
+                    at_risk_tokens: art.unwrap_or(0),
+                    at_risk_nanos: arn.unwrap_or(0),
+                })
+            })
+            .collect())
     }
 
     /// Tells the other instances `provider`'s circuit opened here, for `open_for`.

@@ -188,6 +188,28 @@ pub struct BudgetStatus {
     pub resets_at: Option<i64>,
 }
 
+impl BudgetStatus {
+    /// This status with the cluster's counters in place of this instance's
+    /// own (the cap, window and reset stay).
+    pub fn with_counts(self, c: crate::shared::PoolCounts) -> BudgetStatus {
+        let left = |cap: Option<u64>, used: u64, reserved: u64| {
+            cap.map(|cap| cap.saturating_sub(used.saturating_add(reserved)))
+        };
+        BudgetStatus {
+            used_tokens: c.used_tokens,
+            used_nanos: c.used_nanos,
+            reserved_tokens: c.reserved_tokens,
+            reserved_nanos: c.reserved_nanos,
+            open_reservations: c.open,
+            at_risk_tokens: c.at_risk_tokens,
+            at_risk_nanos: c.at_risk_nanos,
+            remaining_tokens: left(self.spec.tokens, c.used_tokens, c.reserved_tokens),
+            remaining_usd: left(self.spec.usd.map(usd_to_nanos), c.used_nanos, c.reserved_nanos).map(nanos_to_usd),
+            ..self
+        }
+    }
+}
+
 /// The headroom left in the tightest pool of a reservation, per dimension
 /// (`None` where no pool caps it); for response headers.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]

@@ -72,7 +72,7 @@ pub use principal::{KeyPatch, KeyRecord, Limits, NewKey, Principal, Scope, Team}
 pub use private_fs::ensure_private_dir;
 pub use ratelimit::{Limit, LimitKey, RateKind, RateLimited, RateLimiter, RateReport, RateStatus, Taken, format_reset};
 pub use responses::StoredResponse;
-pub use shared::{SharedAsk, SharedPool, SharedRate, SharedSettle};
+pub use shared::{PoolCounts, SharedAsk, SharedPool, SharedRate, SharedSettle};
 pub use sqlite::SqliteStore;
 pub use store::{GroupBy, Store, StoreError, UsageAggregate};
 pub use teams::Teams;

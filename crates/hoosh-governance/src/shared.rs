@@ -71,3 +71,15 @@ pub trait SharedSettle: Send + Sync + fmt::Debug {
     /// store was unreachable) and only the usage is to be added.
     fn settle(&self, ask: SharedAsk, held: bool, actual: Amount);
 }
+
+/// A pool's counters as the shared store holds them (every instance's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PoolCounts {
+    pub used_tokens: u64,
+    pub used_nanos: u64,
+    pub reserved_tokens: u64,
+    pub reserved_nanos: u64,
+    pub open: u64,
+    pub at_risk_tokens: u64,
+    pub at_risk_nanos: u64,
+}

@@ -17,7 +17,9 @@ use std::time::Duration;
 use hoosh_cluster::{Bus, Event, PgOptions, PgStore, RedisState, SeedSource};
 use hoosh_core::config::Config;
 use hoosh_core::state_config::OnRedisDown;
-use hoosh_governance::{Admission, Denied, Governance, SharedSettle, Store};
+use hoosh_governance::{
+    Admission, BudgetStatus, Denied, Governance, LedgerOptions, PoolId, SharedSettle, Store, SystemClock,
+};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -87,9 +89,17 @@ pub async fn open(config: &Config, instance: &str, data_dir: Option<&Path>) -> R
         .map_err(|e| format!("PostgreSQL: {e}"))?;
     let shared: Arc<dyn Store> = store.clone();
     let gov_cfg = config.governance.clone();
-    let gov = tokio::task::spawn_blocking(move || governance::open_with_store(&gov_cfg, shared, None))
-        .await
-        .map_err(|e| e.to_string())??;
+    // Answers wait for their row's commit: no linger before it (rows that
+    // arrive while a commit runs still share the next one).
+    let ledger = LedgerOptions {
+        linger: if state.ack_after_commit { Duration::ZERO } else { LedgerOptions::default().linger },
+        ..LedgerOptions::default()
+    };
+    let gov = tokio::task::spawn_blocking(move || {
+        governance::open_with_ledger(&gov_cfg, shared, None, Arc::new(SystemClock), ledger)
+    })
+    .await
+    .map_err(|e| e.to_string())??;
 
     let weak = Arc::downgrade(&gov.inner);
     let seed: SeedSource = Arc::new(move |pool, from| {
@@ -175,6 +185,26 @@ pub fn spawn_circuit_sync(st: &AppState, tracker: &TaskTracker, cancel: Cancella
             }
         }
     });
+}
+
+/// `statuses` as the cluster sees them: each pool's used and reserved
+/// amounts from the shared counters (every instance's), where Redis has
+/// them; this instance's own view otherwise (Redis away, or a window no
+/// instance has used yet).
+pub async fn budget_view(st: &AppState, statuses: Vec<BudgetStatus>) -> Vec<BudgetStatus> {
+    let Some(cluster) = st.gov.cluster() else { return statuses };
+    let pools: Vec<(PoolId, i64)> = statuses.iter().map(|s| (s.pool.clone(), s.window_start)).collect();
+    match cluster.redis.pool_counts(&pools).await {
+        Ok(counts) => statuses
+            .into_iter()
+            .zip(counts)
+            .map(|(status, c)| match c {
+                Some(c) => status.with_counts(c),
+                None => status,
+            })
+            .collect(),
+        Err(_) => statuses,
+    }
 }
 
 /// Longest a request waits for the shared cache before going upstream.

@@ -259,17 +259,23 @@ pub fn open_with_clock(
     db_path: Option<PathBuf>,
     clock: Arc<dyn Clock>,
 ) -> Result<Gov, String> {
+    open_with_ledger(cfg, store, db_path, clock, LedgerOptions::default())
+}
+
+/// [`open_with_clock`] with the ledger writer's tuning (a cluster that
+/// answers only after the commit does not linger before it).
+pub fn open_with_ledger(
+    cfg: &GovernanceConfig,
+    store: Arc<dyn Store>,
+    db_path: Option<PathBuf>,
+    clock: Arc<dyn Clock>,
+    ledger: LedgerOptions,
+) -> Result<Gov, String> {
     let now = clock.now_ms();
     let stored = store.load_keys().map_err(|e| e.to_string())?;
     let plan = Plan::new(cfg, &stored, now)?;
-    let gov = Governance::open_with(
-        store,
-        plan.master.as_ref().map(|m| m.expose().to_owned()),
-        now,
-        clock,
-        LedgerOptions::default(),
-    )
-    .map_err(|e| e.to_string())?;
+    let gov = Governance::open_with(store, plan.master.as_ref().map(|m| m.expose().to_owned()), now, clock, ledger)
+        .map_err(|e| e.to_string())?;
     plan.apply(&gov)?;
     let open = gov.keys().is_empty() && plan.master.is_none();
     Ok(Gov { inner: Arc::new(gov), open: AtomicBool::new(open), db_path, cluster: Default::default() })

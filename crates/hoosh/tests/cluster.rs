@@ -236,6 +236,24 @@ async fn two_instances_share_one_budget_one_rate_limit_and_one_set_of_keys() {
         cluster.ledger(&budget_id, 200) == (answered, answered * 15)
     })
     .await;
+    // Either instance reports the cluster's budget, not its own share of it.
+    let pool = format!("key:{budget_id}");
+    for url in [&a.url, &b.url] {
+        within(Duration::from_secs(5), "both instances report the whole budget", async || {
+            let v: Value = client
+                .get(format!("{url}/admin/budgets"))
+                .bearer_auth(MASTER)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let mine = v["data"].as_array().unwrap().iter().find(|p| p["pool"] == pool.as_str()).cloned().unwrap();
+            mine["used_tokens"] == answered * 15 && mine["reserved_tokens"] == 0 && mine["open_reservations"] == 0
+        })
+        .await;
+    }
 
     // One RPM limit across both: 10 per minute, 30 tries alternating.
     let (rate_id, rate_key) = create_key(&b.url, json!({"name": "rate", "rpm": 10})).await;

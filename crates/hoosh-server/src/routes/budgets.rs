@@ -26,5 +26,6 @@ pub async fn mine(State(st): State<AppState>, caller: Caller) -> Json<BudgetList
     pools.push(PoolId::Global);
     let now = st.now_ms();
     let data = pools.iter().filter_map(|pool| st.gov.inner.budgets().snapshot(pool, now)).collect();
+    let data = crate::cluster::budget_view(&st, data).await;
     Json(BudgetList { object: "list", key_id: p.id().to_owned(), data })
 }

@@ -45,8 +45,9 @@ impl From<BudgetStatus> for BudgetView {
 pub async fn list(State(st): State<AppState>, _: Admin) -> Json<Value> {
     let budgets = st.gov.inner.budgets();
     let now = st.now_ms();
+    let statuses = budgets.pools().iter().filter_map(|p| budgets.snapshot(p, now)).collect();
     let data: Vec<BudgetView> =
-        budgets.pools().iter().filter_map(|p| budgets.snapshot(p, now)).map(BudgetView::from).collect();
+        crate::cluster::budget_view(&st, statuses).await.into_iter().map(BudgetView::from).collect();
     Json(json!({"object": "list", "data": data}))
 }
 
@@ -63,7 +64,8 @@ pub async fn set(
     let id = pool.clone();
     let existed = blocking(&st, move |gov| apply(gov, &id, spec)).await?;
     tracing::info!(pool = %pool, ?spec, by = caller.principal.id(), "budget set");
-    match st.gov.inner.budgets().snapshot(&pool, st.now_ms()) {
+    let status = st.gov.inner.budgets().snapshot(&pool, st.now_ms());
+    match crate::cluster::budget_view(&st, status.into_iter().collect()).await.pop() {
         Some(status) => {
             serde_json::to_value(BudgetView::from(status)).map(Json).map_err(|e| ApiError::Internal(e.to_string()))
         }

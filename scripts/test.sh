@@ -2,13 +2,17 @@
 # The whole test suite: Rust unit and integration tests (mock vendors are real
 # HTTP servers on port 0; the bundled local models run in-process), then the
 # official OpenAI and Anthropic Python SDKs, the Node SDKs and Claude Code
-# against the real `hoosh` binary.
+# against the real `hoosh` binary. The cluster tests use a real PostgreSQL
+# and Redis, which scripts/services.sh installs or starts first.
 #
 # The default local models are fetched once into HOOSH_MODELS_DIR (default
 # ~/.cache/hoosh/models) with `hoosh pull --defaults`; tests that need them
 # say "skipping" when they are absent, but this script always provides them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# PostgreSQL and Redis, for the cluster tests.
+./scripts/services.sh
 
 cargo build --workspace --bins
 export HOOSH_MODELS_DIR="${HOOSH_MODELS_DIR:-${HOME:-/root}/.cache/hoosh/models}"

@@ -131,6 +131,33 @@ lease_ttl_ms = 2000
         (row.get(0), row.get(1))
     }
 
+    /// `(rows, tokens)` in the shared ledger for `key_id`, any status.
+    fn ledger_all(&self, key_id: &str) -> (i64, i64) {
+        off_runtime(|| {
+            let mut c = postgres::Client::connect(&self.pg, postgres::NoTls).unwrap();
+            let row = c
+                .query_one(
+                    "SELECT COUNT(*)::int8, COALESCE(SUM(prompt_tokens + completion_tokens), 0)::int8
+                     FROM ledger WHERE key_id = $1",
+                    &[&key_id],
+                )
+                .unwrap();
+            (row.get(0), row.get(1))
+        })
+    }
+
+    /// The statuses of `key_id`'s ledger rows.
+    fn ledger_statuses(&self, key_id: &str) -> Vec<i32> {
+        off_runtime(|| {
+            let mut c = postgres::Client::connect(&self.pg, postgres::NoTls).unwrap();
+            c.query("SELECT status FROM ledger WHERE key_id = $1", &[&key_id])
+                .unwrap()
+                .iter()
+                .map(|r| r.get(0))
+                .collect()
+        })
+    }
+
     fn ledger_request_ids(&self) -> Vec<String> {
         off_runtime(|| {
             let mut c = postgres::Client::connect(&self.pg, postgres::NoTls).unwrap();
@@ -571,4 +598,48 @@ async fn a_circuit_opened_by_one_instance_is_open_on_the_other() {
     let (status, body) = chat(&client, &b.url, &key, "routed-around").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!((mock.call_count(), backup.call_count()), (up_calls, backup_calls + 1), "b called `up`");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn clients_that_hang_up_on_both_instances_leak_no_reservation_and_are_charged_as_the_ledger_says() {
+    let mock = hoosh_testkit::openai::start().await;
+    let pg = fresh_database();
+    let cluster = Cluster::new(&mock.url(), &pg, &redis_url(), &pg);
+    let (a, b) = (cluster.start("a"), cluster.start("b"));
+    let (key_id, key) = create_key(&a.url, json!({"name": "k", "budget": {"tokens": 1000000}})).await;
+    let client = reqwest::Client::new();
+    within(Duration::from_secs(1), "key on b", async || chat(&client, &b.url, &key, "probe").await.0 == 200).await;
+    // 40 requests the vendor answers in 300 ms; every client gives up after 100 ms.
+    let impatient = reqwest::Client::builder().timeout(Duration::from_millis(100)).build().unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let url = if i % 2 == 0 { a.url.clone() } else { b.url.clone() };
+        let (client, key) = (impatient.clone(), key.clone());
+        tasks.push(tokio::spawn(async move {
+            chat_with(&client, &url, &key, &format!("gone-{i}"), "mock-slow-300").await.0
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 0, "the client was meant to hang up");
+    }
+    // Every hold is released and what the budget was charged is what the ledger says.
+    within(Duration::from_secs(5), "no reservation left open", async || cluster.holds(&key_id) == (0, 0)).await;
+    let pool = format!("key:{key_id}");
+    let mut last = Value::Null;
+    let agreed = within(Duration::from_secs(5), "budget equals ledger", async || {
+        let (_, ledger_tokens) = cluster.ledger_all(&key_id);
+        let v: Value = client
+            .get(format!("{}/admin/budgets", b.url))
+            .bearer_auth(MASTER)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        last = v["data"].as_array().unwrap().iter().find(|p| p["pool"] == pool.as_str()).cloned().unwrap();
+        last["used_tokens"] == ledger_tokens && cluster.ledger_statuses(&key_id).contains(&499)
+    })
+    .await;
+    println!("budget agreed with the ledger after {agreed:?}: {last}");
 }

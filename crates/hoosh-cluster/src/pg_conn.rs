@@ -15,6 +15,12 @@ use postgres::{Client, NoTls};
 /// How long a connection attempt may take before PostgreSQL counts as down.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// After a failed connection attempt, calls fail at once for this long
+/// instead of each waiting for its own attempt: callers queue on the
+/// connection's thread, and some (a stored Responses answer) are on the
+/// request path.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+
 /// Why a call failed: PostgreSQL was not reachable (worth spilling and
 /// retrying), or it answered with an error.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -43,6 +49,8 @@ type Job = Box<dyn FnOnce(&mut Session) + Send>;
 pub struct Session {
     config: postgres::Config,
     client: Option<Client>,
+    /// When the last connection attempt failed, and why.
+    down: Option<(std::time::Instant, String)>,
 }
 
 impl Session {
@@ -51,8 +59,22 @@ impl Session {
     pub fn with<T>(&mut self, f: impl FnOnce(&mut Client) -> Result<T, postgres::Error>) -> Result<T, PgFail> {
         if self.client.as_ref().is_none_or(Client::is_closed) {
             self.client = None;
-            let client = self.config.connect(NoTls).map_err(|e| PgFail::Unreachable(describe(&e)))?;
-            self.client = Some(client);
+            if let Some((at, why)) = &self.down
+                && at.elapsed() < RETRY_AFTER
+            {
+                return Err(PgFail::Unreachable(why.clone()));
+            }
+            match self.config.connect(NoTls) {
+                Ok(client) => {
+                    self.client = Some(client);
+                    self.down = None;
+                }
+                Err(e) => {
+                    let why = describe(&e);
+                    self.down = Some((std::time::Instant::now(), why.clone()));
+                    return Err(PgFail::Unreachable(why));
+                }
+            }
         }
         let Some(client) = self.client.as_mut() else {
             return Err(PgFail::Unreachable("no connection".into()));
@@ -99,7 +121,7 @@ impl PgConn {
         std::thread::Builder::new()
             .name(format!("hoosh-pg-{name}"))
             .spawn(move || {
-                let mut session = Session { config, client: None };
+                let mut session = Session { config, client: None, down: None };
                 while let Ok(job) = rx.recv() {
                     job(&mut session);
                 }

@@ -31,7 +31,9 @@ impl Keep {
     /// Stores `response` (the finished object) before the client sees it
     /// finished, so a continuation sent the moment it arrives finds it. A
     /// synchronous write: one small row (SQLite in WAL mode commits without
-    /// an fsync), cheaper than a hop to the blocking pool.
+    /// an fsync; in a cluster, one PostgreSQL round trip, which fails at
+    /// once while the database is known to be down), cheaper than a hop to
+    /// the blocking pool.
     pub fn save(self, response: &Value) {
         let mut conversation = self.conversation;
         conversation.push(assistant_turn(response["output"].as_array().map(Vec::as_slice).unwrap_or_default()));

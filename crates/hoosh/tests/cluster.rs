@@ -643,3 +643,34 @@ async fn clients_that_hang_up_on_both_instances_leak_no_reservation_and_are_char
     .await;
     println!("budget agreed with the ledger after {agreed:?}: {last}");
 }
+
+#[test]
+fn an_instance_that_cannot_reach_its_stores_at_start_says_which_and_exits() {
+    let pg = fresh_database();
+    let dir = std::env::temp_dir().join(format!("hoosh-nostore-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let redis = redis_url();
+    for (name, redis, postgres, blamed) in [
+        ("no-redis", "redis://127.0.0.1:1/0", pg.as_str(), "Redis"),
+        ("no-postgres", redis.as_str(), "postgres://postgres@127.0.0.1:1/x", "PostgreSQL"),
+    ] {
+        let config = dir.join(format!("{name}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "[local]\nenabled = false\n[state]\nbackend = \"cluster\"\nredis_url = \"{redis}\"\npostgres_url = \"{postgres}\"\n"
+            ),
+        )
+        .unwrap();
+        let out = std::process::Command::new(support::BIN)
+            .args(["serve", "--port", "0", "--config", config.to_str().unwrap()])
+            .args(["--data-dir", dir.join(name).to_str().unwrap()])
+            .env("HOOSH_LOG", "error")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{name}: started anyway");
+        assert!(!String::from_utf8_lossy(&out.stdout).contains("listening"), "{name}: listened first");
+        assert!(stderr.contains(blamed), "{name}: {stderr}");
+    }
+}

@@ -674,3 +674,36 @@ fn an_instance_that_cannot_reach_its_stores_at_start_says_which_and_exits() {
         assert!(stderr.contains(blamed), "{name}: {stderr}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_redis_that_lost_everything_is_rebuilt_from_the_ledger() {
+    let mock = hoosh_testkit::openai::start().await;
+    let pg = fresh_database();
+    let cluster = Cluster::new(&mock.url(), &pg, &redis_url(), &pg);
+    let (a, b) = (cluster.start("a"), cluster.start("b"));
+    let client = reqwest::Client::new();
+    // 20 answers of 15 tokens.
+    let (_, key) = create_key(&a.url, json!({"name": "k", "budget": {"tokens": 300}})).await;
+    within(Duration::from_secs(1), "key on b", async || chat(&client, &b.url, &key, "probe").await.0 == 200).await;
+    for i in 0..9 {
+        assert_eq!(chat(&client, &a.url, &key, &format!("before-{i}")).await.0, 200);
+    }
+    // Redis restarts empty (or a new one is put in place): every shared counter is gone.
+    off_runtime(|| {
+        let mut conn = redis::Client::open(redis_url()).unwrap().get_connection().unwrap();
+        let keys: Vec<Vec<u8>> = redis::cmd("KEYS").arg(format!("{}:*", cluster.namespace)).query(&mut conn).unwrap();
+        assert!(!keys.is_empty());
+        for k in keys {
+            let _: i64 = redis::cmd("DEL").arg(k).query(&mut conn).unwrap();
+        }
+    });
+    // The next reservation seeds the window from the PostgreSQL ledger: 10 answers left, through either instance.
+    let mut more = 0;
+    for i in 0..20 {
+        let url = if i % 2 == 0 { &a.url } else { &b.url };
+        if chat(&client, url, &key, &format!("after-{i}")).await.0 == 200 {
+            more += 1;
+        }
+    }
+    assert_eq!(more, 10, "the budget forgot the 10 answers before Redis lost its data");
+}

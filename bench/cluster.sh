@@ -73,20 +73,24 @@ start() { # config data-dir port name -> pid in STARTED
 }
 
 wrk_run() { # conc url... (one wrk per url, at once; conc each) -> "rps p50 p99"
-  local conc=$1 i=0 url
+  local conc=$1 i=0 url pids=() out
   shift
+  # A directory per call: the caller reads our output through a process
+  # substitution, so the previous call may still be cleaning up.
+  out=$(mktemp -d "$WORK/wrk.XXXXXX")
   for url in "$@"; do
-    wrk -t1 -c"$conc" -d"${DUR}s" --latency -s "$WORK/post.lua" "$url/v1/chat/completions" > "$WORK/wrk.$i" 2>&1 &
+    wrk -t1 -c"$conc" -d"${DUR}s" --latency -s "$WORK/post.lua" "$url/v1/chat/completions" > "$out/$i" 2>&1 &
+    pids+=("$!")
     i=$((i + 1))
   done
-  wait
+  wait "${pids[@]}"
   awk '
     function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
     /Requests\/sec/ {rps+=$2}
     /^ +50%/ {if (ms($2) > p50) p50=ms($2)} /^ +99%/ {if (ms($2) > p99) p99=ms($2)}
     /Non-2xx/ {bad+=$NF}
-    END {printf "%.0f %.3f %.3f %d\n", rps, p50, p99, bad}' "$WORK"/wrk.*
-  rm -f "$WORK"/wrk.*
+    END {printf "%.0f %.3f %.3f %d\n", rps, p50, p99, bad}' "$out"/*
+  rm -rf "$out"
 }
 
 declare -A RPS P50 P99 BAD
@@ -107,12 +111,12 @@ stop_pid "$LAST_PID"
 
 config "$WORK/cluster.toml" 18092 cluster on
 start "$WORK/cluster.toml" "$WORK/c1" 18092 c1
-measure "cluster x1" http://127.0.0.1:18092
+measure cluster-x1 http://127.0.0.1:18092
 stop_pid "$LAST_PID"
 
 config "$WORK/cluster-noack.toml" 18092 cluster off
 start "$WORK/cluster-noack.toml" "$WORK/c1n" 18092 c1n
-measure "cluster x1, no ack" http://127.0.0.1:18092
+measure cluster-x1-noack http://127.0.0.1:18092
 stop_pid "$LAST_PID"
 
 config "$WORK/cluster-a.toml" 18092 cluster on
@@ -120,16 +124,17 @@ config "$WORK/cluster-b.toml" 18093 cluster on
 start "$WORK/cluster-a.toml" "$WORK/ca" 18092 ca
 A=$LAST_PID
 start "$WORK/cluster-b.toml" "$WORK/cb" 18093 cb
-measure "cluster x2" http://127.0.0.1:18092 http://127.0.0.1:18093
+measure cluster-x2 http://127.0.0.1:18092 http://127.0.0.1:18093
 stop_pid "$A"
 stop_pid "$LAST_PID"
 
 ROWS=$(psql "$PG_URL" -qAt -c "select count(*) from ledger")
+BYTES=$(psql "$PG_URL" -qAt -c "select pg_total_relation_size('ledger')")
 echo "| setup | RPS at c=$CONC | p50 / p99 at c=1 (ms) | added p50 vs embedded (ms) | non-2xx |"
 echo "|---|---|---|---|---|"
-for label in embedded "cluster x1" "cluster x1, no ack" "cluster x2"; do
+for label in embedded cluster-x1 cluster-x1-noack cluster-x2; do
   add=$(awk -v a="${P50[$label]}" -v b="${P50[embedded]}" 'BEGIN { printf "%+.3f", a - b }')
   echo "| $label | ${RPS[$label]} | ${P50[$label]} / ${P99[$label]} | $add | ${BAD[$label]} |"
 done
 echo
-echo "${DUR}s per run, wrk -t1 (two at c=$((CONC / 2)) each for x2), nothing pinned; PostgreSQL ledger rows after the cluster runs: $ROWS."
+echo "${DUR}s per run, wrk -t1 (two at c=$((CONC / 2)) each for x2), nothing pinned; PostgreSQL ledger rows after the cluster runs: $ROWS ($((BYTES / (ROWS > 0 ? ROWS : 1))) bytes per row with indexes)."

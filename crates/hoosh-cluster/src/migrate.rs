@@ -10,7 +10,7 @@ mod embedded {
 }
 
 /// Advisory lock id held while migrating ("hoosh" in ASCII).
-const MIGRATION_LOCK: i64 = 0x686f_6f73_68;
+const MIGRATION_LOCK: i64 = 0x0068_6f6f_7368;
 
 /// The schema version this build writes.
 pub fn latest() -> i64 {

@@ -375,12 +375,7 @@ impl Store for PgStore {
     }
 
     fn usage_aggregate(&self, group_by: GroupBy, from_ms: i64, to_ms: i64) -> Result<Vec<UsageAggregate>, StoreError> {
-        let column = match group_by {
-            GroupBy::Key => "key_id",
-            GroupBy::Team => "team",
-            GroupBy::Model => "model",
-            GroupBy::Provider => "provider",
-        };
+        let column = group_by.column();
         let sql = format!(
             "SELECT {column}, COUNT(*)::int8, SUM(prompt_tokens)::int8, SUM(completion_tokens)::int8,
                     SUM(cached_tokens)::int8, COALESCE(SUM(cost_nanos), 0)::int8,

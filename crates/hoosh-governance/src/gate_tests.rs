@@ -438,3 +438,52 @@ fn handles_cross_threads_and_await_points() {
     send::<crate::BudgetGuard>();
     send::<crate::ConcurrencyPermit>();
 }
+
+/// Records what it is told, for the shared-state seam.
+#[derive(Debug, Default)]
+struct Sink(parking_lot::Mutex<Vec<(SharedAsk, bool, Amount)>>);
+
+impl SharedSettle for Sink {
+    fn settle(&self, ask: SharedAsk, held: bool, actual: Amount) {
+        self.0.lock().push((ask, held, actual));
+    }
+}
+
+#[test]
+fn the_shared_ask_names_every_pool_and_rate_the_admission_holds_and_is_settled_once() {
+    let (g, _, clock) = gov();
+    g.set_global_budget(Some(BudgetSpec { tokens: None, usd: Some(10.0), period: Period::Monthly }), T0).unwrap();
+    let p = key(&g, Limits { rpm: Some(60), tpm: Some(10_000), max_concurrency: None }, tokens_budget(1_000));
+    let a = g.admit(&p, AdmitRequest { at_risk: Amount::new(7, 0), ..req("m", 100, 2_000) }, T0).unwrap();
+    let ask = g.shared_ask(&a, T0);
+    assert_eq!(ask.lease, a.id());
+    assert_eq!((ask.amount, ask.at_risk), (Amount::new(100, 2_000), Amount::new(7, 0)));
+    let pools: Vec<_> = ask.pools.iter().map(|s| (s.id.clone(), s.cap_tokens, s.cap_nanos)).collect();
+    assert_eq!(pools, [(PoolId::Global, None, Some(10 * NANOS_PER_USD)), (p.key_pool.clone(), Some(1_000), None)]);
+    let day = ask.pools.iter().find(|s| s.id == p.key_pool).unwrap();
+    assert_eq!((day.window_start, day.window_end), (T0, Some(T0 + DAY_MS)));
+    let rates: Vec<_> = ask.rates.iter().map(|r| (r.kind, r.count, r.cost)).collect();
+    assert_eq!(rates, [(RateKind::Requests, 60, 1), (RateKind::Tokens, 10_000, 100)]);
+
+    // Attached, it is settled exactly once, with the actual cost — also by a drop.
+    let sink = Arc::new(Sink::default());
+    let mut a = a;
+    a.attach_shared(sink.clone(), ask.clone(), true);
+    a.record(Amount::new(40, 900));
+    drop(a);
+    clock.advance(1);
+    let told = sink.0.lock().clone();
+    assert_eq!(told, [(ask, true, Amount::new(40, 900))]);
+}
+
+#[test]
+fn a_dollar_exempt_admission_asks_the_shared_store_for_no_dollars() {
+    let (g, _, _) = gov();
+    g.set_global_budget(Some(BudgetSpec { tokens: Some(5_000), usd: Some(1.0), period: Period::Never }), T0).unwrap();
+    let p = key(&g, Limits::default(), None);
+    let a = g.admit(&p, AdmitRequest { dollar_exempt: true, ..req("m", 10, 0) }, T0).unwrap();
+    let ask = g.shared_ask(&a, T0);
+    assert_eq!(ask.pools.len(), 1);
+    assert_eq!((ask.pools[0].cap_tokens, ask.pools[0].cap_nanos, ask.pools[0].window_end), (Some(5_000), None, None));
+    a.withdraw(T0);
+}

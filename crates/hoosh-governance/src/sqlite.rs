@@ -321,12 +321,7 @@ impl Store for SqliteStore {
     }
 
     fn usage_aggregate(&self, group_by: GroupBy, from_ms: i64, to_ms: i64) -> Result<Vec<UsageAggregate>, StoreError> {
-        let column = match group_by {
-            GroupBy::Key => "key_id",
-            GroupBy::Team => "team",
-            GroupBy::Model => "model",
-            GroupBy::Provider => "provider",
-        };
+        let column = group_by.column();
         let sql = format!(
             "SELECT {column}, COUNT(*), SUM(prompt_tokens), SUM(completion_tokens), SUM(cached_tokens),
                     COALESCE(SUM(cost_nanos), 0), SUM(cost_nanos IS NULL), SUM(status >= 400)

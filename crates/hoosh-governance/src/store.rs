@@ -46,6 +46,16 @@ pub enum GroupBy {
 }
 
 impl GroupBy {
+    /// The ledger column a SQL store groups by.
+    pub fn column(self) -> &'static str {
+        match self {
+            GroupBy::Key => "key_id",
+            GroupBy::Team => "team",
+            GroupBy::Model => "model",
+            GroupBy::Provider => "provider",
+        }
+    }
+
     pub(crate) fn of(self, row: &UsageRecord) -> Option<&str> {
         match self {
             GroupBy::Key => row.key_id.as_deref(),

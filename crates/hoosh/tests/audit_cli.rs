@@ -71,6 +71,11 @@ async fn the_chain_a_server_wrote_verifies_offline_and_tampering_is_named() {
     let (ok, out) = audit(&["verify", "--data-dir", d]);
     assert!(ok, "{out}");
     assert!(out.starts_with("OK: ") && out.contains("stored checkpoint"), "{out}");
+    // The same chain found through the config that names its data directory.
+    let named = dir.join("named.toml");
+    std::fs::write(&named, format!("[local]\nenabled = false\n[governance]\ndata_dir = {d:?}\n")).unwrap();
+    let (ok, by_config) = audit(&["verify", "--config", named.to_str().unwrap()]);
+    assert!(ok && by_config == out, "{by_config}");
     let (ok, cp) = audit(&["checkpoint", "--data-dir", d]);
     assert!(ok);
     let cp_path = dir.join("checkpoint.json");

@@ -179,6 +179,36 @@ lease_ttl_ms = 2000
     }
 }
 
+/// Two instances `a` and `b` of one fresh cluster in front of one mock vendor.
+struct Pair {
+    mock: hoosh_testkit::MockServer,
+    cluster: Cluster,
+    a: Served,
+    b: Served,
+    client: reqwest::Client,
+}
+
+async fn pair() -> Pair {
+    let mock = hoosh_testkit::openai::start().await;
+    let pg = fresh_database();
+    let cluster = Cluster::new(&mock.url(), &pg, &redis_url(), &pg);
+    let (a, b) = (cluster.start("a"), cluster.start("b"));
+    Pair { mock, cluster, a, b, client: reqwest::Client::new() }
+}
+
+impl Pair {
+    /// A key made through `a`, once `b` answers with it too: its id and secret.
+    async fn key(&self, body: Value) -> (String, String) {
+        let made = create_key(&self.a.url, body).await;
+        within(Duration::from_secs(1), "a key made on a works on b", async || {
+            let r = self.client.get(format!("{}/v1/models", self.b.url)).bearer_auth(&made.1).send().await.unwrap();
+            r.status() == 200
+        })
+        .await;
+        made
+    }
+}
+
 async fn create_key(url: &str, body: Value) -> (String, String) {
     let r =
         reqwest::Client::new().post(format!("{url}/admin/keys")).bearer_auth(MASTER).json(&body).send().await.unwrap();
@@ -226,11 +256,7 @@ async fn within(limit: Duration, what: &str, mut f: impl AsyncFnMut() -> bool) -
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_instances_share_one_budget_one_rate_limit_and_one_set_of_keys() {
-    let mock = hoosh_testkit::openai::start().await;
-    let pg = fresh_database();
-    let cluster = Cluster::new(&mock.url(), &pg, &redis_url(), &pg);
-    let (a, b) = (cluster.start("a"), cluster.start("b"));
-    let client = reqwest::Client::new();
+    let Pair { mock: _mock, cluster, a, b, client } = pair().await;
 
     // A key made on one instance works on the other.
     let (budget_id, budget_key) = create_key(&a.url, json!({"name": "budget", "budget": {"tokens": 1500}})).await;
@@ -318,12 +344,8 @@ async fn two_instances_share_one_budget_one_rate_limit_and_one_set_of_keys() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_killed_instance_loses_no_acknowledged_row_and_its_leases_expire() {
-    let mock = hoosh_testkit::openai::start().await;
-    let pg = fresh_database();
-    let cluster = Cluster::new(&mock.url(), &pg, &redis_url(), &pg);
-    let (mut a, b) = (cluster.start("a"), cluster.start("b"));
+    let Pair { mock: _mock, cluster, mut a, b, client } = pair().await;
     let (key_id, key) = create_key(&a.url, json!({"name": "load", "budget": {"tokens": 100000000}})).await;
-    let client = reqwest::Client::new();
     within(Duration::from_secs(1), "key on b", async || chat(&client, &b.url, &key, "probe").await.0 == 200).await;
 
     // 8 clients on each instance; each remembers the ids it got a 200 for.
@@ -602,13 +624,9 @@ async fn a_circuit_opened_by_one_instance_is_open_on_the_other() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn clients_that_hang_up_on_both_instances_leak_no_reservation_and_are_charged_as_the_ledger_says() {
-    let mock = hoosh_testkit::openai::start().await;
-    let pg = fresh_database();
-    let cluster = Cluster::new(&mock.url(), &pg, &redis_url(), &pg);
-    let (a, b) = (cluster.start("a"), cluster.start("b"));
-    let (key_id, key) = create_key(&a.url, json!({"name": "k", "budget": {"tokens": 1000000}})).await;
-    let client = reqwest::Client::new();
-    within(Duration::from_secs(1), "key on b", async || chat(&client, &b.url, &key, "probe").await.0 == 200).await;
+    let p = pair().await;
+    let (cluster, a, b, client) = (&p.cluster, &p.a, &p.b, &p.client);
+    let (key_id, key) = p.key(json!({"name": "k", "budget": {"tokens": 1000000}})).await;
     // 40 requests the vendor answers in 300 ms; every client gives up after 100 ms.
     let impatient = reqwest::Client::builder().timeout(Duration::from_millis(100)).build().unwrap();
     let mut tasks = Vec::new();
@@ -677,11 +695,7 @@ fn an_instance_that_cannot_reach_its_stores_at_start_says_which_and_exits() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_redis_that_lost_everything_is_rebuilt_from_the_ledger() {
-    let mock = hoosh_testkit::openai::start().await;
-    let pg = fresh_database();
-    let cluster = Cluster::new(&mock.url(), &pg, &redis_url(), &pg);
-    let (a, b) = (cluster.start("a"), cluster.start("b"));
-    let client = reqwest::Client::new();
+    let Pair { mock: _mock, cluster, a, b, client } = pair().await;
     // 20 answers of 15 tokens.
     let (_, key) = create_key(&a.url, json!({"name": "k", "budget": {"tokens": 300}})).await;
     within(Duration::from_secs(1), "key on b", async || chat(&client, &b.url, &key, "probe").await.0 == 200).await;

@@ -49,14 +49,36 @@ pub struct DataDir {
     /// The gateway's data directory (holds audit.db).
     #[arg(long, env = "HOOSH_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// The gateway's config file: its `governance.data_dir` and
+    /// `audit.key_file` / `previous_key_files` say where the chain and its
+    /// keys are. (In a cluster, each instance's chain is in its own data
+    /// directory: pass that one with --data-dir.)
+    #[arg(long)]
+    pub config: Option<PathBuf>,
 }
 
 impl DataDir {
+    fn config(&self) -> Result<Option<hoosh_core::config::Config>> {
+        let Some(path) = &self.config else { return Ok(None) };
+        let (config, _) = crate::settings::load(Some(path))?;
+        Ok(Some(config))
+    }
+
     fn resolve(&self) -> Result<PathBuf> {
+        let configured = self.config()?.and_then(|c| c.governance.data_dir);
         self.data_dir
             .clone()
+            .or(configured)
             .or_else(hoosh_server::governance::default_data_dir)
-            .context("no data directory: pass --data-dir or set HOOSH_DATA_DIR")
+            .context("no data directory: pass --data-dir, --config or set HOOSH_DATA_DIR")
+    }
+
+    /// The key files the config names (current first), if any.
+    fn configured_keys(&self) -> Result<Vec<PathBuf>> {
+        Ok(self
+            .config()?
+            .map(|c| c.audit.key_file.into_iter().chain(c.audit.previous_key_files).collect())
+            .unwrap_or_default())
     }
 
     fn open_store(&self) -> Result<AuditStore> {
@@ -115,7 +137,8 @@ pub fn run(command: AuditCommand) -> Result<ExitCode> {
 
 fn keys(key_files: &[PathBuf], dir: &DataDir, from_file: bool) -> Result<Vec<AuditKey>> {
     let mut keys = Vec::new();
-    for path in key_files {
+    let configured = if key_files.is_empty() { dir.configured_keys()? } else { Vec::new() };
+    for path in key_files.iter().chain(&configured) {
         keys.push(AuditKey::from_file(path).with_context(|| format!("key file {}", path.display()))?);
     }
     if keys.is_empty() {

@@ -1,6 +1,7 @@
 //! Persistence behind one small synchronous trait, so the logic above it
 //! does not care whether rows go to SQLite ([`crate::sqlite`]), memory
-//! ([`crate::memory`]) or, later, Postgres.
+//! ([`crate::memory`]) or PostgreSQL (`hoosh-cluster`'s `PgStore`, shared
+//! by the instances of a cluster).
 //!
 //! Synchronous on purpose: every caller is either start-up, an admin action,
 //! or the ledger's own writer thread — never a request's hot path — and

@@ -74,8 +74,15 @@ async fn the_chain_a_server_wrote_verifies_offline_and_tampering_is_named() {
     // The same chain found through the config that names its data directory.
     let named = dir.join("named.toml");
     std::fs::write(&named, format!("[local]\nenabled = false\n[governance]\ndata_dir = {d:?}\n")).unwrap();
-    let (ok, by_config) = audit(&["verify", "--config", named.to_str().unwrap()]);
-    assert!(ok && by_config == out, "{by_config}");
+    // (HOOSH_DATA_DIR, like --data-dir, would win over the config: not set here.)
+    let by_config = Command::new(BIN)
+        .args(["audit", "verify", "--config", named.to_str().unwrap()])
+        .env("HOOSH_AUDIT_KEY", AUDIT_KEY)
+        .env_remove("HOOSH_DATA_DIR")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&by_config.stdout);
+    assert!(by_config.status.success() && stdout == out, "{stdout}{}", String::from_utf8_lossy(&by_config.stderr));
     let (ok, cp) = audit(&["checkpoint", "--data-dir", d]);
     assert!(ok);
     let cp_path = dir.join("checkpoint.json");

@@ -12,6 +12,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use hoosh_cluster::{Bus, Event, PgOptions, PgStore, RedisState, SeedSource};
@@ -113,17 +114,10 @@ pub async fn open(config: &Config, instance: &str, data_dir: Option<&Path>) -> R
         RedisState::connect(&redis_url, &state.namespace, ttl, seed).await.map_err(|e| format!("Redis: {e}"))?;
 
     let reload_requested = Arc::new(Notify::new());
-    let weak = Arc::downgrade(&gov.inner);
+    let records = Arc::new(Rereader { gov: Arc::downgrade(&gov.inner), running: false.into(), again: false.into() });
     let reload = Arc::clone(&reload_requested);
     let on_event: Arc<dyn Fn(Event) + Send + Sync> = Arc::new(move |event| match event {
-        Event::RecordsChanged => {
-            let Some(gov) = weak.upgrade() else { return };
-            tokio::task::spawn_blocking(move || {
-                if let Err(e) = gov.reload_shared() {
-                    tracing::warn!(error = %e, "reading keys, teams and budgets from PostgreSQL");
-                }
-            });
-        }
+        Event::RecordsChanged => Arc::clone(&records).request(),
         Event::ReloadConfig => reload.notify_one(),
     });
     let bus = Bus::start(&redis_url, &state.namespace, instance, on_event).await.map_err(|e| format!("Redis: {e}"))?;
@@ -209,6 +203,39 @@ pub async fn budget_view(st: &AppState, statuses: Vec<BudgetStatus>) -> Vec<Budg
 
 /// Longest a request waits for the shared cache before going upstream.
 const CACHE_WAIT: Duration = Duration::from_millis(100);
+
+/// Re-reads keys, teams and budgets when another instance changed them:
+/// at most one read running and one more queued, however many changes are
+/// announced at once (a burst of key creations is one or two reads).
+struct Rereader {
+    gov: std::sync::Weak<Governance>,
+    running: AtomicBool,
+    again: AtomicBool,
+}
+
+impl Rereader {
+    fn request(self: Arc<Self>) {
+        self.again.store(true, Ordering::SeqCst);
+        if self.running.swap(true, Ordering::SeqCst) {
+            return; // the running read will go again
+        }
+        tokio::task::spawn_blocking(move || {
+            loop {
+                self.again.store(false, Ordering::SeqCst);
+                let Some(gov) = self.gov.upgrade() else { return };
+                if let Err(e) = gov.reload_shared() {
+                    tracing::warn!(error = %e, "reading keys, teams and budgets from PostgreSQL");
+                }
+                self.running.store(false, Ordering::SeqCst);
+                // A change announced during the read: read again, unless
+                // another request already started one.
+                if !self.again.load(Ordering::SeqCst) || self.running.swap(true, Ordering::SeqCst) {
+                    return;
+                }
+            }
+        });
+    }
+}
 
 impl Cluster {
     /// The shared cache's answer for `key` (a local miss asks here). Redis

@@ -308,6 +308,22 @@ async fn two_instances_share_one_budget_one_rate_limit_and_one_set_of_keys() {
         .await;
     }
 
+    // A burst of keys made on a (one announcement each) all work on b within a second.
+    let mut burst = Vec::new();
+    for i in 0..40 {
+        burst.push(create_key(&a.url, json!({"name": format!("burst-{i}")})));
+    }
+    let burst: Vec<(String, String)> = futures_util::future::join_all(burst).await;
+    within(Duration::from_secs(1), "40 keys made at once on a work on b", async || {
+        for (_, k) in &burst {
+            if client.get(format!("{}/v1/models", b.url)).bearer_auth(k).send().await.unwrap().status() != 200 {
+                return false;
+            }
+        }
+        true
+    })
+    .await;
+
     // One RPM limit across both: 10 per minute, 30 tries alternating.
     let (rate_id, rate_key) = create_key(&b.url, json!({"name": "rate", "rpm": 10})).await;
     within(Duration::from_secs(1), "the rate key reaches a", async || {

@@ -209,6 +209,13 @@ impl Pair {
     }
 }
 
+/// `pool` as `GET /admin/budgets` on `url` reports it.
+async fn budget_of(client: &reqwest::Client, url: &str, pool: &str) -> Value {
+    let r = client.get(format!("{url}/admin/budgets")).bearer_auth(MASTER).send().await.unwrap();
+    let v: Value = r.json().await.unwrap();
+    v["data"].as_array().unwrap().iter().find(|p| p["pool"] == pool).cloned().unwrap()
+}
+
 async fn create_key(url: &str, body: Value) -> (String, String) {
     let r =
         reqwest::Client::new().post(format!("{url}/admin/keys")).bearer_auth(MASTER).json(&body).send().await.unwrap();
@@ -293,16 +300,7 @@ async fn two_instances_share_one_budget_one_rate_limit_and_one_set_of_keys() {
     let pool = format!("key:{budget_id}");
     for url in [&a.url, &b.url] {
         within(Duration::from_secs(5), "both instances report the whole budget", async || {
-            let v: Value = client
-                .get(format!("{url}/admin/budgets"))
-                .bearer_auth(MASTER)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            let mine = v["data"].as_array().unwrap().iter().find(|p| p["pool"] == pool.as_str()).cloned().unwrap();
+            let mine = budget_of(&client, url, &pool).await;
             mine["used_tokens"] == answered * 15 && mine["reserved_tokens"] == 0 && mine["open_reservations"] == 0
         })
         .await;
@@ -662,16 +660,7 @@ async fn clients_that_hang_up_on_both_instances_leak_no_reservation_and_are_char
     let mut last = Value::Null;
     let agreed = within(Duration::from_secs(5), "budget equals ledger", async || {
         let (_, ledger_tokens) = cluster.ledger_all(&key_id);
-        let v: Value = client
-            .get(format!("{}/admin/budgets", b.url))
-            .bearer_auth(MASTER)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        last = v["data"].as_array().unwrap().iter().find(|p| p["pool"] == pool.as_str()).cloned().unwrap();
+        last = budget_of(client, &b.url, &pool).await;
         last["used_tokens"] == ledger_tokens && cluster.ledger_statuses(&key_id).contains(&499)
     })
     .await;

@@ -54,7 +54,8 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
             .map_err(|e| anyhow::anyhow!("cluster state: {e}"))?;
         tracing::info!(
             instance,
-            redis = config.state.redis_url.as_deref().unwrap_or_default(),
+            redis = super::state::redact(config.state.redis_url.as_deref().unwrap_or_default()),
+            postgres = super::state::redact(config.state.postgres_url.as_deref().unwrap_or_default()),
             namespace = config.state.namespace,
             on_redis_down = ?config.state.on_redis_down,
             "cluster state: keys, budgets and the ledger in PostgreSQL, shared counters in Redis"

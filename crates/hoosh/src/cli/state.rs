@@ -109,8 +109,9 @@ fn cluster_url(config: &Config) -> Result<&str> {
     }
 }
 
-/// The URL without its password (`scheme://user:***@host/...`).
-fn redact(url: &str) -> String {
+/// The URL without its password (`scheme://user:***@host/...`): what
+/// may be printed or logged.
+pub(crate) fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
     let (authority, path) = rest.split_once('/').map_or((rest, None), |(a, p)| (a, Some(p)));
     let authority = match authority.rsplit_once('@') {

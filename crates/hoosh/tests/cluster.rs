@@ -419,6 +419,15 @@ async fn a_killed_instance_loses_no_acknowledged_row_and_its_leases_expire() {
     assert!(missing.is_empty(), "acknowledged but not in the ledger: {missing:?}");
     let (rows, _) = cluster.ledger(&key_id, 200);
     assert!(rows as usize >= acked.len());
+    // The killed instance's own audit chain (per instance, for now) verifies as it was left.
+    let verified = std::process::Command::new(support::BIN)
+        .args(["audit", "verify", "--config", cluster.config.to_str().unwrap()])
+        .args(["--data-dir", cluster.dir.join("a").to_str().unwrap()])
+        .env_remove("HOOSH_AUDIT_KEY")
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&verified.stdout);
+    assert!(verified.status.success() && out.starts_with("OK: "), "{out}{}", String::from_utf8_lossy(&verified.stderr));
     b.terminate();
 }
 

@@ -11,10 +11,11 @@ end
 local function int(x) return string.format('%d', x) end
 local function num(v) return tonumber(v or '0') or 0 end
 
--- Gives back what lease `id` holds in each pool and forgets the lease.
+-- Gives back what lease `id` holds in each pool and the concurrency slots
+-- it takes, and forgets the lease.
 local function release(prefix, leases, id)
   local key = prefix .. 'lease:' .. id
-  local f = redis.call('HMGET', key, 'pools', 't', 'n', 'rt', 'rn')
+  local f = redis.call('HMGET', key, 'pools', 't', 'n', 'rt', 'rn', 'slots')
   if f[1] then
     for res in string.gmatch(f[1], '[^\n]+') do
       redis.call('HINCRBY', res, 't', int(-num(f[2])))
@@ -22,6 +23,11 @@ local function release(prefix, leases, id)
       redis.call('HINCRBY', res, 'open', -1)
       redis.call('HINCRBY', res, 'rt', int(-num(f[4])))
       redis.call('HINCRBY', res, 'rn', int(-num(f[5])))
+    end
+  end
+  if f[6] then
+    for slot in string.gmatch(f[6], '[^\n]+') do
+      if redis.call('DECR', slot) <= 0 then redis.call('DEL', slot) end
     end
   end
   redis.call('DEL', key)

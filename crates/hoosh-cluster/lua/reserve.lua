@@ -4,29 +4,35 @@
 --
 -- KEYS[1] the lease set (id -> expiry ms), KEYS[2] this lease's hash, then
 -- per pool: its usage hash for the current window, its reservations hash;
--- then per rate: its TAT key.
+-- then per rate: its TAT key; then per concurrency cap: its counter.
 -- ARGV: prefix, lease id, ttl ms, tokens, nanos, risk tokens, risk nanos,
--- pools, rates; per pool: cap tokens, cap nanos (-1: none); per rate:
--- count, period ms, burst, cost.
+-- pools, rates, slots; per pool: cap tokens, cap nanos (-1: none); per
+-- rate: count, period ms, burst, cost; per slot: max in flight.
 --
 -- Returns {0, remaining tokens, remaining nanos (-1: none), per rate: its
 -- used part in us}, {1, pool} when a pool's window has no usage yet (the
 -- caller seeds it from the ledger and calls again), {2, rate, retry ms,
--- too large}, or {3, pool, 1 tokens | 2 usd, contended}.
+-- too large}, {3, pool, 1 tokens | 2 usd, contended}, or {4, slot}.
 local now = now_ms()
 local prefix, id, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local want_t, want_n = tonumber(ARGV[4]), tonumber(ARGV[5])
 local risk_t, risk_n = tonumber(ARGV[6]), tonumber(ARGV[7])
-local npools, nrates = tonumber(ARGV[8]), tonumber(ARGV[9])
+local npools, nrates, nslots = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
 
 -- Leases whose instance stopped renewing them give their hold back first.
 reclaim(prefix, KEYS[1], now)
 
--- Rates first (GCRA, in ms; the same key twice counts the earlier first).
+-- Concurrency first: a slot of each cap (counted by every instance's leases).
+for k = 1, nslots do
+  local key = KEYS[2 + 2 * npools + nrates + k]
+  if num(redis.call('GET', key)) >= tonumber(ARGV[10 + 2 * npools + 4 * nrates + k]) then return {4, k} end
+end
+
+-- Then rates (GCRA, in ms; the same key twice counts the earlier first).
 local tats, news, refusal = {}, {}, nil
 for j = 1, nrates do
   local key = KEYS[2 + 2 * npools + j]
-  local a = 9 + 2 * npools + 4 * (j - 1)
+  local a = 10 + 2 * npools + 4 * (j - 1)
   local count, period, burst, cost = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
   local interval = 0
   if count > 0 then interval = period / count end
@@ -68,7 +74,7 @@ end
 local budget_refusal = nil
 for i = 1, npools do
   local s = state[i]
-  local a = 9 + 2 * (i - 1)
+  local a = 10 + 2 * (i - 1)
   local cap_t, cap_n = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
   local verdict, kind = check(cap_t, s[1], s[3], s[6], want_t, risk_t, s[5]), 1
   if verdict == 0 then verdict, kind = check(cap_n, s[2], s[4], s[7], want_n, risk_n, s[5]), 2 end
@@ -86,7 +92,7 @@ local rem_t, rem_n = -1, -1
 local res_keys = {}
 for i = 1, npools do
   local s = state[i]
-  local a = 9 + 2 * (i - 1)
+  local a = 10 + 2 * (i - 1)
   local cap_t, cap_n = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
   local res_key = KEYS[2 + 2 * i]
   redis.call('HINCRBY', res_key, 't', int(want_t))
@@ -104,9 +110,15 @@ for i = 1, npools do
     if rem_n < 0 or left < rem_n then rem_n = left end
   end
 end
-if npools > 0 then
+local slot_keys = {}
+for k = 1, nslots do
+  local key = KEYS[2 + 2 * npools + nrates + k]
+  redis.call('INCR', key)
+  slot_keys[#slot_keys + 1] = key
+end
+if npools > 0 or nslots > 0 then
   redis.call('HSET', KEYS[2], 'pools', table.concat(res_keys, '\n'), 't', int(want_t), 'n', int(want_n),
-    'rt', int(risk_t), 'rn', int(risk_n))
+    'rt', int(risk_t), 'rn', int(risk_n), 'slots', table.concat(slot_keys, '\n'))
   redis.call('ZADD', KEYS[1], now + ttl, id)
 end
 local out = {0, rem_t, rem_n}

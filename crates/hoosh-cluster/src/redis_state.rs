@@ -9,9 +9,10 @@
 //! ```text
 //! {ns}:{h}:used:{pool}:{window_start}  hash t, n      usage of a window (seeded from the ledger)
 //! {ns}:{h}:res:{pool}                  hash t, n, open, rt, rn   held by open leases (across windows)
-//! {ns}:{h}:lease:{id}                  hash pools, t, n, rt, rn  what one lease holds
+//! {ns}:{h}:lease:{id}                  hash pools, t, n, rt, rn, slots  what one lease holds
 //! {ns}:{h}:leases                      zset id -> expiry (Redis time, ms)
 //! {ns}:{h}:rl:{limit key}:{r|t}        string: GCRA theoretical arrival time (ms)
+//! {ns}:{h}:conc:{limit key}            integer: requests in flight under a concurrency cap
 //! ```
 //!
 //! Settles are queued and sent by a background task that retries until
@@ -24,8 +25,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use hoosh_governance::{
-    Amount, BudgetExceeded, BudgetLimit, Denied, LimitKey, PoolCounts, PoolId, RateKind, RateLimited, RateReport,
-    RateStatus, Remaining, SharedAsk, SharedPool, SharedSettle, nanos_to_usd,
+    Amount, BudgetExceeded, BudgetLimit, ConcurrencyLimited, Denied, LimitKey, PoolCounts, PoolId, RateKind,
+    RateLimited, RateReport, RateStatus, Remaining, SharedAsk, SharedPool, SharedSettle, nanos_to_usd,
 };
 use parking_lot::Mutex;
 use redis::Script;
@@ -170,6 +171,7 @@ impl RedisState {
                 }
                 Some(2) => return Ok(Err(rate_refusal(ask, &reply)?)),
                 Some(3) => return Ok(Err(budget_refusal(ask, &reply)?)),
+                Some(4) => return Ok(Err(concurrency_refusal(ask, &reply)?)),
                 _ => return Err(Unavailable(format!("unexpected reply from the reserve script: {reply:?}"))),
             }
         }
@@ -185,6 +187,9 @@ impl RedisState {
         for rate in &ask.rates {
             call.key(self.rate_key(&rate.key, rate.kind));
         }
+        for (key, _) in &ask.slots {
+            call.key(self.key(&format!("conc:{key}")));
+        }
         call.arg(&inner.prefix)
             .arg(&ask.lease)
             .arg(inner.ttl_ms)
@@ -193,12 +198,16 @@ impl RedisState {
             .arg(ask.at_risk.tokens)
             .arg(ask.at_risk.nanos)
             .arg(ask.pools.len())
-            .arg(ask.rates.len());
+            .arg(ask.rates.len())
+            .arg(ask.slots.len());
         for pool in &ask.pools {
             call.arg(cap(pool.cap_tokens)).arg(cap(pool.cap_nanos));
         }
         for rate in &ask.rates {
             call.arg(rate.count).arg(rate.period_ms).arg(rate.burst).arg(rate.cost);
+        }
+        for (_, max) in &ask.slots {
+            call.arg(*max);
         }
         let mut conn = inner.conn.clone();
         self.observe(call.invoke_async(&mut conn).await)
@@ -484,6 +493,16 @@ fn rate_refusal(ask: &SharedAsk, reply: &[i64]) -> Result<Denied, Unavailable> {
         kind: rate.kind,
         too_large: reply.get(3) == Some(&1),
     }))
+}
+
+fn concurrency_refusal(ask: &SharedAsk, reply: &[i64]) -> Result<Denied, Unavailable> {
+    let (key, max) = reply
+        .get(1)
+        .and_then(|i| usize::try_from(*i).ok())
+        .and_then(|i| i.checked_sub(1))
+        .and_then(|i| ask.slots.get(i))
+        .ok_or_else(|| Unavailable("the reserve script named no concurrency cap".into()))?;
+    Ok(Denied::Concurrency(ConcurrencyLimited { key: LimitKey::new(key), max: *max }))
 }
 
 fn budget_refusal(ask: &SharedAsk, reply: &[i64]) -> Result<Denied, Unavailable> {

@@ -33,7 +33,14 @@ fn key_pool(cap_tokens: u64) -> SharedPool {
 }
 
 fn ask(lease: &str, pools: Vec<SharedPool>, tokens: u64, rates: Vec<SharedRate>) -> SharedAsk {
-    SharedAsk { lease: lease.into(), pools, amount: Amount::new(tokens, 0), at_risk: Amount::ZERO, rates }
+    SharedAsk {
+        lease: lease.into(),
+        pools,
+        amount: Amount::new(tokens, 0),
+        at_risk: Amount::ZERO,
+        rates,
+        slots: vec![],
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -190,4 +197,29 @@ async fn an_unreachable_redis_is_reported_not_mistaken_for_a_refusal() {
     assert!(state.drain(Duration::from_secs(10)).await);
     let granted = state.reserve(&ask("u3", vec![key_pool(100)], 70, vec![])).await.unwrap();
     assert_eq!(granted.unwrap().remaining.tokens, Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_concurrency_cap_counts_every_instances_requests_in_flight() {
+    let ns = common::unique("t");
+    let (a, b) = (instance(&ns, 1_000, no_history()).await, instance(&ns, 1_000, no_history()).await);
+    let slot = |lease: &str| SharedAsk { slots: vec![("key:k9".into(), 3)], ..ask(lease, vec![], 0, vec![]) };
+    let first = slot("c1");
+    assert!(a.reserve(&first).await.unwrap().is_ok());
+    assert!(b.reserve(&slot("c2")).await.unwrap().is_ok());
+    let crashed = instance(&ns, 1_000, no_history()).await;
+    assert!(crashed.reserve(&slot("c3")).await.unwrap().is_ok());
+    // The fourth, wherever it comes in, waits for one to end.
+    match b.reserve(&slot("c4")).await.unwrap() {
+        Err(Denied::Concurrency(c)) => assert_eq!((c.key.as_str(), c.max), ("key:k9", 3)),
+        other => panic!("{other:?}"),
+    }
+    a.settle(first, true, Amount::ZERO);
+    assert!(a.drain(Duration::from_secs(5)).await);
+    assert!(b.reserve(&slot("c5")).await.unwrap().is_ok());
+    // A crashed instance's slot comes back with its lease.
+    drop(crashed);
+    assert!(a.reserve(&slot("c6")).await.unwrap().is_err());
+    tokio::time::sleep(Duration::from_millis(2_000)).await;
+    assert!(a.reserve(&slot("c7")).await.unwrap().is_ok(), "the crashed instance's slot was not released");
 }

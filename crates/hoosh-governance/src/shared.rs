@@ -53,13 +53,15 @@ pub struct SharedAsk {
     /// How much more than `amount` the provider could still charge.
     pub at_risk: Amount,
     pub rates: Vec<SharedRate>,
+    /// Concurrency caps it takes a slot of: `(limit key, max in flight)`.
+    pub slots: Vec<(String, u32)>,
 }
 
 impl SharedAsk {
-    /// Whether there is anything to hold: no pools and no rates means the
+    /// Whether there is anything to hold: no pools, rates or slots means the
     /// shared store need not be asked.
     pub fn is_empty(&self) -> bool {
-        self.pools.is_empty() && self.rates.is_empty()
+        self.pools.is_empty() && self.rates.is_empty() && self.slots.is_empty()
     }
 }
 

@@ -735,3 +735,40 @@ async fn a_redis_that_lost_everything_is_rebuilt_from_the_ledger() {
     }
     assert_eq!(more, 10, "the budget forgot the 10 answers before Redis lost its data");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_concurrency_cap_holds_across_instances() {
+    let Pair { mock: _mock, cluster, a, b, client } = pair().await;
+    let (key_id, key) = create_key(&a.url, json!({"name": "k", "max_concurrency": 3})).await;
+    within(Duration::from_secs(1), "key on b", async || chat(&client, &b.url, &key, "probe").await.0 == 200).await;
+    // 10 at once, half through each instance, each held 2 s by the vendor: 3 may run.
+    let mut tasks = Vec::new();
+    for i in 0..10 {
+        let url = if i % 2 == 0 { a.url.clone() } else { b.url.clone() };
+        let (client, key) = (client.clone(), key.clone());
+        tasks.push(tokio::spawn(
+            async move { chat_with(&client, &url, &key, &format!("c{i}"), "mock-slow-2000").await },
+        ));
+    }
+    let mut ran = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            (200, _) => ran += 1,
+            (429, body) => assert_eq!(body["error"]["code"], "concurrency_limit_exceeded", "{body}"),
+            (status, body) => panic!("{status}: {body}"),
+        }
+    }
+    assert_eq!(ran, 3, "a cap of 3 in flight, counted across both instances");
+    // Every slot is given back.
+    within(Duration::from_secs(5), "no slot left taken", async || {
+        off_runtime(|| {
+            let mut conn = redis::Client::open(redis_url()).unwrap().get_connection().unwrap();
+            let n: Option<i64> = redis::cmd("GET")
+                .arg(format!("{}:{{h}}:conc:key:{key_id}", cluster.namespace))
+                .query(&mut conn)
+                .unwrap();
+            n.unwrap_or(0) == 0
+        })
+    })
+    .await;
+}

@@ -48,3 +48,10 @@ fi
 "${PSQL[@]}" -d test -c "select datname from pg_database where datname like 'hoosh\_t\_%' or datname like 'hoosh\_c\_%'" \
   | while read -r db; do "${PSQL[@]}" -d test -c "drop database if exists \"$db\" with (force)" || true; done
 
+# Redis keys earlier test runs left (each test has its namespace: `t` or
+# `t_` and 32 hex digits; a killed instance's leases and lifetime budgets
+# have no TTL).
+q='????????????????????????????????'
+for pattern in "t${q}:*" "t_${q}:*"; do
+  redis-cli -h 127.0.0.1 --scan --pattern "$pattern" | xargs -r -n 500 redis-cli -h 127.0.0.1 del > /dev/null
+done

@@ -37,6 +37,9 @@ PG_URL="${PG_ADMIN%/*}/$DB"
 drop_db() {
   cleanup
   psql "$PG_ADMIN" -qc "drop database if exists $DB with (force)" > /dev/null 2>&1 || true
+  # This run's Redis namespace (cache keys are raw bytes: deleted by a script in Redis).
+  redis-cli -u "$REDIS" eval 'local c = "0" repeat local r = redis.call("SCAN", c, "MATCH", ARGV[1], "COUNT", 1000)
+    c = r[1] for _, k in ipairs(r[2]) do redis.call("DEL", k) end until c == "0" return 1' 0 "$NS:*" > /dev/null || true
 }
 trap drop_db EXIT
 

@@ -101,6 +101,8 @@ enum Msg {
     Prune(i64, Reply<Option<PruneRecord>>),
     Checkpoint(Reply<Option<Checkpoint>>),
     Close(SyncSender<()>),
+    /// Call once everything recorded before it is committed (many per batch).
+    Notify(Box<dyn FnOnce() + Send>),
     /// Tests: stop without `chain.stop` or a checkpoint, as a crash would.
     #[cfg(test)]
     Abandon(SyncSender<()>),
@@ -251,6 +253,17 @@ impl AuditLog {
     }
 
     /// Sends a control message and wakes the writer for it.
+    /// Calls `then` once every draft recorded before this call is committed
+    /// (at once if the writer is gone). Never blocks; wakes the writer, so
+    /// the wait is one commit, not a poll interval.
+    pub fn on_committed(&self, then: Box<dyn FnOnce() + Send>) {
+        match self.tx.send(Msg::Notify(then)) {
+            Ok(()) => self.thread.unpark(),
+            Err(mpsc::SendError(Msg::Notify(then))) => then(),
+            Err(_) => {}
+        }
+    }
+
     fn send_now(&self, msg: Msg) -> bool {
         let sent = self.tx.send(msg).is_ok();
         self.thread.unpark();
@@ -332,8 +345,10 @@ impl Writer {
                 }
             };
             let mut next = Some(first);
+            let mut notify: Vec<Box<dyn FnOnce() + Send>> = Vec::new();
             while let Some(msg) = next.take() {
                 match msg {
+                    Msg::Notify(then) => notify.push(then),
                     Msg::Record(draft) => {
                         self.seal_into_batch(*draft);
                         self.batch_records += 1;
@@ -354,6 +369,7 @@ impl Writer {
                     }
                     Msg::Close(reply) => {
                         self.close();
+                        notify.into_iter().for_each(|then| then());
                         let _ = reply.send(());
                         return;
                     }
@@ -369,6 +385,7 @@ impl Writer {
                 next = self.rx.try_recv().ok();
             }
             self.commit();
+            notify.into_iter().for_each(|then| then());
         }
     }
 

@@ -566,3 +566,29 @@ fn checkpoint_now_signs_the_head_with_the_key_in_force() {
         assert!(report.is_ok() && report.checkpoint_matched, "{report:?}");
     }
 }
+
+#[test]
+fn on_committed_runs_once_the_drafts_before_it_are_stored_without_waiting_for_a_poll() {
+    let (store, _dir) = temp_store("notify");
+    let (clock, _) = manual_clock(1_000);
+    // A poll interval far longer than the test: only the wake-up can explain a prompt answer.
+    let options = AuditOptions { poll_interval: Duration::from_secs(60), ..fast() };
+    let log = AuditLog::open_with(Arc::clone(&store), test_key(1), clock, options).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    for i in 0..20 {
+        log.record(event(i));
+        let (store, tx) = (Arc::clone(&store), tx.clone());
+        log.on_committed(Box::new(move || {
+            let _ = tx.send((i, store.len().unwrap()));
+        }));
+    }
+    for _ in 0..20 {
+        let (i, stored) = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        // chain.start plus every event up to this one.
+        assert!(stored > i + 1, "waiter {i} ran with {stored} entries stored");
+    }
+    log.close();
+    let (tx, rx) = std::sync::mpsc::channel();
+    log.on_committed(Box::new(move || tx.send(()).unwrap()));
+    rx.recv_timeout(Duration::from_secs(1)).unwrap();
+}

@@ -428,6 +428,21 @@ async fn a_killed_instance_loses_no_acknowledged_row_and_its_leases_expire() {
         .unwrap();
     let out = String::from_utf8_lossy(&verified.stdout);
     assert!(verified.status.success() && out.starts_with("OK: "), "{out}{}", String::from_utf8_lossy(&verified.stderr));
+    // …and holds an entry for every request a acknowledged (the answer waited for it).
+    let export = std::process::Command::new(support::BIN)
+        .args(["audit", "export", "--data-dir", cluster.dir.join("a").to_str().unwrap()])
+        .output()
+        .unwrap();
+    let in_chain: HashSet<String> = String::from_utf8_lossy(&export.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|e| e["request_id"].as_str().map(str::to_owned))
+        .collect();
+    // a's clients are the even ones (`c0-…`, `c2-…`, …).
+    let client_of = |id: &str| id[1..].split('-').next().and_then(|c| c.parse::<u32>().ok()).unwrap_or(1);
+    let by_a: Vec<&String> = acked.iter().filter(|id| client_of(id) % 2 == 0).collect();
+    let unaudited: Vec<&&String> = by_a.iter().filter(|id| !in_chain.contains(**id)).collect();
+    assert!(!by_a.is_empty() && unaudited.is_empty(), "acknowledged by a but not in its chain: {unaudited:?}");
     b.terminate();
 }
 

@@ -258,7 +258,7 @@ pub async fn admit(
         abandoned: Vec::new(),
         media,
         ack_after_commit: (cluster.is_some() && live.config.state.ack_after_commit)
-            .then(|| Arc::clone(st.gov.inner.ledger())),
+            .then(|| (Arc::clone(st.gov.inner.ledger()), st.audit.log().cloned())),
     };
     Ok(Admitted { meter, candidates, headers })
 }

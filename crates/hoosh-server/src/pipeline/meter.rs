@@ -20,6 +20,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use futures_util::Stream;
+use hoosh_audit::AuditLog;
 use hoosh_core::ChunkStream;
 use hoosh_core::Placement;
 use hoosh_core::executor::{Abandoned, Failure};
@@ -98,8 +99,9 @@ pub struct Metered {
     /// Audio in (speech-to-text) and characters in (text-to-speech): known
     /// up front, billed as they are.
     pub(super) media: Media,
-    /// The ledger to wait on before answering (`state.ack_after_commit`).
-    pub(super) ack_after_commit: Option<Arc<Ledger>>,
+    /// The ledger, and the audit log its rows become entries in, to wait
+    /// on before answering (`state.ack_after_commit`).
+    pub(super) ack_after_commit: Option<(Arc<Ledger>, Option<Arc<AuditLog>>)>,
 }
 
 impl std::fmt::Debug for Metered {
@@ -194,10 +196,17 @@ impl Metered {
         }
         self.admission.finish(Outcome { actual, usage: row });
         match self.ack_after_commit {
-            Some(ledger) => {
+            Some((ledger, audit)) => {
                 let (tx, rx) = tokio::sync::oneshot::channel();
-                ledger.on_committed(Box::new(move || {
-                    let _ = tx.send(());
+                // The row's audit entry is recorded by the ledger writer as
+                // it commits the row: wait for the row, then for the entry.
+                ledger.on_committed(Box::new(move || match audit {
+                    Some(log) => log.on_committed(Box::new(move || {
+                        let _ = tx.send(());
+                    })),
+                    None => {
+                        let _ = tx.send(());
+                    }
                 }));
                 Committed(Some(rx))
             }
@@ -307,8 +316,8 @@ impl StreamMeter {
     }
 }
 
-/// When a settled request's ledger row is committed, if the answer must
-/// wait for that (`state.ack_after_commit` in a cluster).
+/// When a settled request's ledger row and audit entry are committed, if
+/// the answer must wait for that (`state.ack_after_commit` in a cluster).
 #[derive(Debug)]
 pub struct Committed(Option<tokio::sync::oneshot::Receiver<()>>);
 

@@ -234,8 +234,19 @@ fn read_row(row: &postgres::Row) -> UsageRecord {
     }
 }
 
-fn records<T: serde::de::DeserializeOwned>(docs: Vec<String>) -> Result<Vec<T>, StoreError> {
-    docs.iter().map(|d| serde_json::from_str(d).map_err(StoreError::from)).collect()
+impl PgStore {
+    /// The JSON records `sql` selects (one text column), parsed.
+    fn records<T: serde::de::DeserializeOwned>(&self, sql: &'static str) -> Result<Vec<T>, StoreError> {
+        let docs =
+            self.writer.run(move |c| Ok(c.query(sql, &[])?.iter().map(|r| r.get(0)).collect::<Vec<String>>()))?;
+        docs.iter().map(|d| serde_json::from_str(d).map_err(StoreError::from)).collect()
+    }
+
+    /// Runs a `DELETE … WHERE … = $1`; whether a row went.
+    fn delete(&self, sql: &'static str, id: &str) -> Result<bool, StoreError> {
+        let id = id.to_string();
+        Ok(self.writer.run(move |c| c.execute(sql, &[&id]))? > 0)
+    }
 }
 
 impl Store for PgStore {
@@ -253,17 +264,13 @@ impl Store for PgStore {
     }
 
     fn delete_key(&self, id: &str) -> Result<bool, StoreError> {
-        let id = id.to_string();
-        let deleted = self.writer.run(move |c| c.execute("DELETE FROM keys WHERE id = $1", &[&id]))? > 0;
+        let deleted = self.delete("DELETE FROM keys WHERE id = $1", id)?;
         self.changed();
         Ok(deleted)
     }
 
     fn load_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
-        let docs = self.writer.run(|c| {
-            Ok(c.query("SELECT record FROM keys ORDER BY id", &[])?.iter().map(|r| r.get(0)).collect::<Vec<String>>())
-        })?;
-        records(docs)
+        self.records("SELECT record FROM keys ORDER BY id")
     }
 
     fn put_team(&self, team: &Team) -> Result<(), StoreError> {
@@ -279,20 +286,13 @@ impl Store for PgStore {
     }
 
     fn delete_team(&self, name: &str) -> Result<bool, StoreError> {
-        let name = name.to_string();
-        let deleted = self.writer.run(move |c| c.execute("DELETE FROM teams WHERE name = $1", &[&name]))? > 0;
+        let deleted = self.delete("DELETE FROM teams WHERE name = $1", name)?;
         self.changed();
         Ok(deleted)
     }
 
     fn load_teams(&self) -> Result<Vec<Team>, StoreError> {
-        let docs = self.writer.run(|c| {
-            Ok(c.query("SELECT record FROM teams ORDER BY name", &[])?
-                .iter()
-                .map(|r| r.get(0))
-                .collect::<Vec<String>>())
-        })?;
-        records(docs)
+        self.records("SELECT record FROM teams ORDER BY name")
     }
 
     fn put_budget(&self, pool: &PoolId, spec: Option<&BudgetSpec>) -> Result<(), StoreError> {
@@ -453,8 +453,7 @@ impl Store for PgStore {
     }
 
     fn delete_response(&self, id: &str) -> Result<bool, StoreError> {
-        let id = id.to_string();
-        Ok(self.writer.run(move |c| c.execute("DELETE FROM responses WHERE id = $1", &[&id]))? > 0)
+        self.delete("DELETE FROM responses WHERE id = $1", id)
     }
 
     fn prune_responses(&self, before_ms: i64) -> Result<usize, StoreError> {

@@ -345,23 +345,9 @@ impl RedisState {
         format!("{}circuit:{provider}", self.0.prefix.trim_end_matches("{h}:"))
     }
 
-    /// Round trip to Redis (for `hoosh state check` and readiness).
-    pub async fn ping(&self) -> Result<Duration, Unavailable> {
-        let started = std::time::Instant::now();
-        let mut conn = self.0.conn.clone();
-        let reply: Result<String, _> = redis::cmd("PING").query_async(&mut conn).await;
-        self.observe(reply)?;
-        Ok(started.elapsed())
-    }
-
     /// Whether the last call reached Redis.
     pub fn reachable(&self) -> bool {
         self.0.reachable.load(Ordering::Relaxed)
-    }
-
-    /// Leases this instance holds now.
-    pub fn live_leases(&self) -> usize {
-        self.0.live.lock().len()
     }
 
     /// Settles not yet taken by Redis.

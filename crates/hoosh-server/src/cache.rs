@@ -178,9 +178,14 @@ impl ResponseCache {
         if let Some(share) = self.shared_put.get()
             && !answer.has_native()
             && let Ok(json) = serde_json::to_vec(&answer)
-            && json.len() <= self.cfg.max_bytes
         {
-            share(key, json, Duration::from_secs(self.cfg.ttl_secs));
+            // Its size here is the size of what is shared: serialized once.
+            let bytes = json.len();
+            if bytes <= self.cfg.max_bytes {
+                share(key, json, Duration::from_secs(self.cfg.ttl_secs));
+            }
+            self.put_sized(key, answer, bytes);
+            return;
         }
         self.put_local(key, answer);
     }
@@ -191,6 +196,10 @@ impl ResponseCache {
             Answer::Whole(r) => serde_json::to_vec(r).map_or(0, |v| v.len()),
             Answer::Stream(chunks) => chunks.iter().map(|c| serde_json::to_vec(c).map_or(0, |v| v.len())).sum(),
         };
+        self.put_sized(key, answer, bytes);
+    }
+
+    fn put_sized(&self, key: [u8; 32], answer: Answer, bytes: usize) {
         if bytes > self.cfg.max_bytes || self.cfg.max_entries == 0 {
             return;
         }

@@ -41,7 +41,6 @@ pub struct Cluster {
     sink: Arc<dyn SharedSettle>,
     pub bus: Bus,
     pub on_redis_down: OnRedisDown,
-    pub store: Arc<PgStore>,
     /// Another instance asked every instance to reload its config.
     pub reload_requested: Arc<Notify>,
 }
@@ -134,7 +133,6 @@ pub async fn open(config: &Config, instance: &str, data_dir: Option<&Path>) -> R
         redis,
         bus,
         on_redis_down: state.on_redis_down,
-        store,
         reload_requested,
     };
     gov.set_cluster(cluster);

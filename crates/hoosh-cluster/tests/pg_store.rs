@@ -4,7 +4,7 @@
 //! spilled, counted, and replayed exactly once, in order.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use hoosh_testkit::stores;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -39,7 +39,7 @@ fn open(url: &str, dir: &std::path::Path, instance: &str) -> Arc<PgStore> {
 
 #[test]
 fn two_instances_migrate_one_schema_and_share_one_idempotent_ledger() {
-    let url = common::fresh_database();
+    let url = stores::fresh_database();
     let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     // Both start at once: the advisory lock makes one migrate and the other see it done.
     let (a, b) = std::thread::scope(|s| {
@@ -69,7 +69,7 @@ fn two_instances_migrate_one_schema_and_share_one_idempotent_ledger() {
 
 #[test]
 fn records_written_by_one_instance_are_read_by_another() {
-    let url = common::fresh_database();
+    let url = stores::fresh_database();
     let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let a = open(&url, d1.path(), "a");
     let b = open(&url, d2.path(), "b");
@@ -87,7 +87,7 @@ fn records_written_by_one_instance_are_read_by_another() {
 
 #[test]
 fn rows_written_while_postgres_is_unreachable_are_spilled_and_replayed_once_in_order() {
-    let url = common::fresh_database();
+    let url = stores::fresh_database();
     let target = url.split('@').nth(1).unwrap().split('/').next().unwrap().to_string();
     let relay = hoosh_testkit::relay::Relay::start(&target).unwrap();
     let relayed = url.replacen(&target, &format!("127.0.0.1:{}", relay.port), 1);
@@ -120,7 +120,7 @@ fn rows_written_while_postgres_is_unreachable_are_spilled_and_replayed_once_in_o
 
 #[test]
 fn an_older_schema_without_migrate_is_refused_with_the_fix() {
-    let url = common::fresh_database();
+    let url = stores::fresh_database();
     let dir = tempfile::tempdir().unwrap();
     let err =
         PgStore::open(PgOptions { url, migrate: false, spill_path: dir.path().join("s.jsonl"), instance: "a".into() })

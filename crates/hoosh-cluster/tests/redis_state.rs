@@ -5,7 +5,7 @@
 //! usage yet is seeded from the ledger.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use hoosh_testkit::stores;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,7 +19,7 @@ fn no_history() -> SeedSource {
 }
 
 async fn instance(ns: &str, ttl_ms: u64, seed: SeedSource) -> RedisState {
-    RedisState::connect(&common::redis_url(), ns, Duration::from_millis(ttl_ms), seed).await.unwrap()
+    RedisState::connect(&stores::redis_url(), ns, Duration::from_millis(ttl_ms), seed).await.unwrap()
 }
 
 fn key_pool(cap_tokens: u64) -> SharedPool {
@@ -45,7 +45,7 @@ fn ask(lease: &str, pools: Vec<SharedPool>, tokens: u64, rates: Vec<SharedRate>)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_racing_for_a_budget_never_take_more_than_it_holds() {
-    let ns = common::unique("t");
+    let ns = stores::unique("t");
     let (a, b) = (instance(&ns, 10_000, no_history()).await, instance(&ns, 10_000, no_history()).await);
     // 100 answers of 10 tokens; 300 asks, half through each instance, all at once.
     let mut tasks = Vec::new();
@@ -83,7 +83,7 @@ async fn two_instances_racing_for_a_budget_never_take_more_than_it_holds() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crashed_instances_hold_is_released_by_lease_expiry_and_a_live_one_is_renewed() {
-    let ns = common::unique("t");
+    let ns = stores::unique("t");
     let survivor = instance(&ns, 1_000, no_history()).await;
     let crashed = instance(&ns, 1_000, no_history()).await;
     let live = ask("held-by-survivor", vec![key_pool(100)], 40, vec![]);
@@ -106,7 +106,7 @@ async fn a_crashed_instances_hold_is_released_by_lease_expiry_and_a_live_one_is_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_rate_counts_every_instance_and_a_token_estimate_is_corrected() {
-    let ns = common::unique("t");
+    let ns = stores::unique("t");
     let (a, b) = (instance(&ns, 10_000, no_history()).await, instance(&ns, 10_000, no_history()).await);
     let rpm = |cost| SharedRate {
         key: "key:k1".into(),
@@ -157,7 +157,7 @@ async fn a_request_rate_counts_every_instance_and_a_token_estimate_is_corrected(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_window_without_usage_is_seeded_from_the_ledger_once() {
-    let ns = common::unique("t");
+    let ns = stores::unique("t");
     let reads = Arc::new(AtomicU64::new(0));
     let counted = Arc::clone(&reads);
     // The ledger says 95 tokens were used in this window before the cluster (re)started.
@@ -182,7 +182,7 @@ async fn a_window_without_usage_is_seeded_from_the_ledger_once() {
 async fn an_unreachable_redis_is_reported_not_mistaken_for_a_refusal() {
     let relay = hoosh_testkit::relay::Relay::start("127.0.0.1:6379").unwrap();
     let url = format!("redis://127.0.0.1:{}/0", relay.port);
-    let ns = common::unique("t");
+    let ns = stores::unique("t");
     let state = RedisState::connect(&url, &ns, Duration::from_secs(10), no_history()).await.unwrap();
     let first = ask("u1", vec![key_pool(100)], 10, vec![]);
     assert!(state.reserve(&first).await.unwrap().is_ok());
@@ -201,7 +201,7 @@ async fn an_unreachable_redis_is_reported_not_mistaken_for_a_refusal() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_concurrency_cap_counts_every_instances_requests_in_flight() {
-    let ns = common::unique("t");
+    let ns = stores::unique("t");
     let (a, b) = (instance(&ns, 1_000, no_history()).await, instance(&ns, 1_000, no_history()).await);
     let slot = |lease: &str| SharedAsk { slots: vec![("key:k9".into(), 3)], ..ask(lease, vec![], 0, vec![]) };
     let first = slot("c1");

@@ -12,7 +12,8 @@
 //! [`anthropic`], [`ollama`], [`gemini`]; and [`faulty`], an upstream on a
 //! raw socket that misbehaves below HTTP (resets, lies about lengths, never
 //! answers, never ends); and [`relay`], a TCP relay a test can cut to take
-//! a real database "down" for one client.
+//! a real database "down" for one client; [`stores`], the real PostgreSQL
+//! and Redis of the cluster tests, with a fresh database per test.
 
 pub mod anthropic;
 pub mod audio;
@@ -24,6 +25,7 @@ pub mod openai;
 pub mod relay;
 pub mod scenario;
 pub mod server;
+pub mod stores;
 
 pub use form::FormPart;
 pub use server::{MockServer, Recorded};

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hoosh_testkit::relay::Relay;
+use hoosh_testkit::stores::{fresh_database, redis_url};
 use serde_json::{Value, json};
 
 mod support;
@@ -18,14 +19,6 @@ mod support;
 use support::Served;
 
 const MASTER: &str = "hk-cluster-test-master-0123456789abcdefghijklmnop";
-
-fn postgres_admin_url() -> String {
-    std::env::var("HOOSH_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
-fn redis_url() -> String {
-    std::env::var("HOOSH_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into())
-}
 
 /// `host:port` of a URL like `scheme://[user@]host:port/...`.
 fn authority(url: &str) -> String {
@@ -38,19 +31,6 @@ fn authority(url: &str) -> String {
 /// PostgreSQL client refuses to run inside the test's runtime.
 fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
     std::thread::scope(|s| s.spawn(f).join().unwrap())
-}
-
-/// A fresh database; its URL.
-fn fresh_database() -> String {
-    off_runtime(fresh_database_now)
-}
-
-fn fresh_database_now() -> String {
-    let name = format!("hoosh_c_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = postgres::Client::connect(&postgres_admin_url(), postgres::NoTls).unwrap();
-    admin.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
-    let base = postgres_admin_url();
-    format!("{}/{name}", base.rsplit_once('/').unwrap().0)
 }
 
 struct Cluster {
@@ -67,7 +47,7 @@ impl Cluster {
     fn new(mock_url: &str, pg: &str, redis: &str, pg_direct: &str) -> Cluster {
         let dir = std::env::temp_dir().join(format!("hoosh-cluster-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).unwrap();
-        let namespace = format!("t{}", uuid::Uuid::new_v4().simple());
+        let namespace = hoosh_testkit::stores::unique("t");
         let config = dir.join("hoosh.toml");
         let text = format!(
             r#"

@@ -81,6 +81,13 @@ pub struct ConcurrencyPermit {
     keys: Vec<(LimitKey, u32)>,
 }
 
+impl ConcurrencyPermit {
+    /// The caps this permit holds a slot of, with their maxima.
+    pub fn slots(&self) -> &[(LimitKey, u32)] {
+        &self.keys
+    }
+}
+
 impl fmt::Debug for ConcurrencyPermit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ConcurrencyPermit").field("keys", &self.keys).finish()

@@ -289,7 +289,7 @@ impl Governance {
 
         let slots: Vec<(LimitKey, u32)> =
             scopes.clone().filter_map(|(k, l)| l.max_concurrency.map(|max| (LimitKey::clone(k), max))).collect();
-        let permit = self.concurrency.acquire_owned(slots.clone()).map_err(Denied::Concurrency)?;
+        let permit = self.concurrency.acquire_owned(slots).map_err(Denied::Concurrency)?;
 
         let mut rates: Vec<(LimitKey, Limit, u64)> = Vec::new();
         for (key, limits) in scopes {
@@ -341,7 +341,6 @@ impl Governance {
             draft: None,
             actual: Amount::ZERO,
             dollar_exempt: req.dollar_exempt,
-            slots,
             shared: None,
         })
     }
@@ -378,7 +377,8 @@ impl Governance {
                 cost: t.cost,
             })
             .collect();
-        let slots = admission.slots.iter().map(|(k, max)| (k.as_str().to_string(), *max)).collect();
+        let slots =
+            admission.permit.iter().flat_map(|p| p.slots()).map(|(k, max)| (k.as_str().to_string(), *max)).collect();
         SharedAsk { lease: admission.id.clone(), pools, amount, at_risk, rates, slots }
     }
 
@@ -448,8 +448,6 @@ pub struct Admission {
     actual: Amount,
     /// Dollars are neither checked nor held (a free local model).
     dollar_exempt: bool,
-    /// The concurrency caps it holds a slot of (for the shared store).
-    slots: Vec<(LimitKey, u32)>,
     /// The charges held on state shared with other instances, who settles
     /// them, and whether the shared store granted them (see [`crate::shared`]).
     shared: Option<(Arc<dyn SharedSettle>, SharedAsk, bool)>,

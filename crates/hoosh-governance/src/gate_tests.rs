@@ -453,7 +453,7 @@ impl SharedSettle for Sink {
 fn the_shared_ask_names_every_pool_and_rate_the_admission_holds_and_is_settled_once() {
     let (g, _, clock) = gov();
     g.set_global_budget(Some(BudgetSpec { tokens: None, usd: Some(10.0), period: Period::Monthly }), T0).unwrap();
-    let p = key(&g, Limits { rpm: Some(60), tpm: Some(10_000), max_concurrency: None }, tokens_budget(1_000));
+    let p = key(&g, Limits { rpm: Some(60), tpm: Some(10_000), max_concurrency: Some(2) }, tokens_budget(1_000));
     let a = g.admit(&p, AdmitRequest { at_risk: Amount::new(7, 0), ..req("m", 100, 2_000) }, T0).unwrap();
     let ask = g.shared_ask(&a, T0);
     assert_eq!(ask.lease, a.id());
@@ -464,6 +464,7 @@ fn the_shared_ask_names_every_pool_and_rate_the_admission_holds_and_is_settled_o
     assert_eq!((day.window_start, day.window_end), (T0, Some(T0 + DAY_MS)));
     let rates: Vec<_> = ask.rates.iter().map(|r| (r.kind, r.count, r.cost)).collect();
     assert_eq!(rates, [(RateKind::Requests, 60, 1), (RateKind::Tokens, 10_000, 100)]);
+    assert_eq!(ask.slots, [(format!("key:{}", p.id()), 2)]);
 
     // Attached, it is settled exactly once, with the actual cost — also by a drop.
     let sink = Arc::new(Sink::default());

@@ -2,7 +2,8 @@
 //!
 //! Pure (no I/O, no clock): the writer thread owns the [`ChainState`] and is
 //! the only one that seals, which is what makes sequence numbers gap-free
-//! without a lock on the caller's side.
+//! without a lock on the caller's side. A store shared by several writers
+//! [`reseal`]s a batch behind its stored head under its own lock.
 
 use serde_json::{Map, Value};
 
@@ -62,21 +63,36 @@ pub fn seal(state: &mut ChainState, mut draft: Draft, ts_ms: i64, key: &AuditKey
         )]);
     }
     let mut entry = Entry {
-        seq: state.next_seq,
-        ts_ms: ts_ms.max(state.head_ts_ms),
+        seq: 0,
+        ts_ms,
         kind: draft.kind,
         actor: draft.actor,
         request_id: draft.request_id,
         data: draft.data,
-        prev_hash: state.head_hash,
+        prev_hash: [0; 32],
         hash: [0; 32],
-        key_id: key.id().to_string(),
+        key_id: String::new(),
         sig: [0; 32],
     };
+    reseal(state, &mut entry, key);
+    entry
+}
+
+/// Seals `entry` again as the next entry after `state` — same event and
+/// time (raised to the head's if earlier), new place in the chain and
+/// signature — and advances `state`. A chain several writers append to
+/// needs this: a writer seals a batch against the head it last saw, and
+/// the store moves it behind whatever the others appended meanwhile.
+pub fn reseal(state: &mut ChainState, entry: &mut Entry, key: &AuditKey) {
+    entry.seq = state.next_seq;
+    entry.ts_ms = entry.ts_ms.max(state.head_ts_ms);
+    entry.prev_hash = state.head_hash;
+    if entry.key_id != key.id() {
+        entry.key_id = key.id().to_string();
+    }
     entry.hash = entry.compute_hash();
     entry.sig = key.sign(&entry.hash);
-    *state = ChainState::after(&entry);
-    entry
+    *state = ChainState::after(entry);
 }
 
 #[cfg(test)]
@@ -98,6 +114,23 @@ mod tests {
         assert!(key.verify(&b.hash, &b.sig));
         assert_eq!(b.key_id, key.id());
         assert_eq!(state, ChainState { next_seq: 3, head_hash: b.hash, head_ts_ms: 100 });
+    }
+
+    #[test]
+    fn a_resealed_entry_links_behind_the_new_head_and_verifies() {
+        let key = test_key(1);
+        let mut theirs = ChainState::genesis();
+        let other = seal(&mut theirs, Draft::new("admin.action").actor("b"), 500, &key);
+        // Sealed against an empty chain, then moved behind the other writer's entry.
+        let mut mine = ChainState::genesis();
+        let mut entry = seal(&mut mine, Draft::new("admin.action").actor("a"), 400, &key);
+        let before = entry.hash;
+        reseal(&mut theirs, &mut entry, &key);
+        assert_eq!((entry.seq, entry.prev_hash, entry.ts_ms), (2, other.hash, 500));
+        assert_ne!(entry.hash, before);
+        assert_eq!(entry.hash, entry.compute_hash());
+        assert!(key.verify(&entry.hash, &entry.sig));
+        assert_eq!(theirs, ChainState::after(&entry));
     }
 
     #[test]

@@ -4,8 +4,9 @@
 
 use std::io::{BufRead, Write};
 
+use crate::chain_store::ChainStore;
 use crate::entry::Entry;
-use crate::store::{AuditStore, StoreError};
+use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum JsonlError {
@@ -17,7 +18,7 @@ pub enum JsonlError {
 
 /// Writes every entry sealed at or after `since_ts_ms` (`i64::MIN` for all);
 /// returns how many.
-pub fn export_jsonl(store: &AuditStore, since_ts_ms: i64, out: &mut dyn Write) -> Result<u64, StoreError> {
+pub fn export_jsonl(store: &dyn ChainStore, since_ts_ms: i64, out: &mut dyn Write) -> Result<u64, StoreError> {
     let mut written = 0u64;
     let mut failed = None;
     store.since(since_ts_ms, &mut |entry| match writeln!(out, "{}", entry.to_json()) {

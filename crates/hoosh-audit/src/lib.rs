@@ -3,7 +3,7 @@
 //! reload) becomes an [`Entry`] that carries the SHA-256 of the one before it
 //! and an HMAC-SHA256 signature, so editing, deleting, reordering or replaying
 //! stored entries — or cutting the tail off, given a [`Checkpoint`] — is
-//! detected by [`verify()`], offline, from the SQLite file or a JSONL export.
+//! detected by [`verify()`], offline, from the store or a JSONL export.
 //!
 //! The gateway holds one [`AuditLog`] and calls [`AuditLog::record`], which
 //! never blocks; a writer thread seals and commits in batches. Time is always
@@ -14,9 +14,11 @@
 //!   on-disk format and what is hashed (the format's reference doc).
 //! - [`key`]: [`AuditKey`] — from `HOOSH_AUDIT_KEY`, a file, or generated once
 //!   into `<data_dir>/audit.key` (0600); key id; HMAC sign/verify.
-//! - [`chain`]: [`ChainState`] and [`seal`] — pure: draft → next entry.
+//! - [`chain`]: [`ChainState`], [`seal`] and [`reseal`] — pure: draft → next entry.
 //! - [`epoch`]: which key may sign which entries: `chain.rotate` retires a
 //!   key for everything after it.
+//! - [`chain_store`]: [`ChainStore`] — where a chain is kept: one gateway's
+//!   file, or a database the instances of a cluster share (`hoosh-cluster`).
 //! - [`store`]: [`AuditStore`] — entries and checkpoints in a WAL SQLite file.
 //! - [`writer`]: [`AuditLog`] — the writer thread: resume after a crash,
 //!   batch, flush, close, key rotation, pruning.
@@ -27,6 +29,7 @@
 //! - [`hex`]: lowercase hex and the serde adapter for digests.
 
 pub mod chain;
+pub mod chain_store;
 pub mod checkpoint;
 pub mod entry;
 pub mod epoch;
@@ -40,7 +43,8 @@ mod testutil;
 pub mod verify;
 pub mod writer;
 
-pub use chain::{ChainState, seal};
+pub use chain::{ChainState, reseal, seal};
+pub use chain_store::{Appended, ChainStore, Origin};
 pub use checkpoint::Checkpoint;
 pub use entry::{Draft, Entry, GENESIS_HASH, canonical_bytes, kinds};
 pub use epoch::KeyChange;

@@ -16,8 +16,12 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+use crate::chain::{ChainState, seal};
+use crate::chain_store::{Appended, ChainStore, Origin};
 use crate::checkpoint::Checkpoint;
 use crate::entry::Entry;
+use crate::key::AuditKey;
+use crate::prune::PruneRecord;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS audit (
@@ -38,6 +42,9 @@ pub enum StoreError {
     Corrupt { seq: u64, reason: String },
     #[error("audit export: {0}")]
     Io(#[from] std::io::Error),
+    /// A shared store (PostgreSQL) refused or could not be reached.
+    #[error("audit store: {0}")]
+    Remote(String),
 }
 
 /// How hard a commit waits for the disk.
@@ -95,17 +102,10 @@ impl AuditStore {
         Ok(AuditStore { conn: Mutex::new(conn), reader: Mutex::new(reader) })
     }
 
-    /// The entry with the highest seq.
-    pub fn head(&self) -> Result<Option<Entry>, StoreError> {
-        let conn = lock(&self.conn);
-        let row: Option<(i64, String)> = conn
-            .query_row("SELECT seq, json FROM audit ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
-        row.map(|(seq, json)| parse(seq, &json)).transpose()
-    }
-
-    /// Appends entries in one transaction (all or none).
-    pub fn append(&self, entries: &[Entry]) -> Result<(), StoreError> {
+    /// Inserts already-sealed entries as they are, in one transaction (all
+    /// or none). The writer goes through [`ChainStore::append`]; tests use
+    /// this to put forged rows in.
+    pub fn insert(&self, entries: &[Entry]) -> Result<(), StoreError> {
         let mut conn = lock(&self.conn);
         let tx = conn.transaction()?;
         {
@@ -119,7 +119,7 @@ impl AuditStore {
     }
 
     /// Appends `entry` and deletes every entry with seq ≤ `through_seq`, in one transaction.
-    pub fn append_and_delete_through(&self, entry: &Entry, through_seq: u64) -> Result<usize, StoreError> {
+    fn append_and_delete_through(&self, entry: &Entry, through_seq: u64) -> Result<usize, StoreError> {
         let mut conn = lock(&self.conn);
         let tx = conn.transaction()?;
         tx.execute("INSERT INTO audit (seq, json) VALUES (?1, ?2)", params![to_sql(entry.seq), entry.to_json()])?;
@@ -129,7 +129,7 @@ impl AuditStore {
     }
 
     /// The newest entry sealed before `ts_ms`.
-    pub fn last_before(&self, ts_ms: i64) -> Result<Option<Entry>, StoreError> {
+    fn last_before(&self, ts_ms: i64) -> Result<Option<Entry>, StoreError> {
         let conn = lock(&self.conn);
         let row: Option<(i64, String)> = conn
             .query_row(
@@ -139,22 +139,6 @@ impl AuditStore {
             )
             .optional()?;
         row.map(|(seq, json)| parse(seq, &json)).transpose()
-    }
-
-    /// Visits entries with seq ≥ `from_seq` in seq order until `visit` returns false.
-    pub fn range(&self, from_seq: u64, visit: &mut dyn FnMut(Entry) -> bool) -> Result<(), StoreError> {
-        self.visit_rows("SELECT seq, json FROM audit WHERE seq >= ?1 ORDER BY seq", to_sql(from_seq), visit)
-    }
-
-    /// Visits entries sealed at or after `ts_ms`, in seq order (ts never
-    /// decreases along the chain, so this is a suffix of it).
-    pub fn since(&self, ts_ms: i64, visit: &mut dyn FnMut(Entry) -> bool) -> Result<(), StoreError> {
-        self.visit_rows(
-            "SELECT seq, json FROM audit WHERE seq >= (SELECT min(seq) FROM audit \
-             WHERE json_extract(json, '$.ts_ms') >= ?1) ORDER BY seq",
-            ts_ms,
-            visit,
-        )
     }
 
     fn visit_rows(&self, sql: &str, arg: i64, visit: &mut dyn FnMut(Entry) -> bool) -> Result<(), StoreError> {
@@ -171,17 +155,71 @@ impl AuditStore {
         Ok(())
     }
 
-    /// Number of stored entries.
-    pub fn len(&self) -> Result<u64, StoreError> {
+    /// Runs raw SQL on the write connection; tests use it to tamper with the file.
+    #[cfg(test)]
+    pub(crate) fn execute_raw(&self, sql: &str) -> rusqlite::Result<usize> {
+        lock(&self.conn).execute(sql, [])
+    }
+}
+
+/// One writer (this process holds the file's lock): a batch arrives sealed
+/// against the true head and goes in as it is.
+impl ChainStore for AuditStore {
+    fn append(&self, batch: &mut [Entry], _origin: Origin, _key: &AuditKey) -> Result<Appended, StoreError> {
+        let Some(last) = batch.last() else { return Ok(Appended::InChain(ChainState::genesis())) };
+        let after = ChainState::after(last);
+        match self.insert(batch) {
+            Ok(()) => Ok(Appended::InChain(after)),
+            // An error reported after the commit landed: the head shows it.
+            Err(e) => match self.head() {
+                Ok(Some(head)) if head.seq == last.seq && head.hash == last.hash => Ok(Appended::InChain(after)),
+                _ => Err(e),
+            },
+        }
+    }
+
+    fn prune_before(
+        &self,
+        ts_ms: i64,
+        key: &AuditKey,
+        now_ms: i64,
+        local: ChainState,
+    ) -> Result<Option<(PruneRecord, ChainState)>, StoreError> {
+        let Some(last_pruned) = self.last_before(ts_ms)? else { return Ok(None) };
+        let record = PruneRecord::through(&last_pruned);
+        let mut state = local;
+        let entry = seal(&mut state, record.to_draft(), now_ms, key);
+        self.append_and_delete_through(&entry, record.last_pruned_seq)?;
+        Ok(Some((record, state)))
+    }
+
+    fn head(&self) -> Result<Option<Entry>, StoreError> {
+        let conn = lock(&self.conn);
+        let row: Option<(i64, String)> = conn
+            .query_row("SELECT seq, json FROM audit ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        row.map(|(seq, json)| parse(seq, &json)).transpose()
+    }
+
+    fn range(&self, from_seq: u64, visit: &mut dyn FnMut(Entry) -> bool) -> Result<(), StoreError> {
+        self.visit_rows("SELECT seq, json FROM audit WHERE seq >= ?1 ORDER BY seq", to_sql(from_seq), visit)
+    }
+
+    fn since(&self, ts_ms: i64, visit: &mut dyn FnMut(Entry) -> bool) -> Result<(), StoreError> {
+        self.visit_rows(
+            "SELECT seq, json FROM audit WHERE seq >= (SELECT min(seq) FROM audit \
+             WHERE json_extract(json, '$.ts_ms') >= ?1) ORDER BY seq",
+            ts_ms,
+            visit,
+        )
+    }
+
+    fn len(&self) -> Result<u64, StoreError> {
         let n: i64 = lock(&self.reader).query_row("SELECT count(*) FROM audit", [], |r| r.get(0))?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
-    pub fn is_empty(&self) -> Result<bool, StoreError> {
-        Ok(self.len()? == 0)
-    }
-
-    pub fn put_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), StoreError> {
+    fn put_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), StoreError> {
         lock(&self.conn).execute(
             "INSERT OR REPLACE INTO checkpoints (seq, json) VALUES (?1, ?2)",
             params![to_sql(checkpoint.seq), checkpoint.to_json()],
@@ -189,8 +227,7 @@ impl AuditStore {
         Ok(())
     }
 
-    /// The checkpoint with the highest seq.
-    pub fn latest_checkpoint(&self) -> Result<Option<Checkpoint>, StoreError> {
+    fn latest_checkpoint(&self) -> Result<Option<Checkpoint>, StoreError> {
         let conn = lock(&self.conn);
         let row: Option<(i64, Option<String>)> = conn
             .query_row("SELECT seq, json FROM checkpoints ORDER BY seq DESC LIMIT 1", [], |r| {
@@ -201,12 +238,6 @@ impl AuditStore {
         let corrupt = |reason: String| StoreError::Corrupt { seq: u64::try_from(seq).unwrap_or(0), reason };
         let json = json.ok_or_else(|| corrupt("checkpoint row has no JSON".into()))?;
         serde_json::from_str(&json).map(Some).map_err(|e| corrupt(e.to_string()))
-    }
-
-    /// Runs raw SQL on the write connection; tests use it to tamper with the file.
-    #[cfg(test)]
-    pub(crate) fn execute_raw(&self, sql: &str) -> rusqlite::Result<usize> {
-        lock(&self.conn).execute(sql, [])
     }
 }
 

@@ -27,12 +27,13 @@
 
 use std::io::BufRead;
 
+use crate::chain_store::ChainStore;
 use crate::checkpoint::Checkpoint;
 use crate::entry::{Entry, GENESIS_HASH};
 use crate::epoch::{self, KeyChange};
 use crate::key::AuditKey;
 use crate::prune::PruneRecord;
-use crate::store::{AuditStore, StoreError};
+use crate::store::StoreError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reason {
@@ -143,9 +144,9 @@ pub fn verify(entries: impl IntoIterator<Item = Entry>, keys: &[AuditKey], check
     v.finish()
 }
 
-/// Verifies a whole store file; a row that no longer parses is [`Reason::Modified`].
+/// Verifies a whole store; a row that no longer parses is [`Reason::Modified`].
 pub fn verify_store(
-    store: &AuditStore,
+    store: &dyn ChainStore,
     keys: &[AuditKey],
     checkpoint: Option<&Checkpoint>,
 ) -> Result<Report, StoreError> {

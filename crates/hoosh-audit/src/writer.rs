@@ -33,11 +33,12 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::chain::{ChainState, seal};
+use crate::chain_store::{Appended, ChainStore, Origin};
 use crate::checkpoint::Checkpoint;
 use crate::entry::{Draft, Entry, kinds};
 use crate::key::AuditKey;
 use crate::prune::PruneRecord;
-use crate::store::{AuditStore, StoreError};
+use crate::store::StoreError;
 
 /// The time source, unix ms. Tests pass a counter; production [`system_clock`].
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
@@ -113,7 +114,7 @@ pub struct AuditLog {
     tx: Sender<Msg>,
     depth: Arc<AtomicU64>,
     max_backlog: u64,
-    store: Arc<AuditStore>,
+    store: Arc<dyn ChainStore>,
     writer: Mutex<Option<JoinHandle<()>>>,
     /// The writer thread, to unpark for control messages.
     thread: std::thread::Thread,
@@ -132,12 +133,12 @@ impl AuditLog {
     /// [`crate::epoch`]), the first entry is a `chain.key_changed` signed by
     /// `key`: without the old key there is no signed rotation. Open with the
     /// old key and [`AuditLog::rotate`] to hand over properly.
-    pub fn open(store: Arc<AuditStore>, key: AuditKey, now: Clock) -> Result<AuditLog, LogError> {
+    pub fn open(store: Arc<dyn ChainStore>, key: AuditKey, now: Clock) -> Result<AuditLog, LogError> {
         Self::open_with(store, key, now, AuditOptions::default())
     }
 
     pub fn open_with(
-        store: Arc<AuditStore>,
+        store: Arc<dyn ChainStore>,
         key: AuditKey,
         now: Clock,
         options: AuditOptions,
@@ -156,6 +157,8 @@ impl AuditLog {
             key,
             now,
             state,
+            chain_head: head.is_some().then_some(state),
+            origin: Origin { writer: writer_id()?, first: 0 },
             batch: Vec::with_capacity(options.max_batch),
             batch_records: 0,
             depth: Arc::clone(&depth),
@@ -248,7 +251,7 @@ impl AuditLog {
     }
 
     /// The store this log writes.
-    pub fn store(&self) -> &Arc<AuditStore> {
+    pub fn store(&self) -> &Arc<dyn ChainStore> {
         &self.store
     }
 
@@ -310,11 +313,18 @@ impl Drop for AuditLog {
 }
 
 struct Writer {
-    store: Arc<AuditStore>,
+    store: Arc<dyn ChainStore>,
     rx: Receiver<Msg>,
     key: AuditKey,
     now: Clock,
+    /// The head the next entry is sealed after: the chain's, as far as this
+    /// writer knows (a shared store moves a batch behind a newer one).
     state: ChainState,
+    /// The chain's head as last committed through this writer, for
+    /// checkpoints; `None` while its entries wait aside (shared store down).
+    chain_head: Option<ChainState>,
+    /// This writer, and how many entries it has handed to the store.
+    origin: Origin,
     /// Sealed, not yet committed.
     batch: Vec<Entry>,
     /// How many of `batch` came from `record` (the rest are chain entries).
@@ -405,21 +415,13 @@ impl Writer {
 
     fn prune(&mut self, ts_ms: i64) -> Result<Option<PruneRecord>, StoreError> {
         self.commit();
-        let Some(last_pruned) = self.store.last_before(ts_ms)? else { return Ok(None) };
-        let record = PruneRecord::through(&last_pruned);
-        let before = self.state;
-        let entry = seal(&mut self.state, record.to_draft(), (self.now)(), &self.key);
-        match self.store.append_and_delete_through(&entry, record.last_pruned_seq) {
-            Ok(deleted) => {
-                tracing::info!(deleted, first_kept_seq = record.first_kept_seq, "audit chain pruned");
-                Ok(Some(record))
-            }
-            Err(e) => {
-                // Nothing was written: the next entry takes this seq instead.
-                self.state = before;
-                Err(e)
-            }
-        }
+        let Some((record, head)) = self.store.prune_before(ts_ms, &self.key, (self.now)(), self.state)? else {
+            return Ok(None);
+        };
+        tracing::info!(first_kept_seq = record.first_kept_seq, "audit chain pruned");
+        self.state = head;
+        self.chain_head = Some(head);
+        Ok(Some(record))
     }
 
     fn close(&mut self) {
@@ -440,20 +442,25 @@ impl Writer {
 
     /// Appends the batch, retrying until it is committed (or, once closing, gives up loudly).
     fn commit(&mut self) {
-        let Some(last) = self.batch.last() else { return };
-        let (last_seq, last_hash) = (last.seq, last.hash);
+        if self.batch.is_empty() {
+            return;
+        }
         let mut backoff = self.options.initial_backoff;
         let mut attempt: u32 = 0;
         loop {
             attempt += 1;
-            let Err(e) = self.store.append(&self.batch) else { break };
-            // An error reported after the commit landed: the head shows it.
-            if let Ok(Some(head)) = self.store.head()
-                && head.seq == last_seq
-                && head.hash == last_hash
-            {
-                break;
-            }
+            let e = match self.store.append(&mut self.batch, self.origin, &self.key) {
+                Ok(Appended::InChain(head)) => {
+                    self.state = head;
+                    self.chain_head = Some(head);
+                    break;
+                }
+                Ok(Appended::Aside) => {
+                    self.chain_head = None;
+                    break;
+                }
+                Err(e) => e,
+            };
             if self.closing && attempt >= self.options.attempts_when_closing {
                 tracing::error!(error = %e, entries = self.batch.len(), attempt, "audit log closing: entries could not be written and are lost");
                 self.lost = true;
@@ -463,31 +470,42 @@ impl Writer {
             std::thread::sleep(backoff);
             backoff = (backoff * 2).min(self.options.max_backoff);
         }
+        self.origin.first += self.batch.len() as u64;
         self.depth.fetch_sub(self.batch_records, Ordering::Relaxed);
         self.batch.clear();
         self.batch_records = 0;
         let every = self.options.checkpoint_every;
         if every > 0
-            && last_seq.saturating_sub(self.last_checkpoint) >= every
+            && self
+                .chain_head
+                .is_some_and(|h| h.next_seq.saturating_sub(1).saturating_sub(self.last_checkpoint) >= every)
             && let Err(e) = self.checkpoint(false)
         {
             tracing::warn!(error = %e, "audit checkpoint write failed; next batch retries");
         }
     }
 
-    /// Signs and stores a checkpoint of the head with the key in force (the
-    /// new one right after a rotation). Unless `fresh`, not again for a head
-    /// already checkpointed.
+    /// Signs and stores a checkpoint of the chain's head with the key in
+    /// force (the new one right after a rotation). Unless `fresh`, not again
+    /// for a head already checkpointed; none while entries wait aside.
     fn checkpoint(&mut self, fresh: bool) -> Result<Option<Checkpoint>, StoreError> {
-        let head_seq = self.state.next_seq.saturating_sub(1);
+        let Some(head) = self.chain_head else { return Ok(None) };
+        let head_seq = head.next_seq.saturating_sub(1);
         if head_seq == 0 || self.lost || (!fresh && head_seq == self.last_checkpoint) {
             return Ok(None);
         }
-        let cp = Checkpoint::sign(head_seq, self.state.head_hash, (self.now)(), &self.key);
+        let cp = Checkpoint::sign(head_seq, head.head_hash, (self.now)(), &self.key);
         self.store.put_checkpoint(&cp)?;
         self.last_checkpoint = head_seq;
         Ok(Some(cp))
     }
+}
+
+/// A random id for this writer's batches (see [`Origin`]).
+fn writer_id() -> Result<u64, LogError> {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).map_err(|e| StoreError::Io(std::io::Error::other(e.to_string())))?;
+    Ok(u64::from_le_bytes(bytes) >> 1)
 }
 
 #[cfg(test)]

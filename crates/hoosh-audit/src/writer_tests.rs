@@ -1,7 +1,7 @@
 use std::sync::atomic::AtomicI64;
 
 use super::*;
-use crate::store::Durability;
+use crate::store::{AuditStore, Durability};
 use crate::testutil::{TempDir, test_key};
 use crate::verify::{Reason, Verifier, verify, verify_jsonl, verify_store};
 
@@ -45,7 +45,7 @@ fn closed_chain(name: &str, n: u64) -> (Arc<AuditStore>, AuditKey, TempDir) {
     let (store, dir) = temp_store(name);
     let key = test_key(1);
     let (clock, _) = manual_clock(1_000);
-    let log = AuditLog::open_with(Arc::clone(&store), key.clone(), clock, fast()).unwrap();
+    let log = AuditLog::open_with(store.clone(), key.clone(), clock, fast()).unwrap();
     for i in 0..n {
         log.record(event(i));
     }
@@ -75,7 +75,7 @@ fn records_seal_into_a_chain_that_verifies() {
     assert_eq!(entries[0].kind, "chain.start");
     assert_eq!(entries[11].kind, "chain.stop");
     assert_eq!(entries[1].request_id.as_deref(), Some("req-0"));
-    let report = verify_store(&store, std::slice::from_ref(&key), None).unwrap();
+    let report = verify_store(&*store, std::slice::from_ref(&key), None).unwrap();
     assert!(report.is_ok(), "{report:?}");
     assert_eq!((report.entries_checked, report.first_seq, report.head_seq), (12, 1, 12));
     assert_eq!(report.head_hash, entries[11].hash);
@@ -160,7 +160,7 @@ fn checkpoints_that_do_not_match_or_are_forged_are_reported() {
 fn a_replayed_entry_is_detected_in_the_store_and_in_an_export() {
     let (store, key, _dir) = closed_chain("replay", 10);
     let mut jsonl = Vec::new();
-    crate::jsonl::export_jsonl(&store, i64::MIN, &mut jsonl).unwrap();
+    crate::jsonl::export_jsonl(&*store, i64::MIN, &mut jsonl).unwrap();
     store.execute_raw("INSERT INTO audit (seq, json) SELECT 1000, json FROM audit WHERE seq = 5").unwrap();
     assert_eq!(problem(&store, std::slice::from_ref(&key), None), Some((5, Reason::Replayed)));
 
@@ -186,7 +186,7 @@ fn the_wrong_key_is_unknown_and_a_forged_key_id_is_a_bad_signature() {
 fn jsonl_export_round_trips_and_a_partial_export_verifies_from_its_start() {
     let (store, key, _dir) = closed_chain("jsonl", 10);
     let mut out = Vec::new();
-    assert_eq!(crate::jsonl::export_jsonl(&store, i64::MIN, &mut out).unwrap(), 12);
+    assert_eq!(crate::jsonl::export_jsonl(&*store, i64::MIN, &mut out).unwrap(), 12);
     let back: Vec<Entry> = crate::jsonl::read_jsonl(out.as_slice()).map(Result::unwrap).collect();
     assert_eq!(back, all(&store));
     assert!(verify_jsonl(out.as_slice(), std::slice::from_ref(&key), None).unwrap().is_ok());
@@ -204,7 +204,7 @@ fn jsonl_export_round_trips_and_a_partial_export_verifies_from_its_start() {
     }
     assert!(v.finish().is_ok());
     let mut since = Vec::new();
-    assert_eq!(crate::jsonl::export_jsonl(&store, 2_000, &mut since).unwrap(), 0);
+    assert_eq!(crate::jsonl::export_jsonl(&*store, 2_000, &mut since).unwrap(), 0);
 }
 
 #[test]
@@ -212,7 +212,7 @@ fn ten_thousand_records_from_eight_threads_are_contiguous_and_verify() {
     let (store, _dir) = temp_store("concurrent");
     let key = test_key(1);
     let (clock, _) = manual_clock(1_000);
-    let log = Arc::new(AuditLog::open_with(Arc::clone(&store), key.clone(), clock, fast()).unwrap());
+    let log = Arc::new(AuditLog::open_with(store.clone(), key.clone(), clock, fast()).unwrap());
     let handles: Vec<_> = (0..8u64)
         .map(|t| {
             let log = Arc::clone(&log);
@@ -231,7 +231,7 @@ fn ten_thousand_records_from_eight_threads_are_contiguous_and_verify() {
     let entries = all(&store);
     assert_eq!(entries.len(), 10_001);
     assert!(entries.iter().zip(1u64..).all(|(e, n)| e.seq == n));
-    let report = verify_store(&store, std::slice::from_ref(&key), None).unwrap();
+    let report = verify_store(&*store, std::slice::from_ref(&key), None).unwrap();
     assert!(report.is_ok(), "{report:?}");
     assert_eq!(report.head_seq, 10_001);
     let cp = Checkpoint::from_json(&log.export_checkpoint().unwrap().unwrap()).unwrap();
@@ -249,7 +249,7 @@ fn a_crashed_writer_is_resumed_from_the_last_durable_entry() {
     let (store, dir) = temp_store("crash");
     let key = test_key(1);
     let (clock, _) = manual_clock(1_000);
-    let first = AuditLog::open_with(Arc::clone(&store), key.clone(), Arc::clone(&clock), fast()).unwrap();
+    let first = AuditLog::open_with(store.clone(), key.clone(), Arc::clone(&clock), fast()).unwrap();
     for i in 0..5 {
         first.record(event(i));
     }
@@ -259,14 +259,14 @@ fn a_crashed_writer_is_resumed_from_the_last_durable_entry() {
     assert_eq!(store.len().unwrap(), 6);
 
     let reopened = Arc::new(AuditStore::open(dir.db()).unwrap());
-    let second = AuditLog::open_with(Arc::clone(&reopened), key.clone(), clock, fast()).unwrap();
+    let second = AuditLog::open_with(reopened.clone(), key.clone(), clock, fast()).unwrap();
     second.record(event(99));
     second.close();
     let entries = all(&reopened);
     let kinds: Vec<&str> = entries.iter().map(|e| e.kind.as_str()).collect();
     assert_eq!(kinds[5..], ["inference.response", "chain.start", "inference.response", "chain.stop"]);
     assert_eq!(entries[6].data["resumed_from_seq"], 6);
-    assert!(verify_store(&reopened, &[key], None).unwrap().is_ok());
+    assert!(verify_store(&*reopened, &[key], None).unwrap().is_ok());
 }
 
 #[test]
@@ -274,7 +274,7 @@ fn rotation_signs_the_handover_with_the_old_key() {
     let (store, _dir) = temp_store("rotate");
     let (old, new) = (test_key(1), test_key(2));
     let (clock, _) = manual_clock(1_000);
-    let log = AuditLog::open_with(Arc::clone(&store), old.clone(), clock, fast()).unwrap();
+    let log = AuditLog::open_with(store.clone(), old.clone(), clock, fast()).unwrap();
     log.record(event(1));
     log.rotate(new.clone()).unwrap();
     log.record(event(2));
@@ -285,7 +285,7 @@ fn rotation_signs_the_handover_with_the_old_key() {
     assert_eq!(rotate.key_id, old.id());
     assert_eq!(rotate.data["new_key_id"], new.id());
     assert_eq!(entries[3].key_id, new.id());
-    assert!(verify_store(&store, &[old.clone(), new.clone()], None).unwrap().is_ok());
+    assert!(verify_store(&*store, &[old.clone(), new.clone()], None).unwrap().is_ok());
     assert_eq!(problem(&store, std::slice::from_ref(&new), None), Some((1, Reason::UnknownKey)));
     assert_eq!(problem(&store, &[old], None), Some((4, Reason::UnknownKey)));
     // The close checkpoint is signed by the key in use.
@@ -297,7 +297,7 @@ fn pruning_keeps_the_rest_verifiable_and_its_record_tamper_evident() {
     let (store, _dir) = temp_store("prune");
     let key = test_key(1);
     let (clock, now) = manual_clock(1_000);
-    let log = AuditLog::open_with(Arc::clone(&store), key.clone(), clock, fast()).unwrap();
+    let log = AuditLog::open_with(store.clone(), key.clone(), clock, fast()).unwrap();
     for i in 0..5 {
         log.record(event(i)); // seq 2..=6 at t=1000
     }
@@ -316,14 +316,14 @@ fn pruning_keeps_the_rest_verifiable_and_its_record_tamper_evident() {
     let prune = entries.iter().find(|e| e.kind == "chain.prune").unwrap();
     assert_eq!(prune.seq, 12);
     assert_eq!(entries[0].prev_hash, record.last_pruned_hash);
-    let report = verify_store(&store, std::slice::from_ref(&key), None).unwrap();
+    let report = verify_store(&*store, std::slice::from_ref(&key), None).unwrap();
     assert!(report.is_ok(), "{report:?}");
     assert_eq!(report.first_seq, 7);
 
     // Cutting more off the front than the prune record allows.
     let (s2, _dir2) = temp_store("prune-front");
     for e in &entries[1..] {
-        s2.append(std::slice::from_ref(e)).unwrap();
+        s2.insert(std::slice::from_ref(e)).unwrap();
     }
     assert_eq!(
         problem(&s2, std::slice::from_ref(&key), None),
@@ -342,7 +342,7 @@ fn full_durability_store_opens_and_checkpoints_every_n() {
     let key = test_key(1);
     let (clock, _) = manual_clock(5);
     let options = AuditOptions { checkpoint_every: 10, max_batch: 4, ..fast() };
-    let log = AuditLog::open_with(Arc::clone(&store), key.clone(), clock, options).unwrap();
+    let log = AuditLog::open_with(store.clone(), key.clone(), clock, options).unwrap();
     for i in 0..25 {
         log.record(event(i));
     }
@@ -358,7 +358,7 @@ fn rotated_chain(name: &str) -> (Arc<AuditStore>, AuditKey, AuditKey, TempDir) {
     let (store, dir) = temp_store(name);
     let (old, new) = (test_key(1), test_key(2));
     let (clock, _) = manual_clock(1_000);
-    let log = AuditLog::open_with(Arc::clone(&store), old.clone(), clock, fast()).unwrap();
+    let log = AuditLog::open_with(store.clone(), old.clone(), clock, fast()).unwrap();
     log.record(event(1));
     log.record(event(2));
     log.rotate(new.clone()).unwrap(); // seq 4
@@ -378,7 +378,7 @@ fn forge_after(head: &Entry, draft: Draft, key: &AuditKey) -> Entry {
 fn a_retired_key_cannot_sign_anything_after_its_rotation() {
     let (store, old, new, _dir) = rotated_chain("epoch");
     let keys = [old.clone(), new.clone()];
-    let report = verify_store(&store, &keys, None).unwrap();
+    let report = verify_store(&*store, &keys, None).unwrap();
     assert!(report.is_ok(), "{report:?}");
     assert_eq!(
         report.key_changes,
@@ -394,7 +394,7 @@ fn a_retired_key_cannot_sign_anything_after_its_rotation() {
 
     // Appending to the real chain with the retired key: linked, hashed, validly signed — and refused.
     let appended = forge_after(&entries[6], event(99), &old);
-    store.append(std::slice::from_ref(&appended)).unwrap();
+    store.insert(std::slice::from_ref(&appended)).unwrap();
     assert_eq!(problem(&store, &keys, None), wrong(8));
 
     // Rewriting an entry after the rotation, re-signing it and everything after with the retired key.
@@ -421,7 +421,7 @@ fn a_retired_key_cannot_sign_anything_after_its_rotation() {
     let change = Draft::new(kinds::CHAIN_KEY_CHANGED)
         .field(crate::epoch::PREVIOUS_KEY_ID, new.id())
         .field(crate::epoch::NEW_KEY_ID, old.id());
-    store.append(&[forge_after(&entries[6], change, &old)]).unwrap();
+    store.insert(&[forge_after(&entries[6], change, &old)]).unwrap();
     assert_eq!(problem(&store, &keys, None), wrong(8));
 
     // Cutting the rotation and everything after off, then carrying on under
@@ -435,7 +435,7 @@ fn a_retired_key_cannot_sign_anything_after_its_rotation() {
     let mut head = entries[2].clone();
     for i in 0..5 {
         head = forge_after(&head, event(100 + i), &old);
-        store.append(std::slice::from_ref(&head)).unwrap();
+        store.insert(std::slice::from_ref(&head)).unwrap();
     }
     assert_eq!(problem(&store, &keys, None), None, "without a checkpoint, a rewritten tail is a chain");
     assert_eq!(problem(&store, &keys, Some(&cp)), Some((7, Reason::CheckpointMismatch)));
@@ -466,7 +466,7 @@ fn resuming_under_a_key_nobody_named_is_an_unsigned_change_and_cannot_go_back() 
     assert_eq!((change.seq, change.key_id.as_str()), (4, k2.id()));
     assert_eq!(entries[4].kind, "chain.start", "the change comes first, then the start");
     let keys = [k1.clone(), k2.clone()];
-    let report = verify_store(&store, &keys, None).unwrap();
+    let report = verify_store(&*store, &keys, None).unwrap();
     assert!(report.is_ok(), "{report:?}");
     assert_eq!(
         report.key_changes,
@@ -485,16 +485,16 @@ fn a_rotation_at_the_head_hands_over_on_restart_without_another_change() {
     let (store, dir) = temp_store("rotate-crash");
     let (old, new) = (test_key(1), test_key(2));
     let (clock, _) = manual_clock(1_000);
-    let log = AuditLog::open_with(Arc::clone(&store), old.clone(), Arc::clone(&clock), fast()).unwrap();
+    let log = AuditLog::open_with(store.clone(), old.clone(), Arc::clone(&clock), fast()).unwrap();
     log.rotate(new.clone()).unwrap();
     log.abandon(); // crashed right after the rotation
     drop(log);
     let reopened = Arc::new(AuditStore::open(dir.db()).unwrap());
-    let log = AuditLog::open_with(Arc::clone(&reopened), new.clone(), clock, fast()).unwrap();
+    let log = AuditLog::open_with(reopened.clone(), new.clone(), clock, fast()).unwrap();
     log.close();
     let kinds: Vec<String> = all(&reopened).into_iter().map(|e| e.kind).collect();
     assert_eq!(kinds, ["chain.start", "chain.rotate", "chain.start", "chain.stop"]);
-    let report = verify_store(&reopened, &[old, new], None).unwrap();
+    let report = verify_store(&*reopened, &[old, new], None).unwrap();
     assert!(report.is_ok() && report.key_changes.iter().all(|c| c.signed_by_old_key), "{report:?}");
 }
 
@@ -505,7 +505,7 @@ fn the_backlog_stays_bounded_when_callers_refuse_while_overloaded() {
     let (clock, _) = manual_clock(1_000);
     // The writer never wakes by itself during the flood: a disk that has stalled.
     let options = AuditOptions { max_backlog: 100, poll_interval: Duration::from_secs(3600), ..fast() };
-    let log = Arc::new(AuditLog::open_with(Arc::clone(&store), key.clone(), clock, options).unwrap());
+    let log = Arc::new(AuditLog::open_with(store.clone(), key.clone(), clock, options).unwrap());
     assert_eq!(log.max_backlog(), 100);
     log.flush(); // chain.start committed: the writer goes back to sleep
     let threads = 8u64;
@@ -539,7 +539,7 @@ fn the_backlog_stays_bounded_when_callers_refuse_while_overloaded() {
     log.close();
     let events = all(&store).iter().filter(|e| e.kind == "inference.response").count() as u64;
     assert_eq!(events, recorded, "every accepted draft was written");
-    assert!(verify_store(&store, &[key], None).unwrap().is_ok());
+    assert!(verify_store(&*store, &[key], None).unwrap().is_ok());
 }
 
 #[test]
@@ -548,7 +548,7 @@ fn checkpoint_now_signs_the_head_with_the_key_in_force() {
     let (old, new) = (test_key(1), test_key(2));
     let (clock, _) = manual_clock(1_000);
     let options = AuditOptions { checkpoint_every: 0, ..fast() };
-    let log = AuditLog::open_with(Arc::clone(&store), old.clone(), clock, options).unwrap();
+    let log = AuditLog::open_with(store.clone(), old.clone(), clock, options).unwrap();
     log.record(event(1));
     log.record(event(2));
     let cp = log.checkpoint_now().unwrap().unwrap();
@@ -562,7 +562,7 @@ fn checkpoint_now_signs_the_head_with_the_key_in_force() {
     log.close();
     let keys = [old, new];
     for cp in [&cp, &after_rotate] {
-        let report = verify_store(&store, &keys, Some(cp)).unwrap();
+        let report = verify_store(&*store, &keys, Some(cp)).unwrap();
         assert!(report.is_ok() && report.checkpoint_matched, "{report:?}");
     }
 }
@@ -573,7 +573,7 @@ fn on_committed_runs_once_the_drafts_before_it_are_stored_without_waiting_for_a_
     let (clock, _) = manual_clock(1_000);
     // A poll interval far longer than the test: only the wake-up can explain a prompt answer.
     let options = AuditOptions { poll_interval: Duration::from_secs(60), ..fast() };
-    let log = AuditLog::open_with(Arc::clone(&store), test_key(1), clock, options).unwrap();
+    let log = AuditLog::open_with(store.clone(), test_key(1), clock, options).unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     for i in 0..20 {
         log.record(event(i));

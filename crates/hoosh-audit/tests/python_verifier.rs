@@ -155,7 +155,7 @@ fn fixture() -> Fixture {
         let time = Arc::clone(&time);
         Arc::new(move || time.load(std::sync::atomic::Ordering::SeqCst))
     };
-    let log = AuditLog::open_with(Arc::clone(&store), old.clone(), clock, AuditOptions::default()).unwrap();
+    let log = AuditLog::open_with(store.clone(), old.clone(), clock, AuditOptions::default()).unwrap();
     log.record(Draft::new("admin.action").field("doomed", true));
     log.flush();
     time.store(2_000, std::sync::atomic::Ordering::SeqCst);
@@ -177,7 +177,7 @@ fn fixture() -> Fixture {
     let checkpoint = log.checkpoint_now().unwrap().unwrap();
     log.close();
     let mut out = Vec::new();
-    hoosh_audit::export_jsonl(&store, i64::MIN, &mut out).unwrap();
+    hoosh_audit::export_jsonl(&*store, i64::MIN, &mut out).unwrap();
     let lines = String::from_utf8(out).unwrap().lines().map(str::to_owned).collect();
     Fixture { dir, lines, old, new, checkpoint }
 }

@@ -7,10 +7,11 @@
 //!   channel on which a revoked key or a config reload reaches every
 //!   instance ([`bus`]).
 //! - PostgreSQL holds what must last: keys, teams, budget definitions, the
-//!   usage ledger and stored Responses answers ([`pg_store`]), under
+//!   usage ledger and stored Responses answers ([`pg_store`]), and the
+//!   cluster's one audit chain ([`pg_audit`]), under
 //!   versioned migrations shipped in the binary ([`migrate`]). Each
-//!   connection lives on its own thread ([`pg_conn`]); ledger rows that
-//!   cannot reach it wait in a local file ([`spill`]).
+//!   connection lives on its own thread ([`pg_conn`]); ledger rows and
+//!   audit entries that cannot reach it wait in a local file ([`spill`]).
 //!
 //! Nothing here decides policy: admission is `hoosh-governance`'s, and this
 //! crate only makes its charges hold across instances (see
@@ -18,12 +19,14 @@
 
 pub mod bus;
 pub mod migrate;
+pub mod pg_audit;
 pub mod pg_conn;
 pub mod pg_store;
 pub mod redis_state;
 pub mod spill;
 
 pub use bus::{Bus, Event};
+pub use pg_audit::PgAuditStore;
 pub use pg_conn::{PgConn, PgFail};
 pub use pg_store::{PgOptions, PgStore};
 pub use redis_state::{Granted, RedisState, SeedSource, Unavailable, probe};

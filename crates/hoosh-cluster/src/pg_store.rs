@@ -36,7 +36,7 @@ pub struct PgStore {
     /// Reports, totals and exports.
     reader: PgConn,
     /// Rows PostgreSQL has not taken yet, oldest first.
-    spill: Mutex<Spill>,
+    spill: Mutex<Spill<UsageRecord>>,
     /// Written on each ledger row (which instance served it).
     instance: String,
     /// Called after a key, team or budget definition was written: the other
@@ -84,7 +84,7 @@ impl PgStore {
                 tracing::info!(migrations = ?applied, "database migrated");
             }
         }
-        let spill = Spill::open(&options.spill_path)?;
+        let spill = Spill::open(&options.spill_path, "ledger rows")?;
         let store = Arc::new(PgStore {
             writer,
             reader,
@@ -119,7 +119,7 @@ impl PgStore {
 
     /// Sends the spill to PostgreSQL, oldest first; the file is emptied once
     /// all of it is committed.
-    fn replay(&self, spill: &mut Spill) -> Result<(), PgFail> {
+    fn replay(&self, spill: &mut Spill<UsageRecord>) -> Result<(), PgFail> {
         if spill.is_empty() {
             return Ok(());
         }

@@ -1,28 +1,32 @@
-//! The spill file: ledger rows PostgreSQL could not take, one JSON row per
-//! line, appended and synced before the writer is told they were taken.
-//! Replayed oldest first and emptied once all of it is committed; a line
-//! torn by a crash mid-write (no newline) is dropped on reading — its
-//! batch was never acknowledged.
+//! A spill file: what PostgreSQL could not take — ledger rows, audit
+//! entries — one JSON item per line, appended and synced before the writer
+//! is told it was taken. Replayed oldest first and emptied once all of it
+//! is committed; a line torn by a crash mid-write (no newline) is dropped
+//! on reading — its batch was never acknowledged.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
+use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 
-use hoosh_governance::{StoreError, UsageRecord};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 #[derive(Debug)]
-pub struct Spill {
+pub struct Spill<T> {
     path: PathBuf,
     file: File,
-    /// Rows in the file.
+    /// Items in the file.
     rows: usize,
+    items: PhantomData<fn() -> T>,
 }
 
-impl Spill {
-    /// Opens (creating, mode 0600) the file at `path`, counting what an earlier run left.
-    pub fn open(path: &Path) -> Result<Spill, StoreError> {
+impl<T: Serialize + DeserializeOwned> Spill<T> {
+    /// Opens (creating, mode 0600) the file at `path`, counting what an
+    /// earlier run left; `what` names the items in the log.
+    pub fn open(path: &Path, what: &str) -> std::io::Result<Spill<T>> {
         if let Some(dir) = path.parent() {
-            hoosh_governance::ensure_private_dir(dir)?;
+            hoosh_governance::ensure_private_dir(dir).map_err(std::io::Error::other)?;
         }
         let mut options = OpenOptions::new();
         options.create(true).read(true).append(true);
@@ -35,10 +39,10 @@ impl Spill {
             let whole = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
             file.set_len(whole as u64).map_err(|e| io_at(path, e))?;
         }
-        let mut spill = Spill { path: path.to_path_buf(), file, rows: 0 };
+        let mut spill = Spill { path: path.to_path_buf(), file, rows: 0, items: PhantomData };
         spill.rows = spill.read()?.len();
         if spill.rows > 0 {
-            tracing::warn!(rows = spill.rows, path = %path.display(), "ledger rows left in the spill file; replaying");
+            tracing::warn!(items = spill.rows, what, path = %path.display(), "left in a spill file; replaying");
         }
         Ok(spill)
     }
@@ -52,7 +56,7 @@ impl Spill {
     }
 
     /// Appends `rows` and syncs them to disk.
-    pub fn append(&mut self, rows: &[UsageRecord]) -> Result<(), StoreError> {
+    pub fn append(&mut self, rows: &[T]) -> std::io::Result<()> {
         let mut buf = Vec::with_capacity(rows.len() * 256);
         for row in rows {
             serde_json::to_writer(&mut buf, row)?;
@@ -64,8 +68,8 @@ impl Spill {
         Ok(())
     }
 
-    /// Every whole row in the file, oldest first.
-    pub fn read(&self) -> Result<Vec<UsageRecord>, StoreError> {
+    /// Every whole item in the file, oldest first.
+    pub fn read(&self) -> std::io::Result<Vec<T>> {
         let file = File::open(&self.path).map_err(|e| io_at(&self.path, e))?;
         let mut rows = Vec::new();
         let mut reader = BufReader::new(file);
@@ -82,7 +86,7 @@ impl Spill {
     }
 
     /// Empties the file (after its rows were committed elsewhere).
-    pub fn clear(&mut self) -> Result<(), StoreError> {
+    pub fn clear(&mut self) -> std::io::Result<()> {
         self.file.set_len(0).map_err(|e| io_at(&self.path, e))?;
         self.file.sync_data().map_err(|e| io_at(&self.path, e))?;
         self.rows = 0;
@@ -90,13 +94,14 @@ impl Spill {
     }
 }
 
-fn io_at(path: &Path, e: std::io::Error) -> StoreError {
-    StoreError::Io(std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))
+fn io_at(path: &Path, e: std::io::Error) -> std::io::Error {
+    std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hoosh_governance::UsageRecord;
 
     fn row(id: &str) -> UsageRecord {
         UsageRecord { id: id.into(), model: "m".into(), prompt_tokens: 3, ..UsageRecord::default() }
@@ -106,13 +111,13 @@ mod tests {
     fn rows_survive_a_reopen_in_order_and_a_torn_tail_is_dropped() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("spill.jsonl");
-        let mut spill = Spill::open(&path).unwrap();
+        let mut spill: Spill<UsageRecord> = Spill::open(&path, "rows").unwrap();
         spill.append(&[row("a"), row("b")]).unwrap();
         spill.append(&[row("c")]).unwrap();
         drop(spill);
         // A crash mid-append leaves half a line.
         std::fs::OpenOptions::new().append(true).open(&path).unwrap().write_all(b"{\"id\":\"d\",\"mod").unwrap();
-        let mut spill = Spill::open(&path).unwrap();
+        let mut spill: Spill<UsageRecord> = Spill::open(&path, "rows").unwrap();
         let ids: Vec<String> = spill.read().unwrap().into_iter().map(|r| r.id).collect();
         assert_eq!(ids, ["a", "b", "c"]);
         assert_eq!(spill.len(), 3);

@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use hoosh_audit::ChainStore;
 use serde_json::{Value, json};
 
 mod support;

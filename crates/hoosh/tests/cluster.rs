@@ -49,6 +49,10 @@ impl Cluster {
         std::fs::create_dir_all(&dir).unwrap();
         let namespace = hoosh_testkit::stores::unique("t");
         let config = dir.join("hoosh.toml");
+        // One chain for the cluster, so one key for every instance.
+        let audit_key = dir.join("audit.key");
+        std::fs::write(&audit_key, format!("{}\n", "5a".repeat(32))).unwrap();
+        let audit_key = audit_key.display();
         let text = format!(
             r#"
 [local]
@@ -62,6 +66,8 @@ models = ["*"]
 master_key_env = "HOOSH_CLUSTER_TEST_MASTER"
 [cache]
 enabled = false
+[audit]
+key_file = "{audit_key}"
 [state]
 backend = "cluster"
 redis_url = "{redis}"
@@ -143,6 +149,38 @@ lease_ttl_ms = 2000
             let mut c = postgres::Client::connect(&self.pg, postgres::NoTls).unwrap();
             c.query("SELECT request_id FROM ledger", &[]).unwrap().iter().map(|r| r.get(0)).collect()
         })
+    }
+
+    /// The request ids of the cluster chain's entries of `kind`, read back
+    /// with `hoosh audit export --config` (one per entry, repeats kept).
+    fn chain_request_ids(&self, kind: &str) -> Vec<String> {
+        let export = std::process::Command::new(support::BIN)
+            .args(["audit", "export", "--config", self.config.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(export.status.success(), "{}", String::from_utf8_lossy(&export.stderr));
+        String::from_utf8_lossy(&export.stdout)
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .filter(|e| e["kind"] == kind)
+            .filter_map(|e| e["request_id"].as_str().map(str::to_owned))
+            .collect()
+    }
+
+    /// `hoosh audit verify --config` of the cluster's chain: its report line.
+    fn verify_chain(&self) -> String {
+        let verified = std::process::Command::new(support::BIN)
+            .args(["audit", "verify", "--config", self.config.to_str().unwrap()])
+            .env_remove("HOOSH_AUDIT_KEY")
+            .output()
+            .unwrap();
+        let out = String::from_utf8_lossy(&verified.stdout).into_owned();
+        assert!(
+            verified.status.success() && out.starts_with("OK: "),
+            "{out}{}",
+            String::from_utf8_lossy(&verified.stderr)
+        );
+        out
     }
 
     /// Leases open in Redis, and the reservations held in `key_id`'s pool.
@@ -399,30 +437,19 @@ async fn a_killed_instance_loses_no_acknowledged_row_and_its_leases_expire() {
     assert!(missing.is_empty(), "acknowledged but not in the ledger: {missing:?}");
     let (rows, _) = cluster.ledger(&key_id, 200);
     assert!(rows as usize >= acked.len());
-    // The killed instance's own audit chain (per instance, for now) verifies as it was left.
-    let verified = std::process::Command::new(support::BIN)
-        .args(["audit", "verify", "--config", cluster.config.to_str().unwrap()])
-        .args(["--data-dir", cluster.dir.join("a").to_str().unwrap()])
-        .env_remove("HOOSH_AUDIT_KEY")
-        .output()
-        .unwrap();
-    let out = String::from_utf8_lossy(&verified.stdout);
-    assert!(verified.status.success() && out.starts_with("OK: "), "{out}{}", String::from_utf8_lossy(&verified.stderr));
-    // …and holds an entry for every request a acknowledged (the answer waited for it).
-    let export = std::process::Command::new(support::BIN)
-        .args(["audit", "export", "--data-dir", cluster.dir.join("a").to_str().unwrap()])
-        .output()
-        .unwrap();
-    let in_chain: HashSet<String> = String::from_utf8_lossy(&export.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter_map(|e| e["request_id"].as_str().map(str::to_owned))
-        .collect();
-    // a's clients are the even ones (`c0-…`, `c2-…`, …).
+    // The cluster's one audit chain verifies with a's last batch cut off by the kill…
+    let report = cluster.verify_chain();
+    println!("{}", report.trim());
+    // …and holds an `inference` entry for every request either instance
+    // acknowledged (the answer waited for it), each once.
+    let in_chain = cluster.chain_request_ids("inference");
+    let unaudited: Vec<&String> = acked.iter().filter(|id| !in_chain.contains(*id)).collect();
+    assert!(unaudited.is_empty(), "acknowledged but not in the chain: {unaudited:?}");
+    let distinct: HashSet<&String> = in_chain.iter().collect();
+    assert_eq!(distinct.len(), in_chain.len(), "an entry written twice");
+    // a's clients are the even ones (`c0-…`, `c2-…`, …): both instances wrote to it.
     let client_of = |id: &str| id[1..].split('-').next().and_then(|c| c.parse::<u32>().ok()).unwrap_or(1);
-    let by_a: Vec<&String> = acked.iter().filter(|id| client_of(id) % 2 == 0).collect();
-    let unaudited: Vec<&&String> = by_a.iter().filter(|id| !in_chain.contains(**id)).collect();
-    assert!(!by_a.is_empty() && unaudited.is_empty(), "acknowledged by a but not in its chain: {unaudited:?}");
+    assert!(acked.iter().any(|id| client_of(id) % 2 == 0) && acked.iter().any(|id| client_of(id) % 2 == 1));
     b.terminate();
 }
 
@@ -475,6 +502,17 @@ async fn redis_and_postgres_outages_behave_as_configured() {
     }
     let (rows, tokens) = cluster.ledger(&key_id, 200);
     assert_eq!(tokens, rows * 15);
+    // The audit entries waited on disk too, and joined the chain once each.
+    within(Duration::from_secs(10), "audit entries replayed", async || {
+        let ids = off_runtime(|| cluster.chain_request_ids("inference"));
+        acked.iter().all(|id| ids.contains(id))
+    })
+    .await;
+    let ids = off_runtime(|| cluster.chain_request_ids("inference"));
+    for id in &acked {
+        assert_eq!(ids.iter().filter(|i| *i == id).count(), 1, "{id}");
+    }
+    off_runtime(|| cluster.verify_chain());
     a.terminate();
 }
 
@@ -540,11 +578,12 @@ fn migrate_and_state_check_report_the_shared_state() {
     let (ok, out) = run(&["state", "check", "--config", good.to_str().unwrap()]);
     assert!(!ok && out.contains("behind: run `hoosh migrate`"), "{out}");
     let (ok, out) = run(&["migrate", "--config", good.to_str().unwrap()]);
-    assert!(ok && out.contains("applied V1__governance"), "{out}");
+    assert!(ok && out.contains("applied V1__governance") && out.contains("applied V2__audit"), "{out}");
     let (ok, out) = run(&["migrate", "--config", good.to_str().unwrap()]);
     assert!(ok && out.contains("up to date"), "{out}");
     let (ok, out) = run(&["state", "check", "--config", good.to_str().unwrap()]);
     assert!(ok && out.contains("up to date") && out.contains("redis:") && out.contains("reachable"), "{out}");
+    assert!(out.contains("audit chain: empty"), "{out}");
     // A Redis that is not there fails the check and says which.
     let bad = write("bad.toml", "redis://127.0.0.1:1/0");
     let (ok, out) = run(&["state", "check", "--config", bad.to_str().unwrap()]);
@@ -700,6 +739,47 @@ fn an_instance_that_cannot_reach_its_stores_at_start_says_which_and_exits() {
         assert!(!String::from_utf8_lossy(&out.stdout).contains("listening"), "{name}: listened first");
         assert!(stderr.contains(blamed), "{name}: {stderr}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_instance_without_the_clusters_audit_key_does_not_start_and_the_chain_stays_whole() {
+    let mock = hoosh_testkit::openai::start().await;
+    let pg = fresh_database();
+    let cluster = Cluster::new(&mock.url(), &pg, &redis_url(), &pg);
+    let a = cluster.start("a");
+    let client = reqwest::Client::new();
+    let (_, key) = create_key(&a.url, json!({"name": "k"})).await;
+    assert_eq!(chat(&client, &a.url, &key, "one").await.0, 200);
+    // No key at all: one would be generated, and the chain forked.
+    let keyless = cluster.config_variant("keyless", "[audit]\nkey_file", "[audit]\n# key_file");
+    // A key of its own: every other instance's entries would stop verifying.
+    let other_key = cluster.dir.join("other.key");
+    std::fs::write(&other_key, format!("{}\n", "3c".repeat(32))).unwrap();
+    let own_key = cluster.config_variant(
+        "own-key",
+        &format!("key_file = \"{}\"", cluster.dir.join("audit.key").display()),
+        &format!("key_file = \"{}\"", other_key.display()),
+    );
+    for (name, config, says) in
+        [("keyless", keyless, "HOOSH_AUDIT_KEY or audit.key_file"), ("own-key", own_key, "is signed by key")]
+    {
+        let out = std::process::Command::new(support::BIN)
+            .args(["serve", "--port", "0", "--config", config.to_str().unwrap()])
+            .args(["--data-dir", cluster.dir.join(name).to_str().unwrap()])
+            .env("HOOSH_CLUSTER_TEST_MASTER", MASTER)
+            .env_remove("HOOSH_AUDIT_KEY")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{name}: started anyway");
+        assert!(!String::from_utf8_lossy(&out.stdout).contains("listening"), "{name}: listened first");
+        assert!(stderr.contains(says), "{name}: {stderr}");
+    }
+    assert_eq!(chat(&client, &a.url, &key, "two").await.0, 200);
+    a.terminate();
+    off_runtime(|| cluster.verify_chain());
+    let ids = off_runtime(|| cluster.chain_request_ids("inference"));
+    assert_eq!(ids, ["one", "two"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -9,6 +9,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use hoosh_audit::ChainStore;
 use hoosh_governance::{PoolId, SqliteStore, Store};
 use serde_json::{Value, json};
 

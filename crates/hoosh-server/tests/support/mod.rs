@@ -42,7 +42,8 @@ impl Gateway {
     /// Governance in memory, the audit chain (`config.audit`) in `data_dir`.
     pub async fn start_audited(config: Config, data_dir: &std::path::Path) -> Gateway {
         let (entries, gov) = parts(&config);
-        let audit = hoosh_server::audit::Audit::open(&config.audit, data_dir).unwrap();
+        let audit =
+            hoosh_server::audit::Audit::open(&config.audit, data_dir, hoosh_server::audit::ChainHome::File).unwrap();
         Self::serve(AppState::with_audit(config, entries, gov, audit).unwrap()).await
     }
 

@@ -1,7 +1,8 @@
 //! `hoosh audit verify|export|checkpoint`: the audit chain, offline. These
-//! read the chain's files directly — `<data dir>/audit.db` or a JSONL
-//! export — and need no running gateway, so an auditor can check a copy on
-//! another machine with nothing but the key.
+//! read the chain where it is kept — `<data dir>/audit.db`, a cluster's
+//! chain in PostgreSQL (`--config` naming `[state] backend = "cluster"`),
+//! or a JSONL export — and need no running gateway, so an auditor can check
+//! a copy on another machine with nothing but the key.
 
 use std::fs::File;
 use std::io::{BufReader, Write};
@@ -9,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use hoosh_audit::{AuditKey, AuditStore, Checkpoint, Report};
+use std::sync::Arc;
+
+use hoosh_audit::{AuditKey, AuditStore, ChainStore, Checkpoint, Report};
 use hoosh_server::audit::AUDIT_DB_FILE;
 
 #[derive(clap::Subcommand)]
@@ -49,10 +52,9 @@ pub struct DataDir {
     /// The gateway's data directory (holds audit.db).
     #[arg(long, env = "HOOSH_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// The gateway's config file: its `governance.data_dir` and
-    /// `audit.key_file` / `previous_key_files` say where the chain and its
-    /// keys are. (In a cluster, each instance's chain is in its own data
-    /// directory: pass that one with --data-dir.)
+    /// The gateway's config file: its `governance.data_dir` (or, in a
+    /// cluster, `state.postgres_url`) and `audit.key_file` /
+    /// `previous_key_files` say where the chain and its keys are.
     #[arg(long)]
     pub config: Option<PathBuf>,
 }
@@ -81,12 +83,23 @@ impl DataDir {
             .unwrap_or_default())
     }
 
-    fn open_store(&self) -> Result<AuditStore> {
+    /// The chain the config names (a cluster's, in PostgreSQL), else the
+    /// data directory's file; and where it is, for the report.
+    fn open_store(&self) -> Result<(Arc<dyn ChainStore>, String)> {
+        if let Some(config) = self.config()?
+            && config.state.is_cluster()
+            && let Some(url) = config.state.postgres_url.as_deref()
+        {
+            let store = hoosh_cluster::PgAuditStore::open_read_only(url)
+                .with_context(|| format!("cannot open the cluster's chain at {}", super::state::redact(url)))?;
+            return Ok((store, format!("PostgreSQL {}", super::state::redact(url))));
+        }
         let path = self.resolve()?.join(AUDIT_DB_FILE);
         if !path.exists() {
             bail!("no audit chain at {}", path.display());
         }
-        AuditStore::open(&path).with_context(|| format!("cannot open {}", path.display()))
+        let store = AuditStore::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
+        Ok((Arc::new(store), path.display().to_string()))
     }
 }
 
@@ -171,13 +184,13 @@ fn verify(args: VerifyArgs) -> Result<ExitCode> {
             (report, given.map(|c| (c, "given")), path.display().to_string())
         }
         None => {
-            let store = args.dir.open_store()?;
+            let (store, at) = args.dir.open_store()?;
             let checkpoint = match given {
                 Some(c) => Some((c, "given")),
                 None => store.latest_checkpoint()?.map(|c| (c, "stored")),
             };
-            let report = hoosh_audit::verify_store(&store, &keys, checkpoint.as_ref().map(|(c, _)| c))?;
-            (report, checkpoint, args.dir.resolve()?.join(AUDIT_DB_FILE).display().to_string())
+            let report = hoosh_audit::verify_store(store.as_ref(), &keys, checkpoint.as_ref().map(|(c, _)| c))?;
+            (report, checkpoint, at)
         }
     };
     print_report(&report, checkpoint.as_ref().map(|(c, how)| (c.seq, *how)), &source, args.json);
@@ -249,14 +262,14 @@ fn print_report(report: &Report, checkpoint: Option<(u64, &str)>, source: &str, 
 }
 
 fn checkpoint(args: CheckpointArgs) -> Result<ExitCode> {
-    let store = args.dir.open_store()?;
+    let (store, _) = args.dir.open_store()?;
     let cp = if args.stored {
         store.latest_checkpoint()?.context("no checkpoint has been written yet")?
     } else {
         let keys = keys(&args.key_files, &args.dir, false)?;
         // Never vouch for a chain that does not verify (against the store's own checkpoint).
         let stored = store.latest_checkpoint()?;
-        let report = hoosh_audit::verify_store(&store, &keys, stored.as_ref())?;
+        let report = hoosh_audit::verify_store(store.as_ref(), &keys, stored.as_ref())?;
         if let Some(p) = &report.problem {
             eprintln!(
                 "the chain does not verify: FAILED at seq {}: {} [{}]; no checkpoint written",
@@ -306,7 +319,7 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 fn export(args: ExportArgs) -> Result<ExitCode> {
-    let store = args.dir.open_store()?;
+    let (store, _) = args.dir.open_store()?;
     let since = match &args.since {
         Some(s) => hoosh_server::routes::admin::usage::parse_instant(s, super::admin::now_ms())
             .map_err(|e| anyhow::anyhow!("--since: {e}"))?,
@@ -317,14 +330,14 @@ fn export(args: ExportArgs) -> Result<ExitCode> {
             let mut file = std::io::BufWriter::new(
                 File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
             );
-            let n = hoosh_audit::export_jsonl(&store, since, &mut file)?;
+            let n = hoosh_audit::export_jsonl(store.as_ref(), since, &mut file)?;
             file.flush()?;
             n
         }
         None => {
             let stdout = std::io::stdout();
             let mut lock = stdout.lock();
-            hoosh_audit::export_jsonl(&store, since, &mut lock)?
+            hoosh_audit::export_jsonl(store.as_ref(), since, &mut lock)?
         }
     };
     eprintln!("{written} entries exported");

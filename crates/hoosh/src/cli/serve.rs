@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use hoosh_providers::registry;
 use hoosh_server::AppState;
+use hoosh_server::audit::{Audit, ChainHome};
 
 use crate::logging::{self, LogFormat};
 use crate::settings;
@@ -112,24 +113,31 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
             "provider ready"
         );
     }
+    // Opened before the listener: a bad key or an unreachable chain stops the start.
+    let audit = if config.audit.enabled {
+        let dir = hoosh_server::governance::data_dir(&config.governance, args.data_dir.as_deref())
+            .map_err(|e| anyhow::anyhow!("audit: {e}"))?;
+        let home = match config.state.postgres_url.as_deref() {
+            Some(postgres_url) if config.state.is_cluster() => ChainHome::Cluster { postgres_url, instance: &instance },
+            _ => ChainHome::File,
+        };
+        let audit =
+            Audit::open(&config.audit, &dir, home).map_err(|e| anyhow::anyhow!("audit: {e}"))?.with_instance(&instance);
+        match audit.db_path() {
+            Some(path) => tracing::info!(chain = %path.display(), "audit chain"),
+            None => tracing::info!("audit chain in PostgreSQL, shared by the cluster"),
+        }
+        audit
+    } else {
+        tracing::warn!("audit chain disabled (audit.enabled = false)");
+        Audit::disabled()
+    };
     let addr = std::net::SocketAddr::new(ip, config.server.port);
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
     tracing::info!(%source, instance, "hoosh {} listening on http://{local}", env!("CARGO_PKG_VERSION"));
     // Scripts that start hoosh on port 0 read the chosen address from stdout.
     println!("hoosh listening on http://{local}");
-    let audit = if config.audit.enabled {
-        let dir = hoosh_server::governance::data_dir(&config.governance, args.data_dir.as_deref())
-            .map_err(|e| anyhow::anyhow!("audit: {e}"))?;
-        let audit = hoosh_server::audit::Audit::open(&config.audit, &dir)
-            .map_err(|e| anyhow::anyhow!("audit: {e}"))?
-            .with_instance(&instance);
-        tracing::info!(chain = %dir.join(hoosh_server::audit::AUDIT_DB_FILE).display(), "audit chain");
-        audit
-    } else {
-        tracing::warn!("audit chain disabled (audit.enabled = false)");
-        hoosh_server::audit::Audit::disabled()
-    };
     // A reload reads the same file (or environment) with the same overrides.
     let reload_args = (args.config.clone(), args.bind.clone(), args.port);
     let config_source: hoosh_server::state::ConfigSource = std::sync::Arc::new(move || {

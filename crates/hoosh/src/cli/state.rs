@@ -70,6 +70,9 @@ pub async fn check(config: Option<&Path>) -> Result<ExitCode> {
                 "postgres: {} reachable, PostgreSQL {version}, schema {schema} (this build: {latest}, {verdict})",
                 redact(pg_url)
             );
+            if ok {
+                audit_chain(pg_url);
+            }
         }
         (Err(e), _) | (_, Err(e)) => {
             ok = false;
@@ -91,6 +94,23 @@ pub async fn check(config: Option<&Path>) -> Result<ExitCode> {
         }
     }
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// One line on the cluster's audit chain: its length and head.
+fn audit_chain(pg_url: &str) {
+    use hoosh_audit::ChainStore;
+    let read = hoosh_cluster::PgAuditStore::open_read_only(pg_url)
+        .and_then(|store| Ok((store.len()?, store.head()?, store.latest_checkpoint()?)));
+    match read {
+        Ok((_, None, _)) => println!("audit chain: empty"),
+        Ok((len, Some(head), checkpoint)) => println!(
+            "audit chain: {len} entries, head seq {} ({}), latest checkpoint {}",
+            head.seq,
+            head.kind,
+            checkpoint.map_or_else(|| "none".to_string(), |c| format!("at seq {}", c.seq))
+        ),
+        Err(e) => println!("audit chain: cannot be read: {e}"),
+    }
 }
 
 fn load(path: Option<&Path>) -> Result<Config> {

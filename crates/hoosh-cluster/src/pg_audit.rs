@@ -1,24 +1,28 @@
 //! [`PgAuditStore`]: the cluster's one audit chain, in PostgreSQL.
 //!
 //! Every instance's audit writer appends here. A batch is committed in one
-//! transaction that first locks the single row of `audit_lock`: under that
-//! lock the store reads the chain's head and how much of this writer's
-//! output it already holds (`audit_writers`), moves the batch behind the
-//! head if another instance appended since the writer last looked
-//! ([`hoosh_audit::reseal`]), inserts it with one statement, and records
-//! the writer's new count. So seq is gap-free, every prev_hash is the hash
-//! of the entry before whoever wrote it, and a batch whose commit answer was
-//! lost is not taken twice when retried.
+//! READ COMMITTED transaction that first locks the single row of
+//! `audit_lock`; then — in statements of their own, so they see what the
+//! previous holder committed — the store reads the chain's head and how much
+//! of this writer's output it already holds (`audit_writers`), moves the
+//! batch behind the head if another instance appended since the writer last
+//! looked ([`hoosh_audit::reseal`], each entry signed by the key in force at
+//! its place, from this instance's keys), inserts it with one statement, and
+//! records the writer's new count. So seq is gap-free, every prev_hash is
+//! the hash of the entry before whoever wrote it, and a batch whose commit
+//! answer was lost is not taken twice when retried.
 //!
-//! When PostgreSQL cannot be reached — or the chain is now signed by a key
-//! this instance does not hold — a batch goes to a local spill file
-//! (synced) and the writer is told it is safe; the spill is replayed, oldest
-//! first and before anything newer, on the next batch or within a second
-//! when idle. Spilled entries are resealed when they join the chain, so
-//! their seq and time are those of their place in it.
+//! When PostgreSQL cannot be reached, keeps the chain's lock too long
+//! (another writer stuck holding it), or the chain is now signed by a key
+//! this instance does not hold, a batch goes to a local spill file (synced)
+//! and the writer is told it is safe; the spill is replayed, oldest first
+//! and before anything newer, on the next batch or within a second when
+//! idle. Spilled entries are resealed when they join the chain, so their
+//! seq and time are those of their place in it.
 //!
 //! Reads (verification, exports, the admin API's list) go through a second
-//! connection, a page at a time.
+//! connection, a page at a time inside one snapshot, so a prune or appends
+//! running meanwhile never make a read see a gap.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Weak};
@@ -28,7 +32,7 @@ use hoosh_audit::{
     Appended, AuditKey, ChainState, ChainStore, Checkpoint, Entry, Origin, PruneRecord, StoreError, reseal, seal,
 };
 use parking_lot::Mutex;
-use postgres::Transaction;
+use postgres::{IsolationLevel, Transaction};
 use serde::{Deserialize, Serialize};
 
 use crate::migrate;
@@ -41,6 +45,9 @@ const PAGE: i64 = 2000;
 const REPLAY_BATCH: usize = 1000;
 /// The schema version that holds the audit tables.
 const AUDIT_SCHEMA: i64 = 2;
+/// Longest an append's statements may run (its wait for the chain's lock
+/// half of it) before the batch goes to the spill instead.
+const APPEND_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// An entry waiting in the spill file, with the writer that sealed it and
 /// its number in that writer's count (1-based).
@@ -55,19 +62,26 @@ struct Aside {
 #[derive(Debug)]
 enum Fail {
     Pg(PgFail),
-    /// The key in force at the head is not this instance's.
+    /// The key in force at the head is not one of this instance's.
     KeyNotInForce {
         in_force: String,
         head_seq: u64,
     },
     /// The stored head does not parse: someone edited the table.
     CorruptHead(String),
+    /// The local spill file could not be read, written or emptied.
+    Local(std::io::Error),
 }
 
 impl Fail {
-    /// Worth keeping the batch aside (instead of the writer retrying it).
+    /// Worth keeping the batch aside (instead of the writer retrying it):
+    /// the chain cannot take it now, but the spill file can.
     fn keep_aside(&self) -> bool {
-        !matches!(self, Fail::Pg(PgFail::Refused(_)))
+        match self {
+            Fail::Pg(e) => e.is_unreachable() || e.is_timeout(),
+            Fail::KeyNotInForce { .. } | Fail::CorruptHead(_) => true,
+            Fail::Local(_) => false,
+        }
     }
 }
 
@@ -81,6 +95,7 @@ impl std::fmt::Display for Fail {
                  does not hold: give it that key (audit.key_file or HOOSH_AUDIT_KEY) and restart it"
             ),
             Fail::CorruptHead(why) => write!(f, "the stored head of the audit chain does not parse: {why}"),
+            Fail::Local(e) => write!(f, "the local audit spill file: {e}"),
         }
     }
 }
@@ -96,8 +111,9 @@ pub struct PgAuditStore {
     reader: PgConn,
     /// Entries PostgreSQL has not taken yet; `None` for a read-only store (the CLI).
     spill: Option<Mutex<Spill<Aside>>>,
-    /// The key of the last append, for replaying the spill while idle.
-    key: Mutex<Option<AuditKey>>,
+    /// Every key this instance may sign with (current and previous): each
+    /// entry is signed by the one in force at its place in the chain.
+    keys: Vec<AuditKey>,
     instance: String,
 }
 
@@ -109,11 +125,17 @@ impl std::fmt::Debug for PgAuditStore {
 
 impl PgAuditStore {
     /// Connects for appending, with `spill_path` for what PostgreSQL cannot
-    /// take, and replays what an earlier run left there. The schema must be
-    /// migrated already (the governance store does it at start).
-    pub fn open(url: &str, spill_path: PathBuf, instance: &str) -> Result<Arc<PgAuditStore>, StoreError> {
+    /// take, and replays what an earlier run left there; `keys` are the ones
+    /// this instance may sign with (its current key first). The schema must
+    /// be migrated already (the governance store does it at start).
+    pub fn open(
+        url: &str,
+        spill_path: PathBuf,
+        instance: &str,
+        keys: Vec<AuditKey>,
+    ) -> Result<Arc<PgAuditStore>, StoreError> {
         let spill = Spill::open(&spill_path, "audit entries")?;
-        let store = Self::connect(url, Some(spill), instance)?;
+        let store = Self::connect(url, Some(spill), instance, keys)?;
         let weak = Arc::downgrade(&store);
         std::thread::Builder::new()
             .name("hoosh-pg-audit-replay".into())
@@ -124,11 +146,16 @@ impl PgAuditStore {
 
     /// Connects for reading (verification, export, checkpoints); appends are refused.
     pub fn open_read_only(url: &str) -> Result<Arc<PgAuditStore>, StoreError> {
-        Self::connect(url, None, "")
+        Self::connect(url, None, "", Vec::new())
     }
 
-    fn connect(url: &str, spill: Option<Spill<Aside>>, instance: &str) -> Result<Arc<PgAuditStore>, StoreError> {
-        let writer = PgConn::start(url, "audit").map_err(remote)?;
+    fn connect(
+        url: &str,
+        spill: Option<Spill<Aside>>,
+        instance: &str,
+        keys: Vec<AuditKey>,
+    ) -> Result<Arc<PgAuditStore>, StoreError> {
+        let writer = PgConn::start_with_timeouts(url, "audit", APPEND_TIMEOUT).map_err(remote)?;
         let reader = PgConn::start(url, "audit-reader").map_err(remote)?;
         let version = migrate::current(&writer).map_err(remote)?;
         if version < AUDIT_SCHEMA {
@@ -136,13 +163,7 @@ impl PgAuditStore {
                 "the database schema is at version {version}; the audit chain needs {AUDIT_SCHEMA}: run `hoosh migrate`"
             )));
         }
-        Ok(Arc::new(PgAuditStore {
-            writer,
-            reader,
-            spill: spill.map(Mutex::new),
-            key: Mutex::new(None),
-            instance: instance.to_owned(),
-        }))
+        Ok(Arc::new(PgAuditStore { writer, reader, spill: spill.map(Mutex::new), keys, instance: instance.to_owned() }))
     }
 
     /// Entries waiting in the spill file.
@@ -152,14 +173,16 @@ impl PgAuditStore {
 
     /// Commits `batch` (entries `origin.first + 1 ..` of its writer) behind the head.
     fn commit(&self, batch: &mut [Entry], origin: Origin, key: &AuditKey) -> Result<ChainState, Fail> {
-        let (entries, key_owned, instance) = (batch.to_vec(), key.clone(), self.instance.clone());
+        let mut keys = vec![key.clone()];
+        keys.extend(self.keys.iter().filter(|k| k.id() != key.id()).cloned());
+        let (entries, instance) = (batch.to_vec(), self.instance.clone());
         let done = self
             .writer
             .session(move |s| {
                 s.with(move |c| {
                     let mut entries = entries;
-                    let mut tx = c.transaction()?;
-                    let placed = append_locked(&mut tx, &mut entries, origin, &key_owned, &instance)?;
+                    let mut tx = c.build_transaction().isolation_level(IsolationLevel::ReadCommitted).start()?;
+                    let placed = append_locked(&mut tx, &mut entries, origin, &keys, &instance)?;
                     if placed.is_ok() {
                         tx.commit()?;
                     }
@@ -178,7 +201,7 @@ impl PgAuditStore {
         if spill.is_empty() {
             return Ok(());
         }
-        let items = spill.read().map_err(|e| Fail::Pg(PgFail::Refused(format!("reading the spill file: {e}"))))?;
+        let items = spill.read().map_err(Fail::Local)?;
         let mut start = 0;
         while start < items.len() {
             // A run: one writer, consecutive numbers, at most a batch.
@@ -196,38 +219,30 @@ impl PgAuditStore {
             self.commit(&mut entries, origin, key)?;
             start = end;
         }
-        spill.clear().map_err(|e| Fail::Pg(PgFail::Refused(format!("emptying the spill file: {e}"))))?;
-        tracing::warn!(entries = items.len(), "audit entries kept aside during an outage are now in the chain");
+        spill.clear().map_err(Fail::Local)?;
+        tracing::warn!(entries = items.len(), "audit entries kept aside in the spill file are now in the chain");
         Ok(())
-    }
-
-    /// Reads a page of entries with seq ≥ `from`.
-    fn page(&self, from: u64) -> Result<Vec<(i64, String)>, StoreError> {
-        let from = to_sql(from);
-        self.reader
-            .run(move |c| {
-                let rows =
-                    c.query("SELECT seq, json FROM audit WHERE seq >= $1 ORDER BY seq LIMIT $2", &[&from, &PAGE])?;
-                Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
-            })
-            .map_err(remote)
     }
 }
 
 /// The head and this writer's count under the chain's lock, then the new
-/// entries behind the head and the writer's count moved on. The caller
-/// commits when the answer is `Ok`.
+/// entries behind the head, each signed by the key in force at its place
+/// (one of `keys`), and the writer's count moved on. The caller commits
+/// when the answer is `Ok`. The lock is taken by a statement of its own:
+/// in READ COMMITTED each later statement sees what the lock's previous
+/// holder committed (one statement both locking and reading would read the
+/// head as it was before it waited).
 fn append_locked(
     tx: &mut Transaction<'_>,
     batch: &mut [Entry],
     origin: Origin,
-    key: &AuditKey,
+    keys: &[AuditKey],
     instance: &str,
 ) -> Result<Result<ChainState, Fail>, postgres::Error> {
+    tx.query_one("SELECT one FROM audit_lock WHERE one FOR UPDATE", &[])?;
     let row = tx.query_one(
         "SELECT (SELECT taken FROM audit_writers WHERE writer = $1),
-                (SELECT json FROM audit ORDER BY seq DESC LIMIT 1)
-         FROM audit_lock WHERE one FOR UPDATE",
+                (SELECT json FROM audit ORDER BY seq DESC LIMIT 1)",
         &[&to_sql(origin.writer)],
     )?;
     let taken = row.get::<_, Option<i64>>(0).map_or(0, from_sql);
@@ -235,32 +250,33 @@ fn append_locked(
         Ok(head) => head,
         Err(e) => return Ok(Err(Fail::CorruptHead(e.to_string()))),
     };
-    if let Some(head) = &head {
-        let in_force = hoosh_audit::epoch::key_after(head);
-        if in_force != key.id() {
-            return Ok(Err(Fail::KeyNotInForce { in_force: in_force.to_owned(), head_seq: head.seq }));
-        }
-    }
     let mut state = head.as_ref().map_or_else(ChainState::genesis, ChainState::after);
+    // The key that must sign the next entry (none yet: the first entry's own opens the chain).
+    let mut in_force = head.as_ref().map(|h| hoosh_audit::epoch::key_after(h).to_owned());
     // Entries this writer already got into the chain (a lost commit answer, a replay).
     let skip = usize::try_from(taken.saturating_sub(origin.first)).unwrap_or(usize::MAX).min(batch.len());
     let new = &mut batch[skip..];
     if let (Some(first), Some(last)) = (new.first(), new.last()) {
-        if first.seq == state.next_seq && first.prev_hash == state.head_hash && first.key_id == key.id() {
+        let signed_as_due = in_force.as_deref().is_none_or(|k| k == first.key_id);
+        if first.seq == state.next_seq && first.prev_hash == state.head_hash && signed_as_due {
             // Sealed against the true head: nobody appended in between.
             state = ChainState::after(last);
         } else {
             for entry in new.iter_mut() {
+                let due = in_force.clone().unwrap_or_else(|| entry.key_id.clone());
+                let Some(key) = keys.iter().find(|k| k.id() == due) else {
+                    return Ok(Err(Fail::KeyNotInForce { in_force: due, head_seq: state.next_seq.saturating_sub(1) }));
+                };
                 reseal(&mut state, entry, key);
+                in_force = Some(hoosh_audit::epoch::key_after(entry).to_owned());
             }
         }
         insert_entries(tx, new)?;
     }
-    let now = now_ms();
     tx.execute(
         "INSERT INTO audit_writers (writer, taken, instance, ts_ms) VALUES ($1, $2, $3, $4)
          ON CONFLICT (writer) DO UPDATE SET taken = GREATEST(audit_writers.taken, EXCLUDED.taken), ts_ms = EXCLUDED.ts_ms",
-        &[&to_sql(origin.writer), &to_sql(origin.first + batch.len() as u64), &instance, &now],
+        &[&to_sql(origin.writer), &to_sql(origin.first + batch.len() as u64), &instance, &now_ms()],
     )?;
     Ok(Ok(state))
 }
@@ -286,9 +302,9 @@ fn replay_loop(store: Weak<PgAuditStore>) {
     loop {
         std::thread::sleep(Duration::from_secs(1));
         let Some(store) = store.upgrade() else { return };
-        let (Some(spill), Some(key)) = (&store.spill, store.key.lock().clone()) else { continue };
+        let (Some(spill), Some(key)) = (&store.spill, store.keys.first()) else { continue };
         let mut spill = spill.lock();
-        if let Err(e) = store.replay(&mut spill, &key) {
+        if let Err(e) = store.replay(&mut spill, key) {
             tracing::debug!(error = %e, entries = spill.len(), "audit entries kept aside wait for the chain");
         }
     }
@@ -299,40 +315,27 @@ impl ChainStore for PgAuditStore {
         let Some(spill) = &self.spill else {
             return Err(StoreError::Remote("this audit store was opened read-only".into()));
         };
-        {
-            let mut held = self.key.lock();
-            if held.as_ref().is_none_or(|k| k.id() != key.id()) {
-                *held = Some(key.clone());
-            }
-        }
         let mut spill = spill.lock();
         // Older entries first: a spill goes into the chain before anything newer.
         let result = self.replay(&mut spill, key).and_then(|()| self.commit(batch, origin, key));
-        match result {
-            Ok(head) => Ok(Appended::InChain(head)),
-            Err(e) if e.keep_aside() => {
-                let items: Vec<Aside> = batch
-                    .iter()
-                    .enumerate()
-                    .map(|(i, entry)| Aside {
-                        writer: origin.writer,
-                        n: origin.first + i as u64 + 1,
-                        entry: entry.clone(),
-                    })
-                    .collect();
-                spill.append(&items)?;
-                match e {
-                    Fail::Pg(_) => {
-                        tracing::warn!(error = %e, entries = items.len(), aside = spill.len(), "audit entries kept aside in the spill file")
-                    }
-                    _ => {
-                        tracing::error!(error = %e, entries = items.len(), aside = spill.len(), "audit entries kept aside in the spill file")
-                    }
-                }
-                Ok(Appended::Aside)
-            }
-            Err(e) => Err(StoreError::Remote(e.to_string())),
+        let e = match result {
+            Ok(head) => return Ok(Appended::InChain(head)),
+            Err(e) if e.keep_aside() => e,
+            Err(Fail::Local(e)) => return Err(StoreError::Io(e)),
+            Err(e) => return Err(StoreError::Remote(e.to_string())),
+        };
+        let items: Vec<Aside> = batch
+            .iter()
+            .enumerate()
+            .map(|(i, entry)| Aside { writer: origin.writer, n: origin.first + i as u64 + 1, entry: entry.clone() })
+            .collect();
+        spill.append(&items)?;
+        let (entries, aside) = (items.len(), spill.len());
+        match e {
+            Fail::Pg(_) => tracing::warn!(error = %e, entries, aside, "audit entries kept aside in the spill file"),
+            _ => tracing::error!(error = %e, entries, aside, "audit entries kept aside in the spill file"),
         }
+        Ok(Appended::Aside)
     }
 
     fn prune_before(
@@ -342,11 +345,12 @@ impl ChainStore for PgAuditStore {
         now_ms: i64,
         _local: ChainState,
     ) -> Result<Option<(PruneRecord, ChainState)>, StoreError> {
-        let key = key.clone();
+        let mut keys = vec![key.clone()];
+        keys.extend(self.keys.iter().cloned());
         let done = self
             .writer
             .run(move |c| {
-                let mut tx = c.transaction()?;
+                let mut tx = c.build_transaction().isolation_level(IsolationLevel::ReadCommitted).start()?;
                 tx.query_one("SELECT one FROM audit_lock WHERE one FOR UPDATE", &[])?;
                 let last: Option<String> = tx
                     .query_opt("SELECT json FROM audit WHERE ts_ms < $1 ORDER BY seq DESC LIMIT 1", &[&ts_ms])?
@@ -361,12 +365,12 @@ impl ChainStore for PgAuditStore {
                     Err(e) => return Ok(Err(Fail::CorruptHead(e.to_string()))),
                 };
                 let in_force = hoosh_audit::epoch::key_after(&head);
-                if in_force != key.id() {
+                let Some(key) = keys.iter().find(|k| k.id() == in_force) else {
                     return Ok(Err(Fail::KeyNotInForce { in_force: in_force.to_owned(), head_seq: head.seq }));
-                }
+                };
                 let record = PruneRecord::through(&last);
                 let mut state = ChainState::after(&head);
-                let entry = seal(&mut state, record.to_draft(), now_ms, &key);
+                let entry = seal(&mut state, record.to_draft(), now_ms, key);
                 insert_entries(&mut tx, std::slice::from_ref(&entry))?;
                 tx.execute("DELETE FROM audit WHERE seq <= $1", &[&to_sql(record.last_pruned_seq)])?;
                 tx.commit()?;
@@ -385,20 +389,46 @@ impl ChainStore for PgAuditStore {
     }
 
     fn range(&self, from_seq: u64, visit: &mut dyn FnMut(Entry) -> bool) -> Result<(), StoreError> {
-        let mut from = from_seq;
-        loop {
-            let page = self.page(from)?;
-            let full = page.len() as i64 == PAGE;
+        // One snapshot for the whole read, a page at a time through a
+        // small channel: the caller visits while the next page is read.
+        let (pages, arriving) = std::sync::mpsc::sync_channel::<Vec<(i64, String)>>(2);
+        let from = to_sql(from_seq);
+        let done = self
+            .reader
+            .submit(move |s| {
+                s.with(move |c| {
+                    let mut tx = c
+                        .build_transaction()
+                        .isolation_level(IsolationLevel::RepeatableRead)
+                        .read_only(true)
+                        .start()?;
+                    let mut from = from;
+                    loop {
+                        let rows = tx.query(
+                            "SELECT seq, json FROM audit WHERE seq >= $1 ORDER BY seq LIMIT $2",
+                            &[&from, &PAGE],
+                        )?;
+                        let page: Vec<(i64, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+                        let full = page.len() as i64 == PAGE;
+                        if let Some((last, _)) = page.last() {
+                            from = last + 1;
+                        }
+                        // The caller stopped reading (its visit said enough): stop too.
+                        if pages.send(page).is_err() || !full {
+                            return Ok(());
+                        }
+                    }
+                })
+            })
+            .map_err(remote)?;
+        for page in arriving {
             for (seq, json) in page {
                 if !visit(parse(seq, &json)?) {
                     return Ok(());
                 }
-                from = from_sql(seq) + 1;
-            }
-            if !full {
-                return Ok(());
             }
         }
+        done.recv().map_err(|_| StoreError::Remote("the database thread stopped".into()))?.map_err(remote)
     }
 
     fn since(&self, ts_ms: i64, visit: &mut dyn FnMut(Entry) -> bool) -> Result<(), StoreError> {

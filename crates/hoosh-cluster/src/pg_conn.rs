@@ -15,6 +15,11 @@ use postgres::{Client, NoTls};
 /// How long a connection attempt may take before PostgreSQL counts as down.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How long sent data may go unacknowledged, and an idle connection unprobed,
+/// before the connection counts as broken: a silent network partition then
+/// fails a call within seconds instead of the kernel's many minutes.
+const TCP_GIVE_UP: Duration = Duration::from_secs(10);
+
 /// After a failed connection attempt, calls fail at once for this long
 /// instead of each waiting for its own attempt: callers queue on the
 /// connection's thread, and some (a stored Responses answer) are on the
@@ -34,6 +39,12 @@ pub enum PgFail {
 impl PgFail {
     pub fn is_unreachable(&self) -> bool {
         matches!(self, PgFail::Unreachable(_))
+    }
+
+    /// PostgreSQL gave up waiting: a lock held too long (`55P03`) or a
+    /// statement over its time (`57014`, see [`PgConn::start_with_timeouts`]).
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, PgFail::Refused(why) if why.starts_with("55P03:") || why.starts_with("57014:"))
     }
 }
 
@@ -115,8 +126,28 @@ impl std::fmt::Debug for PgConn {
 impl PgConn {
     /// Starts the thread; connects lazily (a down server is not an error yet).
     pub fn start(url: &str, name: &str) -> Result<PgConn, PgFail> {
+        Self::start_with(url, name, None)
+    }
+
+    /// [`PgConn::start`], with every statement limited to `limit` and every
+    /// lock wait to half of it (server side): for a connection whose
+    /// callers must not wait behind another holder of a lock for long.
+    pub fn start_with_timeouts(url: &str, name: &str, limit: Duration) -> Result<PgConn, PgFail> {
+        Self::start_with(url, name, Some(limit))
+    }
+
+    fn start_with(url: &str, name: &str, limit: Option<Duration>) -> Result<PgConn, PgFail> {
         let mut config = postgres::Config::from_str(url).map_err(|e| PgFail::Refused(format!("postgres_url: {e}")))?;
-        config.connect_timeout(CONNECT_TIMEOUT).application_name("hoosh");
+        config
+            .connect_timeout(CONNECT_TIMEOUT)
+            .application_name("hoosh")
+            .keepalives(true)
+            .keepalives_idle(TCP_GIVE_UP)
+            .tcp_user_timeout(TCP_GIVE_UP);
+        if let Some(limit) = limit {
+            let ms = limit.as_millis();
+            config.options(&format!("-c statement_timeout={ms} -c lock_timeout={}", ms / 2));
+        }
         let (jobs, rx) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name(format!("hoosh-pg-{name}"))
@@ -143,11 +174,25 @@ impl PgConn {
         &self,
         f: impl FnOnce(&mut Session) -> Result<T, PgFail> + Send + 'static,
     ) -> Result<T, PgFail> {
+        self.submit(f)?.recv().map_err(|_| stopped())?
+    }
+
+    /// Queues `f` on the connection's thread without waiting; its answer
+    /// arrives on the returned channel (for a caller that talks to the job
+    /// while it runs, e.g. consuming pages it sends).
+    pub fn submit<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Session) -> Result<T, PgFail> + Send + 'static,
+    ) -> Result<mpsc::Receiver<Result<T, PgFail>>, PgFail> {
         let (tx, rx) = mpsc::sync_channel(1);
         let job: Job = Box::new(move |session| {
             let _ = tx.send(f(session));
         });
-        self.jobs.send(job).map_err(|_| PgFail::Unreachable("the database thread stopped".into()))?;
-        rx.recv().map_err(|_| PgFail::Unreachable("the database thread stopped".into()))?
+        self.jobs.send(job).map_err(|_| stopped())?;
+        Ok(rx)
     }
+}
+
+fn stopped() -> PgFail {
+    PgFail::Unreachable("the database thread stopped".into())
 }

@@ -62,8 +62,14 @@ impl<T: Serialize + DeserializeOwned> Spill<T> {
             serde_json::to_writer(&mut buf, row)?;
             buf.push(b'\n');
         }
-        self.file.write_all(&buf).map_err(|e| io_at(&self.path, e))?;
-        self.file.sync_data().map_err(|e| io_at(&self.path, e))?;
+        let before = self.file.metadata().map_err(|e| io_at(&self.path, e))?.len();
+        let written = self.file.write_all(&buf).and_then(|()| self.file.sync_data());
+        if let Err(e) = written {
+            // No half line may stay in the middle of the file (a full disk):
+            // back to where this append began, so a retry starts clean.
+            let _ = self.file.set_len(before);
+            return Err(io_at(&self.path, e));
+        }
         self.rows += rows.len();
         Ok(())
     }

@@ -71,9 +71,9 @@ fn sql(url: &str, statement: &str) {
 fn two_instances_appending_at_once_make_one_gap_free_chain_that_verifies() {
     let url = database();
     let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let a = PgAuditStore::open(&url, d1.path().join("spill.jsonl"), "a").unwrap();
-    let b = PgAuditStore::open(&url, d2.path().join("spill.jsonl"), "b").unwrap();
     let shared = key(7);
+    let a = PgAuditStore::open(&url, d1.path().join("spill.jsonl"), "a", vec![shared.clone()]).unwrap();
+    let b = PgAuditStore::open(&url, d2.path().join("spill.jsonl"), "b", vec![shared.clone()]).unwrap();
     let log_a = AuditLog::open_with(a.clone(), shared.clone(), system_clock(), options()).unwrap();
     let log_b = AuditLog::open_with(b.clone(), shared.clone(), system_clock(), options()).unwrap();
     std::thread::scope(|s| {
@@ -111,8 +111,8 @@ fn two_instances_appending_at_once_make_one_gap_free_chain_that_verifies() {
 fn a_batch_retried_after_its_commit_answer_was_lost_is_taken_once() {
     let url = database();
     let dir = tempfile::tempdir().unwrap();
-    let store = PgAuditStore::open(&url, dir.path().join("spill.jsonl"), "a").unwrap();
     let k = key(1);
+    let store = PgAuditStore::open(&url, dir.path().join("spill.jsonl"), "a", vec![k.clone()]).unwrap();
     let mut state = ChainState::genesis();
     let mut batch: Vec<Entry> = (0..3).map(|n| seal(&mut state, event("a", n), 1000 + n as i64, &k)).collect();
     let origin = Origin { writer: 42, first: 0 };
@@ -140,8 +140,8 @@ fn entries_recorded_while_postgres_is_unreachable_wait_on_disk_and_join_the_chai
     let relayed = relay.url(&url, &target);
     let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let k = key(3);
-    let cut_off = PgAuditStore::open(&relayed, d1.path().join("spill.jsonl"), "a").unwrap();
-    let other = PgAuditStore::open(&url, d2.path().join("spill.jsonl"), "b").unwrap();
+    let cut_off = PgAuditStore::open(&relayed, d1.path().join("spill.jsonl"), "a", vec![k.clone()]).unwrap();
+    let other = PgAuditStore::open(&url, d2.path().join("spill.jsonl"), "b", vec![k.clone()]).unwrap();
     let log_a = AuditLog::open_with(cut_off.clone(), k.clone(), system_clock(), options()).unwrap();
     let log_b = AuditLog::open_with(other.clone(), k.clone(), system_clock(), options()).unwrap();
     for n in 0..5 {
@@ -193,29 +193,35 @@ fn a_spill_left_by_a_dead_process_joins_the_chain_before_the_next_start_and_only
     let dir = tempfile::tempdir().unwrap();
     let spill = dir.path().join("spill.jsonl");
     let k = key(4);
-    {
-        let store = PgAuditStore::open(&relayed, spill.clone(), "a").unwrap();
+    let left = {
+        let store = PgAuditStore::open(&relayed, spill.clone(), "a", vec![k.clone()]).unwrap();
         let mut state = ChainState::genesis();
         relay.cut();
         let mut batch: Vec<Entry> = (0..4).map(|n| seal(&mut state, event("gone", n), 10 + n as i64, &k)).collect();
         assert_eq!(store.append(&mut batch, Origin { writer: 9, first: 0 }, &k).unwrap(), Appended::Aside);
         assert_eq!(store.spilled(), 4);
         // The process dies here with its entries on disk.
-    }
+        std::fs::read(&spill).unwrap()
+    };
     relay.restore();
-    let store = PgAuditStore::open(&url, spill.clone(), "a").unwrap();
+    let store = PgAuditStore::open(&url, spill.clone(), "a", vec![k.clone()]).unwrap();
     let log = AuditLog::open_with(store.clone(), k.clone(), system_clock(), options()).unwrap();
     log.close();
     let all = entries(store.as_ref());
     assert_eq!(numbers_of(&all, "gone"), [0, 1, 2, 3]);
     let kinds: Vec<&str> = all.iter().map(|e| e.kind.as_str()).collect();
     assert_eq!(kinds[4..], ["chain.start", "chain.stop"], "the dead process's entries go first");
-    // A crash after the replay committed but before the file was emptied: replayed again, taken once.
-    let store = PgAuditStore::open(&url, spill, "a").unwrap();
-    let mut state = ChainState::genesis();
-    let mut batch: Vec<Entry> = (0..4).map(|n| seal(&mut state, event("gone", n), 10 + n as i64, &k)).collect();
-    store.append(&mut batch, Origin { writer: 9, first: 0 }, &k).unwrap();
-    assert_eq!(numbers_of(&entries(store.as_ref()), "gone"), [0, 1, 2, 3]);
+    drop(store);
+    // A crash after the replay committed but before the file was emptied:
+    // the same file is replayed again at the next start, and taken once.
+    std::fs::write(&spill, &left).unwrap();
+    let store = PgAuditStore::open(&url, spill, "a", vec![k.clone()]).unwrap();
+    let log = AuditLog::open_with(store.clone(), k.clone(), system_clock(), options()).unwrap();
+    log.close();
+    assert_eq!(store.spilled(), 0);
+    let all = entries(store.as_ref());
+    assert_eq!(numbers_of(&all, "gone"), [0, 1, 2, 3]);
+    assert_eq!(all.len(), 8, "4 replayed once, and two starts and stops");
     assert!(verify_store(store.as_ref(), &[k], None).unwrap().is_ok());
 }
 
@@ -224,13 +230,13 @@ fn an_instance_with_another_key_cannot_append_to_the_cluster_chain() {
     let url = database();
     let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let good = key(5);
-    let a = PgAuditStore::open(&url, d1.path().join("spill.jsonl"), "a").unwrap();
+    let a = PgAuditStore::open(&url, d1.path().join("spill.jsonl"), "a", vec![good.clone()]).unwrap();
     let log = AuditLog::open_with(a.clone(), good.clone(), system_clock(), options()).unwrap();
     log.record(event("a", 0));
     log.flush();
     // Someone with a valid gateway config but their own key.
     let intruder = key(6);
-    let b = PgAuditStore::open(&url, d2.path().join("spill.jsonl"), "b").unwrap();
+    let b = PgAuditStore::open(&url, d2.path().join("spill.jsonl"), "b", vec![intruder.clone()]).unwrap();
     let mut state = ChainState::after(&a.head().unwrap().unwrap());
     let mut forged = vec![seal(&mut state, event("b", 0), 1, &intruder)];
     // Kept aside on b's disk, never in the chain.
@@ -246,7 +252,7 @@ fn edits_made_in_the_database_are_caught_and_pruning_keeps_the_chain_verifiable(
     let url = database();
     let dir = tempfile::tempdir().unwrap();
     let k = key(8);
-    let store = PgAuditStore::open(&url, dir.path().join("spill.jsonl"), "a").unwrap();
+    let store = PgAuditStore::open(&url, dir.path().join("spill.jsonl"), "a", vec![k.clone()]).unwrap();
     let clock_ms = Arc::new(std::sync::atomic::AtomicI64::new(1_000));
     let clock: hoosh_audit::Clock = {
         let c = Arc::clone(&clock_ms);
@@ -277,4 +283,127 @@ fn edits_made_in_the_database_are_caught_and_pruning_keeps_the_chain_verifiable(
     sql(&url, &format!("DELETE FROM audit WHERE seq = {}", victim.seq + 1));
     let problem = verify_store(store.as_ref(), &[k], None).unwrap().problem.unwrap();
     assert_eq!(problem.reason.code(), "missing_sequence");
+}
+
+#[test]
+fn pruning_while_two_instances_append_leaves_one_chain_that_verifies() {
+    let url = database();
+    let (d1, d2, d3) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let k = key(9);
+    let open = |dir: &tempfile::TempDir, name: &str| {
+        PgAuditStore::open(&url, dir.path().join("spill.jsonl"), name, vec![k.clone()]).unwrap()
+    };
+    let (a, b, c) = (open(&d1, "a"), open(&d2, "b"), open(&d3, "c"));
+    let log_a = AuditLog::open_with(a.clone(), k.clone(), system_clock(), options()).unwrap();
+    let log_b = AuditLog::open_with(b.clone(), k.clone(), system_clock(), options()).unwrap();
+    let pruner = AuditLog::open_with(c.clone(), k.clone(), system_clock(), options()).unwrap();
+    let mut pruned = 0;
+    std::thread::scope(|s| {
+        for (log, name) in [(&log_a, "a"), (&log_b, "b")] {
+            s.spawn(move || {
+                for n in 0..400 {
+                    log.record(event(name, n));
+                    if n % 20 == 0 {
+                        std::thread::sleep(Duration::from_millis(4));
+                    }
+                }
+            });
+        }
+        // A third instance's retention runs again and again meanwhile, each
+        // time cutting everything older than "now".
+        for _ in 0..15 {
+            std::thread::sleep(Duration::from_millis(20));
+            if pruner.prune_before(system_clock()()).unwrap().is_some() {
+                pruned += 1;
+            }
+        }
+    });
+    log_a.close();
+    log_b.close();
+    pruner.close();
+    assert!(pruned > 3, "only {pruned} prunes ran");
+    let report = verify_store(c.as_ref(), std::slice::from_ref(&k), None).unwrap();
+    assert!(report.is_ok(), "{report:?}");
+    // Whatever survived is contiguous: seq first..head with nothing missing.
+    let all = entries(c.as_ref());
+    assert_eq!(all.len() as u64, report.head_seq - report.first_seq + 1);
+}
+
+#[test]
+fn a_key_rotated_while_postgres_is_unreachable_signs_exactly_what_follows_it_once_replayed() {
+    let url = database();
+    let target = url.split('@').nth(1).unwrap().split('/').next().unwrap().to_string();
+    let relay = Relay::start(&target).unwrap();
+    let relayed = relay.url(&url, &target);
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (old, new) = (key(10), key(11));
+    let cut_off =
+        PgAuditStore::open(&relayed, d1.path().join("spill.jsonl"), "a", vec![new.clone(), old.clone()]).unwrap();
+    let other = PgAuditStore::open(&url, d2.path().join("spill.jsonl"), "b", vec![old.clone()]).unwrap();
+    let log_a = AuditLog::open_with(cut_off.clone(), old.clone(), system_clock(), options()).unwrap();
+    let log_b = AuditLog::open_with(other.clone(), old.clone(), system_clock(), options()).unwrap();
+    log_a.record(event("a", 0));
+    log_a.flush();
+    relay.cut();
+    log_a.record(event("a", 1));
+    log_a.rotate(new.clone()).unwrap();
+    log_a.record(event("a", 2));
+    log_a.flush();
+    assert!(cut_off.spilled() >= 3);
+    // Another instance (the old key only) appends meanwhile, so the replay must reseal.
+    log_b.record(event("b", 0));
+    log_b.close();
+    relay.restore();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while cut_off.spilled() > 0 {
+        assert!(Instant::now() < deadline, "the spill was not replayed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    log_a.record(event("a", 3));
+    log_a.close();
+    let all = entries(other.as_ref());
+    assert_eq!(numbers_of(&all, "a"), [0, 1, 2, 3]);
+    let rotate = all.iter().position(|e| e.kind == "chain.rotate").expect("the rotation is in the chain");
+    assert!(all[..=rotate].iter().all(|e| e.key_id == old.id()), "up to the rotation: the old key");
+    assert!(all[rotate + 1..].iter().all(|e| e.key_id == new.id()), "after it: the new key only");
+    let report = verify_store(other.as_ref(), &[new, old], None).unwrap();
+    assert!(report.is_ok(), "{report:?}");
+    assert_eq!(report.key_changes.len(), 1);
+    assert!(report.key_changes[0].signed_by_old_key);
+}
+
+#[test]
+fn a_writer_that_waited_for_the_lock_appends_behind_what_the_holder_committed() {
+    let url = database();
+    let dir = tempfile::tempdir().unwrap();
+    let k = key(12);
+    let store = PgAuditStore::open(&url, dir.path().join("spill.jsonl"), "a", vec![k.clone()]).unwrap();
+    let mut state = ChainState::genesis();
+    let mut first = vec![seal(&mut state, event("a", 0), 1, &k)];
+    store.append(&mut first, Origin { writer: 1, first: 0 }, &k).unwrap();
+    // Another instance holds the chain's lock while it appends an entry…
+    let mut holder = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let mut tx = holder.transaction().unwrap();
+    tx.query_one("SELECT one FROM audit_lock WHERE one FOR UPDATE", &[]).unwrap();
+    let mut theirs = state;
+    let other = seal(&mut theirs, event("b", 0), 2, &k);
+    tx.execute(
+        "INSERT INTO audit (seq, ts_ms, json) VALUES ($1, $2, $3)",
+        &[&(other.seq as i64), &other.ts_ms, &other.to_json()],
+    )
+    .unwrap();
+    // …while this one's append waits for the lock, sealed against the old head.
+    let waiting = std::thread::spawn({
+        let (store, k) = (store.clone(), k.clone());
+        let mut batch = vec![seal(&mut state, event("a", 1), 3, &k)];
+        move || store.append(&mut batch, Origin { writer: 1, first: 1 }, &k).map(|r| (r, batch))
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!waiting.is_finished(), "the append did not wait for the lock");
+    tx.commit().unwrap();
+    let (appended, batch) = waiting.join().unwrap().unwrap();
+    // It saw the committed entry and went behind it, not onto a head it read before waiting.
+    assert_eq!(appended, Appended::InChain(ChainState::after(&batch[0])));
+    assert_eq!((batch[0].seq, batch[0].prev_hash), (3, other.hash));
+    assert!(verify_store(store.as_ref(), &[k], None).unwrap().is_ok());
 }

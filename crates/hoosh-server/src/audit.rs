@@ -199,7 +199,8 @@ impl Audit {
             }
             ChainHome::Cluster { postgres_url, instance } => {
                 let spill = data_dir.join(AUDIT_SPILL_FILE);
-                let store = hoosh_cluster::PgAuditStore::open(postgres_url, spill, instance)
+                let ring = std::iter::once(&key).chain(&previous).cloned().collect();
+                let store = hoosh_cluster::PgAuditStore::open(postgres_url, spill, instance, ring)
                     .map_err(|e| format!("the cluster's chain in PostgreSQL: {e}"))?;
                 (store, None)
             }

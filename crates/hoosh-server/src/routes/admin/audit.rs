@@ -140,7 +140,8 @@ pub async fn checkpoint(State(st): State<AppState>, _: Admin) -> Result<Json<Val
     let log = st.audit.log().cloned().ok_or_else(disabled)?;
     let cp = on_blocking(move || match log.checkpoint_now().map_err(internal)? {
         Some(cp) => Ok(Some(cp)),
-        // Nothing to sign (entries were lost at a failed close): the last one stored.
+        // Nothing to sign (an empty chain, entries lost at a failed close, or
+        // in a cluster this instance's entries waiting in its spill file): the last one stored.
         None => log.store().latest_checkpoint().map_err(internal),
     })
     .await?;

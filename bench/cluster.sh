@@ -67,8 +67,11 @@ TOML
   fi
 }
 
+# One audit key for every instance: a cluster signs one chain.
+AUDIT_KEY=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+
 start() { # config data-dir port name -> pid in STARTED
-  HOOSH_BENCH_KEY=$BENCH_KEY HOOSH_LOG=warn "$HOOSH" serve --config "$1" --data-dir "$2" \
+  HOOSH_AUDIT_KEY=$AUDIT_KEY HOOSH_BENCH_KEY=$BENCH_KEY HOOSH_LOG=warn "$HOOSH" serve --config "$1" --data-dir "$2" \
     --instance-id "$4" > "$2.log" 2>&1 &
   STARTED_PIDS+=("$!")
   LAST_PID=$!
@@ -133,6 +136,8 @@ stop_pid "$LAST_PID"
 
 ROWS=$(psql "$PG_URL" -qAt -c "select count(*) from ledger")
 BYTES=$(psql "$PG_URL" -qAt -c "select pg_total_relation_size('ledger')")
+AUDIT_ROWS=$(psql "$PG_URL" -qAt -c "select count(*) from audit")
+AUDIT_BYTES=$(psql "$PG_URL" -qAt -c "select pg_total_relation_size('audit')")
 echo "| setup | RPS at c=$CONC | p50 / p99 at c=1 (ms) | added p50 vs embedded (ms) | non-2xx |"
 echo "|---|---|---|---|---|"
 for label in embedded cluster-x1 cluster-x1-noack cluster-x2; do
@@ -141,3 +146,4 @@ for label in embedded cluster-x1 cluster-x1-noack cluster-x2; do
 done
 echo
 echo "${DUR}s per run, wrk -t1 (two at c=$((CONC / 2)) each for x2), nothing pinned; PostgreSQL ledger rows after the cluster runs: $ROWS ($((BYTES / (ROWS > 0 ? ROWS : 1))) bytes per row with indexes)."
+echo "Audit chain in PostgreSQL after them: $AUDIT_ROWS entries ($((AUDIT_BYTES / (AUDIT_ROWS > 0 ? AUDIT_ROWS : 1))) bytes per entry with its index); it verifies: $(HOOSH_AUDIT_KEY=$AUDIT_KEY "$HOOSH" audit verify --config "$WORK/cluster.toml" | cut -c1-60)"

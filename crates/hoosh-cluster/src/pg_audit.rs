@@ -32,6 +32,7 @@ use hoosh_audit::{
     Appended, AuditKey, ChainState, ChainStore, Checkpoint, Entry, Origin, PruneRecord, StoreError, reseal, seal,
 };
 use parking_lot::Mutex;
+use postgres::types::Type;
 use postgres::{IsolationLevel, Transaction};
 use serde::{Deserialize, Serialize};
 
@@ -239,14 +240,26 @@ fn append_locked(
     keys: &[AuditKey],
     instance: &str,
 ) -> Result<Result<ChainState, Fail>, postgres::Error> {
-    tx.query_one("SELECT one FROM audit_lock WHERE one FOR UPDATE", &[])?;
-    let row = tx.query_one(
-        "SELECT (SELECT taken FROM audit_writers WHERE writer = $1),
+    // One round trip, two statements (each with its own snapshot): the lock,
+    // then the head and this writer's count as the previous holder left them.
+    let replies = tx.simple_query(&format!(
+        "SELECT one FROM audit_lock WHERE one FOR UPDATE;
+         SELECT (SELECT taken FROM audit_writers WHERE writer = {}),
                 (SELECT json FROM audit ORDER BY seq DESC LIMIT 1)",
-        &[&to_sql(origin.writer)],
-    )?;
-    let taken = row.get::<_, Option<i64>>(0).map_or(0, from_sql);
-    let head = match row.get::<_, Option<String>>(1).map(|json| serde_json::from_str::<Entry>(&json)).transpose() {
+        to_sql(origin.writer)
+    ))?;
+    let Some(row) = replies
+        .iter()
+        .filter_map(|m| match m {
+            postgres::SimpleQueryMessage::Row(row) => Some(row),
+            _ => None,
+        })
+        .next_back()
+    else {
+        return Ok(Err(Fail::CorruptHead("no answer to the head query".into())));
+    };
+    let taken = row.get(0).and_then(|t| t.parse::<i64>().ok()).map_or(0, from_sql);
+    let head = match row.get(1).map(serde_json::from_str::<Entry>).transpose() {
         Ok(head) => head,
         Err(e) => return Ok(Err(Fail::CorruptHead(e.to_string()))),
     };
@@ -271,23 +284,44 @@ fn append_locked(
                 in_force = Some(hoosh_audit::epoch::key_after(entry).to_owned());
             }
         }
-        insert_entries(tx, new)?;
     }
-    tx.execute(
-        "INSERT INTO audit_writers (writer, taken, instance, ts_ms) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (writer) DO UPDATE SET taken = GREATEST(audit_writers.taken, EXCLUDED.taken), ts_ms = EXCLUDED.ts_ms",
-        &[&to_sql(origin.writer), &to_sql(origin.first + batch.len() as u64), &instance, &now_ms()],
+    // The entries and the writer's new count in one statement.
+    let (seqs, ts, json) = columns(new);
+    let taken = to_sql(origin.first + batch.len() as u64);
+    tx.execute_typed(
+        "WITH appended AS (
+             INSERT INTO audit (seq, ts_ms, json) SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::text[])
+         )
+         INSERT INTO audit_writers (writer, taken, instance, ts_ms) VALUES ($4, $5, $6, $7)
+         ON CONFLICT (writer) DO UPDATE
+         SET taken = GREATEST(audit_writers.taken, EXCLUDED.taken), ts_ms = EXCLUDED.ts_ms",
+        &[
+            (&seqs, Type::INT8_ARRAY),
+            (&ts, Type::INT8_ARRAY),
+            (&json, Type::TEXT_ARRAY),
+            (&to_sql(origin.writer), Type::INT8),
+            (&taken, Type::INT8),
+            (&instance, Type::TEXT),
+            (&now_ms(), Type::INT8),
+        ],
     )?;
     Ok(Ok(state))
 }
 
+/// The columns of `entries` as `audit` stores them.
+fn columns(entries: &[Entry]) -> (Vec<i64>, Vec<i64>, Vec<String>) {
+    (
+        entries.iter().map(|e| to_sql(e.seq)).collect(),
+        entries.iter().map(|e| e.ts_ms).collect(),
+        entries.iter().map(Entry::to_json).collect(),
+    )
+}
+
 fn insert_entries(tx: &mut Transaction<'_>, entries: &[Entry]) -> Result<(), postgres::Error> {
-    let seqs: Vec<i64> = entries.iter().map(|e| to_sql(e.seq)).collect();
-    let ts: Vec<i64> = entries.iter().map(|e| e.ts_ms).collect();
-    let json: Vec<String> = entries.iter().map(Entry::to_json).collect();
-    tx.execute(
+    let (seqs, ts, json) = columns(entries);
+    tx.execute_typed(
         "INSERT INTO audit (seq, ts_ms, json) SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::text[])",
-        &[&seqs, &ts, &json],
+        &[(&seqs, Type::INT8_ARRAY), (&ts, Type::INT8_ARRAY), (&json, Type::TEXT_ARRAY)],
     )?;
     Ok(())
 }

@@ -180,7 +180,9 @@ fn insert_rows(c: &mut Client, rows: &[UsageRecord], instance: &str) -> Result<u
     let hit: Vec<bool> = rows.iter().map(|r| r.cache_hit).collect();
     let routes = col(&|r| r.route.clone());
     let audio = int(&|r| to_sql(r.audio_ms));
-    let n = c.execute(
+    use postgres::types::Type;
+    // Typed parameters: one round trip (no separate prepare).
+    let n = c.execute_typed(
         &format!(
             "INSERT INTO ledger ({ROW_COLUMNS}, instance)
              SELECT *, $18 FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::text[], $5::text[], $6::text[],
@@ -189,24 +191,24 @@ fn insert_rows(c: &mut Client, rows: &[UsageRecord], instance: &str) -> Result<u
              ON CONFLICT (id) DO NOTHING"
         ),
         &[
-            &ids,
-            &request_ids,
-            &ts,
-            &keys,
-            &teams,
-            &providers,
-            &models,
-            &prompt,
-            &completion,
-            &cached,
-            &cost,
-            &latency,
-            &ttft,
-            &status,
-            &hit,
-            &routes,
-            &audio,
-            &instance,
+            (&ids, Type::TEXT_ARRAY),
+            (&request_ids, Type::TEXT_ARRAY),
+            (&ts, Type::INT8_ARRAY),
+            (&keys, Type::TEXT_ARRAY),
+            (&teams, Type::TEXT_ARRAY),
+            (&providers, Type::TEXT_ARRAY),
+            (&models, Type::TEXT_ARRAY),
+            (&prompt, Type::INT8_ARRAY),
+            (&completion, Type::INT8_ARRAY),
+            (&cached, Type::INT8_ARRAY),
+            (&cost, Type::INT8_ARRAY),
+            (&latency, Type::INT8_ARRAY),
+            (&ttft, Type::INT8_ARRAY),
+            (&status, Type::INT4_ARRAY),
+            (&hit, Type::BOOL_ARRAY),
+            (&routes, Type::TEXT_ARRAY),
+            (&audio, Type::INT8_ARRAY),
+            (&instance, Type::TEXT),
         ],
     )?;
     Ok(usize::try_from(n).unwrap_or(usize::MAX))

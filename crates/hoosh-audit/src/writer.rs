@@ -148,7 +148,7 @@ impl AuditLog {
         let last_checkpoint = store.latest_checkpoint().ok().flatten().map_or(0, |c| c.seq);
         let resumed_from = head.as_ref().map_or(0, |h| h.seq);
         let previous_key = head.as_ref().map(|h| crate::epoch::key_after(h).to_owned()).filter(|id| id != key.id());
-        tracing::info!(resumed_from, key_id = key.id(), "audit chain opened");
+        tracing::debug!(resumed_from, key_id = key.id(), "audit chain opened");
         let (tx, rx) = mpsc::channel();
         let depth = Arc::new(AtomicU64::new(0));
         let mut writer = Writer {
@@ -198,6 +198,12 @@ impl AuditLog {
             self.depth.fetch_sub(1, Ordering::Relaxed);
             tracing::error!(kind = %draft.kind, "audit event recorded after the audit log closed; not written");
         }
+    }
+
+    /// Wakes the writer to commit what is queued now rather than at its
+    /// next poll (for a caller about to wait on [`AuditLog::on_committed`]).
+    pub fn wake(&self) {
+        self.thread.unpark();
     }
 
     /// Drafts recorded but not yet committed.

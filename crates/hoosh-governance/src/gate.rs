@@ -153,7 +153,7 @@ impl Governance {
             let (tokens, nanos) = store.usage_totals(pool, window_start)?;
             budgets.rebuild(pool, tokens, nanos, window_start);
         }
-        tracing::info!(keys = n_keys, teams = n_teams, budgets = pools.len(), "governance state loaded");
+        tracing::debug!(keys = n_keys, teams = n_teams, budgets = pools.len(), "governance state loaded");
         let ledger = Arc::new(Ledger::open_with(Arc::clone(&store), ledger));
         Ok(Governance {
             store,

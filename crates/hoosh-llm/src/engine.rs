@@ -186,7 +186,7 @@ impl LlmEngine {
             Ok(Err(e)) => return Err(e),
             Err(_) => return Err(LlmError::Load("the scheduler thread exited during start-up".into())),
         }
-        tracing::info!(model = %info.name, ctx = cfg.context_per_sequence, seqs, threads, "llm engine ready");
+        tracing::debug!(model = %info.name, ctx = cfg.context_per_sequence, seqs, threads, "llm engine ready");
         Ok(LlmEngine { inner: Arc::new(Inner { info, model, template, jobs: jobs_tx }) })
     }
 

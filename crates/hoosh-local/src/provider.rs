@@ -228,7 +228,7 @@ impl LocalProvider {
                 if done.is_ok() {
                     slot.loaded.store(true, Ordering::SeqCst);
                     let ms = started.elapsed().as_millis() as u64;
-                    tracing::info!(model, ms, mb = slot.bytes >> 20, "local model loaded");
+                    tracing::debug!(model, ms, mb = slot.bytes >> 20, "local model loaded");
                 }
                 *state = Some(done.clone());
                 done

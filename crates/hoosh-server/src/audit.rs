@@ -292,13 +292,19 @@ impl Audit {
         self.log.as_ref().is_some_and(|l| l.overloaded())
     }
 
-    /// The tap the ledger writer calls with each batch: one `inference` entry per row.
-    pub fn ledger_tap(&self) -> Option<hoosh_governance::LedgerTap> {
+    /// The tap the ledger writer calls with each batch, before writing it:
+    /// one `inference` entry per row. With `wake`, the audit writer is woken
+    /// for them at once, so they commit while the ledger commits its rows —
+    /// for answers that wait for both — instead of at its next poll.
+    pub fn ledger_tap(&self, wake: bool) -> Option<hoosh_governance::LedgerTap> {
         let log = Arc::clone(self.log.as_ref()?);
         let instance = self.instance.clone();
         Some(Box::new(move |rows: &[UsageRecord]| {
             for row in rows {
                 log.record(stamp(inference(row), instance.as_deref()));
+            }
+            if wake {
+                log.wake();
             }
         }))
     }

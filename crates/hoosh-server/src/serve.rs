@@ -148,31 +148,40 @@ async fn accept(
     }
 }
 
-/// Resolves on SIGINT or SIGTERM.
-pub async fn signal() {
-    let ctrl_c = async {
+/// Resolves on SIGINT or SIGTERM. The handlers are installed by this call,
+/// not when the future is first polled: call it before announcing that the
+/// gateway listens, so a signal sent right after is a graceful stop, never
+/// the default action (kill, without draining or closing the audit chain).
+pub fn signal() -> impl std::future::Future<Output = ()> + Send {
+    #[cfg(unix)]
+    let (int, term) = {
+        use tokio::signal::unix::{SignalKind, signal};
+        let install = |kind: SignalKind, name: &'static str| {
+            signal(kind).inspect_err(|e| tracing::error!(error = %e, "cannot listen for {name}")).ok()
+        };
+        (install(SignalKind::interrupt(), "SIGINT"), install(SignalKind::terminate(), "SIGTERM"))
+    };
+    async move {
+        #[cfg(unix)]
+        {
+            let wait = |s: Option<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                () = wait(int) => {},
+                () = wait(term) => {},
+            }
+        }
+        #[cfg(not(unix))]
         if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %e, "cannot listen for SIGINT");
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
+        tracing::info!("shutdown signal received; draining in-flight requests");
     }
-    tracing::info!("shutdown signal received; draining in-flight requests");
 }

@@ -143,7 +143,10 @@ impl AppState {
         config_source: Option<ConfigSource>,
     ) -> Result<Self, ConfigError> {
         let resolved = config.validate()?;
-        if let Some(tap) = audit.ledger_tap() {
+        // Answers that wait for their audit entry (a cluster's
+        // ack_after_commit) get it committed alongside their ledger row.
+        let acked = gov.cluster().is_some() && config.state.ack_after_commit;
+        if let Some(tap) = audit.ledger_tap(acked) {
             gov.inner.ledger().set_tap(tap);
         }
         let cache = Arc::new(ResponseCache::new(config.cache.clone()));

@@ -269,7 +269,7 @@ impl WhisperEngine {
             .map_err(|e| WhisperError::Config(format!("cannot start the worker thread: {e}")))?;
 
         let info = ModelInfo { load_secs: started.elapsed().as_secs_f64(), ..info };
-        tracing::info!(id = %info.id, multilingual, threads = cfg.threads, load_secs = info.load_secs, "whisper model loaded");
+        tracing::debug!(id = %info.id, multilingual, threads = cfg.threads, load_secs = info.load_secs, "whisper model loaded");
         Ok(Self { inner: Arc::new(Inner { info, loaded, jobs, counters }) })
     }
 

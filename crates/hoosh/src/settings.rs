@@ -11,14 +11,20 @@ use hoosh_providers::registry;
 /// Describes where the config came from, for banners and `info`.
 pub enum Source {
     File(String),
-    Environment,
+    /// No file: providers from the vendors' env vars (the names found).
+    Environment(Vec<String>),
 }
 
 impl std::fmt::Display for Source {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Source::File(p) => write!(f, "config file {p}"),
-            Source::Environment => write!(f, "zero-config (provider API keys found in the environment)"),
+            Source::Environment(found) if found.is_empty() => {
+                write!(f, "none (zero-config: no config file, no vendor API key in the environment)")
+            }
+            Source::Environment(found) => {
+                write!(f, "none (zero-config: providers from {} in the environment)", found.join(", "))
+            }
         }
     }
 }
@@ -29,7 +35,9 @@ pub fn load(path: Option<&Path>) -> Result<(Config, Source)> {
         Some(p) => (Config::load(p)?, Source::File(p.display().to_string())),
         None => {
             let providers = registry::discover(|k| std::env::var(k).ok());
-            (Config { providers, ..Config::default() }, Source::Environment)
+            let found =
+                providers.iter().map(|p| p.api_key_env.clone().unwrap_or_else(|| "OLLAMA_HOST".to_owned())).collect();
+            (Config { providers, ..Config::default() }, Source::Environment(found))
         }
     };
     config.validate().with_context(|| format!("in {source}"))?;

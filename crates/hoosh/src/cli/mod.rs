@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod audio;
 pub mod audit;
+pub mod banner;
 pub mod budgets;
 pub mod client;
 pub mod inspect;

@@ -9,6 +9,7 @@ use hoosh_providers::registry;
 use hoosh_server::AppState;
 use hoosh_server::audit::{Audit, ChainHome};
 
+use super::banner::{Banner, DataHome};
 use crate::logging::{self, LogFormat};
 use crate::settings;
 
@@ -53,13 +54,11 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
         let gov = hoosh_server::cluster::open(&config, &instance, args.data_dir.as_deref())
             .await
             .map_err(|e| anyhow::anyhow!("cluster state: {e}"))?;
-        tracing::info!(
+        tracing::debug!(
             instance,
-            redis = super::state::redact(config.state.redis_url.as_deref().unwrap_or_default()),
-            postgres = super::state::redact(config.state.postgres_url.as_deref().unwrap_or_default()),
             namespace = config.state.namespace,
             on_redis_down = ?config.state.on_redis_down,
-            "cluster state: keys, budgets and the ledger in PostgreSQL, shared counters in Redis"
+            "cluster state: keys, budgets, the ledger and the audit chain in PostgreSQL, shared counters in Redis"
         );
         gov
     } else {
@@ -76,15 +75,26 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
             "NO AUTHENTICATION: no API keys and no admin key are configured, so anyone who can reach {ip} may use this gateway; set HOOSH_MASTER_KEY to turn keys on"
         );
     }
-    match &gov.db_path {
-        Some(p) => tracing::info!(ledger = %p.display(), "usage ledger"),
-        None if gov.cluster().is_some() => tracing::info!("usage ledger in PostgreSQL"),
-        None => tracing::warn!("usage ledger kept in memory (governance.in_memory): nothing survives a restart"),
-    }
+    let data_dir = hoosh_server::governance::data_dir(&config.governance, args.data_dir.as_deref())
+        .map_err(|e| anyhow::anyhow!("data directory: {e}"))?;
+    let data = match &gov.db_path {
+        _ if gov.cluster().is_some() => DataHome::Cluster {
+            postgres: super::state::redact(config.state.postgres_url.as_deref().unwrap_or_default()),
+            redis: super::state::redact(config.state.redis_url.as_deref().unwrap_or_default()),
+            dir: data_dir.clone(),
+        },
+        Some(_) => DataHome::Dir { dir: data_dir.clone(), audit: config.audit.enabled },
+        None => {
+            tracing::warn!("usage ledger kept in memory (governance.in_memory): nothing survives a restart");
+            DataHome::Memory
+        }
+    };
     let mut entries = registry::build_entries(&config)?;
+    let mut models_dir = None;
     if config.local.enabled {
         match hoosh_local::build(&config.local, &config.circuit_breaker).await {
             Ok(setup) => {
+                models_dir = Some(setup.store_root.clone());
                 if !setup.missing_defaults.is_empty() {
                     tracing::warn!(
                         store = %setup.store_root.display(),
@@ -105,7 +115,7 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
         );
     }
     for e in &entries {
-        tracing::info!(
+        tracing::debug!(
             provider = e.name(),
             family = e.provider.family(),
             placement = e.placement.as_str(),
@@ -115,17 +125,16 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
     }
     // Opened before the listener: a bad key or an unreachable chain stops the start.
     let audit = if config.audit.enabled {
-        let dir = hoosh_server::governance::data_dir(&config.governance, args.data_dir.as_deref())
-            .map_err(|e| anyhow::anyhow!("audit: {e}"))?;
+        let dir = &data_dir;
         let home = match config.state.postgres_url.as_deref() {
             Some(postgres_url) if config.state.is_cluster() => ChainHome::Cluster { postgres_url, instance: &instance },
             _ => ChainHome::File,
         };
         let audit =
-            Audit::open(&config.audit, &dir, home).map_err(|e| anyhow::anyhow!("audit: {e}"))?.with_instance(&instance);
+            Audit::open(&config.audit, dir, home).map_err(|e| anyhow::anyhow!("audit: {e}"))?.with_instance(&instance);
         match audit.db_path() {
-            Some(path) => tracing::info!(chain = %path.display(), "audit chain"),
-            None => tracing::info!("audit chain in PostgreSQL, shared by the cluster"),
+            Some(path) => tracing::debug!(chain = %path.display(), "audit chain"),
+            None => tracing::debug!("audit chain in PostgreSQL, shared by the cluster"),
         }
         audit
     } else {
@@ -135,9 +144,16 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
     let addr = std::net::SocketAddr::new(ip, config.server.port);
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
-    tracing::info!(%source, instance, "hoosh {} listening on http://{local}", env!("CARGO_PKG_VERSION"));
-    // Scripts that start hoosh on port 0 read the chosen address from stdout.
-    println!("hoosh listening on http://{local}");
+    let banner = Banner {
+        addr: local,
+        instance: &instance,
+        auth: !gov.is_open(),
+        providers: &entries,
+        data,
+        models_dir,
+        source: &source.to_string(),
+    }
+    .lines();
     // A reload reads the same file (or environment) with the same overrides.
     let reload_args = (args.config.clone(), args.bind.clone(), args.port);
     let config_source: hoosh_server::state::ConfigSource = std::sync::Arc::new(move || {
@@ -145,7 +161,14 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
         load_with(path.as_deref(), bind.clone(), *port).map(|(c, _)| c).map_err(|e| format!("{e:#}"))
     });
     let state = AppState::build(config, entries, gov, audit, Some(config_source))?;
-    hoosh_server::serve::run(listener, state, hoosh_server::serve::signal()).await?;
+    let stop = hoosh_server::serve::signal();
+    // Everything that can refuse the start has run: now say where we are.
+    for line in banner {
+        tracing::info!("{line}");
+    }
+    // Scripts that start hoosh on port 0 read the chosen address from stdout.
+    println!("hoosh listening on http://{local}");
+    hoosh_server::serve::run(listener, state, stop).await?;
     tracing::info!("hoosh stopped");
     Ok(ExitCode::SUCCESS)
 }

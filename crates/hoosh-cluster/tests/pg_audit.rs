@@ -57,6 +57,15 @@ fn numbers_of(all: &[Entry], writer: &str) -> Vec<u64> {
     all.iter().filter(|e| e.actor.as_deref() == Some(writer)).filter_map(|e| e.data["n"].as_u64()).collect()
 }
 
+/// Until `store`'s spill file is empty (its idle replay runs every second).
+fn wait_replayed(store: &PgAuditStore) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while store.spilled() > 0 {
+        assert!(Instant::now() < deadline, "the spill was not replayed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn sql(url: &str, statement: &str) {
     let (url, statement) = (url.to_owned(), statement.to_owned());
     std::thread::spawn(move || {
@@ -169,11 +178,7 @@ fn entries_recorded_while_postgres_is_unreachable_wait_on_disk_and_join_the_chai
     log_b.flush();
 
     relay.restore();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while cut_off.spilled() > 0 {
-        assert!(Instant::now() < deadline, "the spill was not replayed");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_replayed(&cut_off);
     log_a.record(event("a", 40));
     log_a.close();
     log_b.close();
@@ -354,11 +359,7 @@ fn a_key_rotated_while_postgres_is_unreachable_signs_exactly_what_follows_it_onc
     log_b.record(event("b", 0));
     log_b.close();
     relay.restore();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while cut_off.spilled() > 0 {
-        assert!(Instant::now() < deadline, "the spill was not replayed");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_replayed(&cut_off);
     log_a.record(event("a", 3));
     log_a.close();
     let all = entries(other.as_ref());

@@ -25,7 +25,7 @@
 //! running meanwhile never make a read see a gap.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use hoosh_audit::{
@@ -38,7 +38,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::migrate;
 use crate::pg_conn::{PgConn, PgFail};
-use crate::spill::Spill;
+use crate::spill::{self, Spill};
 
 /// Entries per page when reading the chain.
 const PAGE: i64 = 2000;
@@ -114,7 +114,7 @@ pub struct PgAuditStore {
     spill: Option<Mutex<Spill<Aside>>>,
     /// Every key this instance may sign with (current and previous): each
     /// entry is signed by the one in force at its place in the chain.
-    keys: Vec<AuditKey>,
+    keys: Arc<[AuditKey]>,
     instance: String,
 }
 
@@ -137,11 +137,7 @@ impl PgAuditStore {
     ) -> Result<Arc<PgAuditStore>, StoreError> {
         let spill = Spill::open(&spill_path, "audit entries")?;
         let store = Self::connect(url, Some(spill), instance, keys)?;
-        let weak = Arc::downgrade(&store);
-        std::thread::Builder::new()
-            .name("hoosh-pg-audit-replay".into())
-            .spawn(move || replay_loop(weak))
-            .map_err(StoreError::Io)?;
+        spill::spawn_idle_replay("hoosh-pg-audit-replay", Arc::downgrade(&store), PgAuditStore::replay_idle)?;
         Ok(store)
     }
 
@@ -164,7 +160,22 @@ impl PgAuditStore {
                 "the database schema is at version {version}; the audit chain needs {AUDIT_SCHEMA}: run `hoosh migrate`"
             )));
         }
-        Ok(Arc::new(PgAuditStore { writer, reader, spill: spill.map(Mutex::new), keys, instance: instance.to_owned() }))
+        Ok(Arc::new(PgAuditStore {
+            writer,
+            reader,
+            spill: spill.map(Mutex::new),
+            keys: keys.into(),
+            instance: instance.to_owned(),
+        }))
+    }
+
+    /// The idle replay (every second, [`spill::spawn_idle_replay`]).
+    fn replay_idle(&self) {
+        let (Some(spill), Some(key)) = (&self.spill, self.keys.first()) else { return };
+        let mut spill = spill.lock();
+        if let Err(e) = self.replay(&mut spill, key) {
+            tracing::debug!(error = %e, entries = spill.len(), "audit entries kept aside wait for the chain");
+        }
     }
 
     /// Entries waiting in the spill file.
@@ -172,10 +183,18 @@ impl PgAuditStore {
         self.spill.as_ref().map_or(0, |s| s.lock().len())
     }
 
+    /// This instance's keys, `key` among them (it is, unless a caller signs
+    /// with a key the store was not opened with).
+    fn ring_with(&self, key: &AuditKey) -> Arc<[AuditKey]> {
+        if self.keys.iter().any(|k| k.id() == key.id()) {
+            return Arc::clone(&self.keys);
+        }
+        std::iter::once(key.clone()).chain(self.keys.iter().cloned()).collect()
+    }
+
     /// Commits `batch` (entries `origin.first + 1 ..` of its writer) behind the head.
     fn commit(&self, batch: &mut [Entry], origin: Origin, key: &AuditKey) -> Result<ChainState, Fail> {
-        let mut keys = vec![key.clone()];
-        keys.extend(self.keys.iter().filter(|k| k.id() != key.id()).cloned());
+        let keys = self.ring_with(key);
         let (entries, instance) = (batch.to_vec(), self.instance.clone());
         let done = self
             .writer
@@ -332,18 +351,6 @@ fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-fn replay_loop(store: Weak<PgAuditStore>) {
-    loop {
-        std::thread::sleep(Duration::from_secs(1));
-        let Some(store) = store.upgrade() else { return };
-        let (Some(spill), Some(key)) = (&store.spill, store.keys.first()) else { continue };
-        let mut spill = spill.lock();
-        if let Err(e) = store.replay(&mut spill, key) {
-            tracing::debug!(error = %e, entries = spill.len(), "audit entries kept aside wait for the chain");
-        }
-    }
-}
-
 impl ChainStore for PgAuditStore {
     fn append(&self, batch: &mut [Entry], origin: Origin, key: &AuditKey) -> Result<Appended, StoreError> {
         let Some(spill) = &self.spill else {
@@ -379,8 +386,7 @@ impl ChainStore for PgAuditStore {
         now_ms: i64,
         _local: ChainState,
     ) -> Result<Option<(PruneRecord, ChainState)>, StoreError> {
-        let mut keys = vec![key.clone()];
-        keys.extend(self.keys.iter().cloned());
+        let keys = self.ring_with(key);
         let done = self
             .writer
             .run(move |c| {

@@ -13,8 +13,7 @@
 //! export never holds up ledger commits.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::sync::Arc;
 
 use hoosh_governance::{
     BudgetSpec, GroupBy, KeyRecord, PoolId, Store, StoreError, StoredResponse, Team, UsageAggregate, UsageRecord,
@@ -25,7 +24,7 @@ use postgres::Client;
 
 use crate::migrate;
 use crate::pg_conn::{PgConn, PgFail};
-use crate::spill::Spill;
+use crate::spill::{self, Spill};
 
 /// Rows per INSERT when replaying a spill.
 const REPLAY_BATCH: usize = 500;
@@ -92,11 +91,7 @@ impl PgStore {
             instance: options.instance,
             on_change: std::sync::OnceLock::new(),
         });
-        let weak = Arc::downgrade(&store);
-        std::thread::Builder::new()
-            .name("hoosh-pg-replay".into())
-            .spawn(move || replay_loop(weak))
-            .map_err(StoreError::Io)?;
+        spill::spawn_idle_replay("hoosh-pg-replay", Arc::downgrade(&store), PgStore::replay_idle)?;
         Ok(store)
     }
 
@@ -117,6 +112,14 @@ impl PgStore {
         self.spill.lock().len()
     }
 
+    /// The idle replay (every second, [`spill::spawn_idle_replay`]).
+    fn replay_idle(&self) {
+        let mut spill = self.spill.lock();
+        if let Err(e) = self.replay(&mut spill) {
+            tracing::debug!(error = %e, rows = spill.len(), "spilled ledger rows wait for PostgreSQL");
+        }
+    }
+
     /// Sends the spill to PostgreSQL, oldest first; the file is emptied once
     /// all of it is committed.
     fn replay(&self, spill: &mut Spill<UsageRecord>) -> Result<(), PgFail> {
@@ -132,17 +135,6 @@ impl PgStore {
         spill.clear().map_err(|e| PgFail::Refused(format!("emptying the spill file: {e}")))?;
         tracing::warn!(rows = rows.len(), "ledger rows spilled during a database outage are now in PostgreSQL");
         Ok(())
-    }
-}
-
-fn replay_loop(store: Weak<PgStore>) {
-    loop {
-        std::thread::sleep(Duration::from_secs(1));
-        let Some(store) = store.upgrade() else { return };
-        let mut spill = store.spill.lock();
-        if let Err(e) = store.replay(&mut spill) {
-            tracing::debug!(error = %e, rows = spill.len(), "spilled ledger rows wait for PostgreSQL");
-        }
     }
 }
 

@@ -8,6 +8,8 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
+use std::sync::Weak;
+use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -98,6 +100,20 @@ impl<T: Serialize + DeserializeOwned> Spill<T> {
         self.rows = 0;
         Ok(())
     }
+}
+
+/// Starts a thread that calls `replay` on `owner` every second while it
+/// lives (its spill is replayed even when nothing new is written); it ends
+/// by itself once the owner is dropped.
+pub fn spawn_idle_replay<S: Send + Sync + 'static>(name: &str, owner: Weak<S>, replay: fn(&S)) -> std::io::Result<()> {
+    std::thread::Builder::new().name(name.into()).spawn(move || {
+        loop {
+            std::thread::sleep(Duration::from_secs(1));
+            let Some(owner) = owner.upgrade() else { return };
+            replay(&owner);
+        }
+    })?;
+    Ok(())
 }
 
 fn io_at(path: &Path, e: std::io::Error) -> std::io::Error {

@@ -29,6 +29,23 @@ fn database() -> String {
     url
 }
 
+/// A store appending to `url`'s chain, spilling into `dir`, signing with `keys`.
+fn store_at(url: &str, dir: &std::path::Path, instance: &str, keys: &[&AuditKey]) -> Arc<PgAuditStore> {
+    let keys = keys.iter().map(|k| (*k).clone()).collect();
+    PgAuditStore::open(url, dir.join("spill.jsonl"), instance, keys).unwrap()
+}
+
+/// Records `count` events as `writer`, pausing `pause` every `every` of
+/// them so that several writers' batches interleave.
+fn record_paced(log: &AuditLog, writer: &str, count: u64, every: u64, pause: Duration) {
+    for n in 0..count {
+        log.record(event(writer, n));
+        if n % every == 0 {
+            std::thread::sleep(pause);
+        }
+    }
+}
+
 fn options() -> AuditOptions {
     AuditOptions {
         initial_backoff: Duration::from_millis(5),
@@ -81,20 +98,13 @@ fn two_instances_appending_at_once_make_one_gap_free_chain_that_verifies() {
     let url = database();
     let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let shared = key(7);
-    let a = PgAuditStore::open(&url, d1.path().join("spill.jsonl"), "a", vec![shared.clone()]).unwrap();
-    let b = PgAuditStore::open(&url, d2.path().join("spill.jsonl"), "b", vec![shared.clone()]).unwrap();
+    let a = store_at(&url, d1.path(), "a", &[&shared]);
+    let b = store_at(&url, d2.path(), "b", &[&shared]);
     let log_a = AuditLog::open_with(a.clone(), shared.clone(), system_clock(), options()).unwrap();
     let log_b = AuditLog::open_with(b.clone(), shared.clone(), system_clock(), options()).unwrap();
     std::thread::scope(|s| {
         for (log, name) in [(&log_a, "a"), (&log_b, "b")] {
-            s.spawn(move || {
-                for n in 0..600 {
-                    log.record(event(name, n));
-                    if n % 50 == 0 {
-                        std::thread::sleep(Duration::from_millis(3));
-                    }
-                }
-            });
+            s.spawn(move || record_paced(log, name, 600, 50, Duration::from_millis(3)));
         }
     });
     log_a.close();
@@ -121,7 +131,7 @@ fn a_batch_retried_after_its_commit_answer_was_lost_is_taken_once() {
     let url = database();
     let dir = tempfile::tempdir().unwrap();
     let k = key(1);
-    let store = PgAuditStore::open(&url, dir.path().join("spill.jsonl"), "a", vec![k.clone()]).unwrap();
+    let store = store_at(&url, dir.path(), "a", &[&k]);
     let mut state = ChainState::genesis();
     let mut batch: Vec<Entry> = (0..3).map(|n| seal(&mut state, event("a", n), 1000 + n as i64, &k)).collect();
     let origin = Origin { writer: 42, first: 0 };
@@ -149,8 +159,8 @@ fn entries_recorded_while_postgres_is_unreachable_wait_on_disk_and_join_the_chai
     let relayed = relay.url(&url, &target);
     let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let k = key(3);
-    let cut_off = PgAuditStore::open(&relayed, d1.path().join("spill.jsonl"), "a", vec![k.clone()]).unwrap();
-    let other = PgAuditStore::open(&url, d2.path().join("spill.jsonl"), "b", vec![k.clone()]).unwrap();
+    let cut_off = store_at(&relayed, d1.path(), "a", &[&k]);
+    let other = store_at(&url, d2.path(), "b", &[&k]);
     let log_a = AuditLog::open_with(cut_off.clone(), k.clone(), system_clock(), options()).unwrap();
     let log_b = AuditLog::open_with(other.clone(), k.clone(), system_clock(), options()).unwrap();
     for n in 0..5 {
@@ -235,13 +245,13 @@ fn an_instance_with_another_key_cannot_append_to_the_cluster_chain() {
     let url = database();
     let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let good = key(5);
-    let a = PgAuditStore::open(&url, d1.path().join("spill.jsonl"), "a", vec![good.clone()]).unwrap();
+    let a = store_at(&url, d1.path(), "a", &[&good]);
     let log = AuditLog::open_with(a.clone(), good.clone(), system_clock(), options()).unwrap();
     log.record(event("a", 0));
     log.flush();
     // Someone with a valid gateway config but their own key.
     let intruder = key(6);
-    let b = PgAuditStore::open(&url, d2.path().join("spill.jsonl"), "b", vec![intruder.clone()]).unwrap();
+    let b = store_at(&url, d2.path(), "b", &[&intruder]);
     let mut state = ChainState::after(&a.head().unwrap().unwrap());
     let mut forged = vec![seal(&mut state, event("b", 0), 1, &intruder)];
     // Kept aside on b's disk, never in the chain.
@@ -257,7 +267,7 @@ fn edits_made_in_the_database_are_caught_and_pruning_keeps_the_chain_verifiable(
     let url = database();
     let dir = tempfile::tempdir().unwrap();
     let k = key(8);
-    let store = PgAuditStore::open(&url, dir.path().join("spill.jsonl"), "a", vec![k.clone()]).unwrap();
+    let store = store_at(&url, dir.path(), "a", &[&k]);
     let clock_ms = Arc::new(std::sync::atomic::AtomicI64::new(1_000));
     let clock: hoosh_audit::Clock = {
         let c = Arc::clone(&clock_ms);
@@ -295,24 +305,18 @@ fn pruning_while_two_instances_append_leaves_one_chain_that_verifies() {
     let url = database();
     let (d1, d2, d3) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let k = key(9);
-    let open = |dir: &tempfile::TempDir, name: &str| {
-        PgAuditStore::open(&url, dir.path().join("spill.jsonl"), name, vec![k.clone()]).unwrap()
-    };
-    let (a, b, c) = (open(&d1, "a"), open(&d2, "b"), open(&d3, "c"));
+    let (a, b, c) = (
+        store_at(&url, d1.path(), "a", &[&k]),
+        store_at(&url, d2.path(), "b", &[&k]),
+        store_at(&url, d3.path(), "c", &[&k]),
+    );
     let log_a = AuditLog::open_with(a.clone(), k.clone(), system_clock(), options()).unwrap();
     let log_b = AuditLog::open_with(b.clone(), k.clone(), system_clock(), options()).unwrap();
     let pruner = AuditLog::open_with(c.clone(), k.clone(), system_clock(), options()).unwrap();
     let mut pruned = 0;
     std::thread::scope(|s| {
         for (log, name) in [(&log_a, "a"), (&log_b, "b")] {
-            s.spawn(move || {
-                for n in 0..400 {
-                    log.record(event(name, n));
-                    if n % 20 == 0 {
-                        std::thread::sleep(Duration::from_millis(4));
-                    }
-                }
-            });
+            s.spawn(move || record_paced(log, name, 400, 20, Duration::from_millis(4)));
         }
         // A third instance's retention runs again and again meanwhile, each
         // time cutting everything older than "now".
@@ -342,9 +346,8 @@ fn a_key_rotated_while_postgres_is_unreachable_signs_exactly_what_follows_it_onc
     let relayed = relay.url(&url, &target);
     let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (old, new) = (key(10), key(11));
-    let cut_off =
-        PgAuditStore::open(&relayed, d1.path().join("spill.jsonl"), "a", vec![new.clone(), old.clone()]).unwrap();
-    let other = PgAuditStore::open(&url, d2.path().join("spill.jsonl"), "b", vec![old.clone()]).unwrap();
+    let cut_off = store_at(&relayed, d1.path(), "a", &[&new, &old]);
+    let other = store_at(&url, d2.path(), "b", &[&old]);
     let log_a = AuditLog::open_with(cut_off.clone(), old.clone(), system_clock(), options()).unwrap();
     let log_b = AuditLog::open_with(other.clone(), old.clone(), system_clock(), options()).unwrap();
     log_a.record(event("a", 0));
@@ -378,7 +381,7 @@ fn a_writer_that_waited_for_the_lock_appends_behind_what_the_holder_committed() 
     let url = database();
     let dir = tempfile::tempdir().unwrap();
     let k = key(12);
-    let store = PgAuditStore::open(&url, dir.path().join("spill.jsonl"), "a", vec![k.clone()]).unwrap();
+    let store = store_at(&url, dir.path(), "a", &[&k]);
     let mut state = ChainState::genesis();
     let mut first = vec![seal(&mut state, event("a", 0), 1, &k)];
     store.append(&mut first, Origin { writer: 1, first: 0 }, &k).unwrap();

@@ -716,6 +716,22 @@ async fn clients_that_hang_up_on_both_instances_leak_no_reservation_and_are_char
     println!("budget agreed with the ledger after {agreed:?}: {last}");
 }
 
+/// `hoosh serve` with `config` (no `HOOSH_AUDIT_KEY` from outside) must
+/// exit without ever saying it listens; its stderr.
+fn refused_start(config: &std::path::Path, data: &std::path::Path, envs: &[(&str, &str)]) -> String {
+    let out = std::process::Command::new(support::BIN)
+        .args(["serve", "--port", "0", "--config", config.to_str().unwrap()])
+        .args(["--data-dir", data.to_str().unwrap()])
+        .env_remove("HOOSH_AUDIT_KEY")
+        .envs(envs.iter().copied())
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr).into_owned());
+    assert!(!out.status.success(), "started anyway: {stderr}");
+    assert!(!stdout.contains("listening"), "said it listens first: {stdout}");
+    stderr
+}
+
 #[test]
 fn an_instance_that_cannot_reach_its_stores_at_start_says_which_and_exits() {
     let pg = fresh_database();
@@ -734,15 +750,7 @@ fn an_instance_that_cannot_reach_its_stores_at_start_says_which_and_exits() {
             ),
         )
         .unwrap();
-        let out = std::process::Command::new(support::BIN)
-            .args(["serve", "--port", "0", "--config", config.to_str().unwrap()])
-            .args(["--data-dir", dir.join(name).to_str().unwrap()])
-            .env("HOOSH_LOG", "error")
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{name}: started anyway");
-        assert!(!String::from_utf8_lossy(&out.stdout).contains("listening"), "{name}: listened first");
+        let stderr = refused_start(&config, &dir.join(name), &[("HOOSH_LOG", "error")]);
         assert!(stderr.contains(blamed), "{name}: {stderr}");
     }
 }
@@ -769,16 +777,7 @@ async fn an_instance_without_the_clusters_audit_key_does_not_start_and_the_chain
     for (name, config, says) in
         [("keyless", keyless, "HOOSH_AUDIT_KEY or audit.key_file"), ("own-key", own_key, "is signed by key")]
     {
-        let out = std::process::Command::new(support::BIN)
-            .args(["serve", "--port", "0", "--config", config.to_str().unwrap()])
-            .args(["--data-dir", cluster.dir.join(name).to_str().unwrap()])
-            .env("HOOSH_CLUSTER_TEST_MASTER", MASTER)
-            .env_remove("HOOSH_AUDIT_KEY")
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{name}: started anyway");
-        assert!(!String::from_utf8_lossy(&out.stdout).contains("listening"), "{name}: listened first");
+        let stderr = refused_start(&config, &cluster.dir.join(name), &[("HOOSH_CLUSTER_TEST_MASTER", MASTER)]);
         assert!(stderr.contains(says), "{name}: {stderr}");
     }
     assert_eq!(chat(&client, &a.url, &key, "two").await.0, 200);

@@ -77,17 +77,17 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
     }
     let data_dir = hoosh_server::governance::data_dir(&config.governance, args.data_dir.as_deref())
         .map_err(|e| anyhow::anyhow!("data directory: {e}"))?;
-    let data = match &gov.db_path {
-        _ if gov.cluster().is_some() => DataHome::Cluster {
+    let data = if gov.cluster().is_some() {
+        DataHome::Cluster {
             postgres: super::state::redact(config.state.postgres_url.as_deref().unwrap_or_default()),
             redis: super::state::redact(config.state.redis_url.as_deref().unwrap_or_default()),
             dir: data_dir.clone(),
-        },
-        Some(_) => DataHome::Dir { dir: data_dir.clone(), audit: config.audit.enabled },
-        None => {
-            tracing::warn!("usage ledger kept in memory (governance.in_memory): nothing survives a restart");
-            DataHome::Memory
         }
+    } else if gov.db_path.is_some() {
+        DataHome::Dir { dir: data_dir.clone(), audit: config.audit.enabled }
+    } else {
+        tracing::warn!("usage ledger kept in memory (governance.in_memory): nothing survives a restart");
+        DataHome::Memory
     };
     let mut entries = registry::build_entries(&config)?;
     let mut models_dir = None;
@@ -125,13 +125,13 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
     }
     // Opened before the listener: a bad key or an unreachable chain stops the start.
     let audit = if config.audit.enabled {
-        let dir = &data_dir;
         let home = match config.state.postgres_url.as_deref() {
             Some(postgres_url) if config.state.is_cluster() => ChainHome::Cluster { postgres_url, instance: &instance },
             _ => ChainHome::File,
         };
-        let audit =
-            Audit::open(&config.audit, dir, home).map_err(|e| anyhow::anyhow!("audit: {e}"))?.with_instance(&instance);
+        let audit = Audit::open(&config.audit, &data_dir, home)
+            .map_err(|e| anyhow::anyhow!("audit: {e}"))?
+            .with_instance(&instance);
         match audit.db_path() {
             Some(path) => tracing::debug!(chain = %path.display(), "audit chain"),
             None => tracing::debug!("audit chain in PostgreSQL, shared by the cluster"),
